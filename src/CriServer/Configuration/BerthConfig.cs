@@ -1,0 +1,46 @@
+using System.Net;
+
+namespace Berth.CriServer.Configuration;
+
+/// <summary>berthd's effective configuration: the TOML file, then command-line overrides, over defaults.</summary>
+public sealed record BerthConfig
+{
+    public const string DefaultConfigPath = "/etc/berth/config.toml";
+
+    /// <summary>Persistent state: blobs, snapshots, the metadata database.</summary>
+    public string Root { get; init; } = "/var/lib/berth";
+
+    /// <summary>Volatile state that dies with a reboot: runtime roots, pinned namespaces, shim sockets.</summary>
+    public string State { get; init; } = "/run/berth";
+
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    public LogFormat LogFormat { get; init; } = LogFormat.Text;
+
+    public GrpcConfig Grpc { get; init; } = new();
+
+    public MetricsConfig Metrics { get; init; } = new();
+}
+
+public enum LogFormat
+{
+    Text,
+    Json,
+}
+
+public sealed record GrpcConfig
+{
+    public string Socket { get; init; } = "/run/berth/berth.sock";
+
+    /// <summary>Group that owns the socket (mode 0660); 0 keeps it root-only.</summary>
+    public int Gid { get; init; }
+
+    /// <summary>How long in-flight RPCs may run on after SIGTERM before the host stops them.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+public sealed record MetricsConfig
+{
+    /// <summary>Where <c>/metrics</c> is served; null when metrics are off (the default).</summary>
+    public IPEndPoint? Address { get; init; }
+}

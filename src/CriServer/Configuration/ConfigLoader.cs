@@ -1,0 +1,143 @@
+using System.Net;
+using Tomlyn;
+using Tomlyn.Model;
+
+namespace Berth.CriServer.Configuration;
+
+/// <summary>Builds the effective <see cref="BerthConfig"/> from the TOML file and the command line.</summary>
+public static class ConfigLoader
+{
+    internal static readonly IReadOnlyDictionary<string, LogLevel> LogLevels = new Dictionary<string, LogLevel>(StringComparer.Ordinal)
+    {
+        ["trace"] = LogLevel.Trace,
+        ["debug"] = LogLevel.Debug,
+        ["info"] = LogLevel.Information,
+        ["warn"] = LogLevel.Warning,
+        ["error"] = LogLevel.Error,
+    };
+
+    public static string LogLevelName(LogLevel level) => LogLevels.First(pair => pair.Value == level).Key;
+
+    private static readonly IReadOnlyDictionary<string, LogFormat> LogFormats = new Dictionary<string, LogFormat>(StringComparer.Ordinal)
+    {
+        ["text"] = LogFormat.Text,
+        ["json"] = LogFormat.Json,
+    };
+
+    /// <summary>
+    /// Loads the config named on the command line, or the default path when it exists
+    /// (a node without a config file runs on defaults, as containerd does).
+    /// </summary>
+    public static BerthConfig Load(CommandLineOptions options)
+    {
+        var path = options.ConfigPath ?? BerthConfig.DefaultConfigPath;
+        BerthConfig config;
+        if (File.Exists(path))
+        {
+            string text;
+            try
+            {
+                text = File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ConfigException($"{path}: cannot read the config file: {e.Message}");
+            }
+            try
+            {
+                config = Parse(text);
+            }
+            catch (ConfigException e)
+            {
+                throw new ConfigException($"{path}: {e.Message}");
+            }
+        }
+        else if (options.ConfigPath is not null)
+        {
+            throw new ConfigException($"{path}: the config file does not exist");
+        }
+        else
+        {
+            config = new BerthConfig();
+        }
+
+        return Validate(ApplyOverrides(config, options));
+    }
+
+    /// <summary>Parses TOML text onto the defaults; unknown keys and bad values throw with the key's name.</summary>
+    public static BerthConfig Parse(string toml)
+    {
+        TomlTable table;
+        try
+        {
+            table = TomlSerializer.Deserialize(toml, TomlContext.Default.TomlTable) ?? [];
+        }
+        catch (TomlException e)
+        {
+            throw new ConfigException($"invalid TOML: {e.Message}");
+        }
+
+        var root = new TomlSection(table, "");
+        var defaults = new BerthConfig();
+        var config = defaults with
+        {
+            Root = root.String("root") ?? defaults.Root,
+            State = root.String("state") ?? defaults.State,
+            LogLevel = root.Enum("log_level", LogLevels) ?? defaults.LogLevel,
+            LogFormat = root.Enum("log_format", LogFormats) ?? defaults.LogFormat,
+            Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
+            Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
+        };
+        root.RejectUnknownKeys();
+        return config;
+    }
+
+    private static GrpcConfig ParseGrpc(TomlSection? section, GrpcConfig defaults)
+    {
+        if (section is null) return defaults;
+        var grpc = defaults with
+        {
+            Socket = section.String("socket") ?? defaults.Socket,
+            Gid = (int?)section.Integer("gid", 0, int.MaxValue) ?? defaults.Gid,
+            ShutdownTimeout = section.Duration("shutdown_timeout") ?? defaults.ShutdownTimeout,
+        };
+        section.RejectUnknownKeys();
+        return grpc;
+    }
+
+    private static MetricsConfig ParseMetrics(TomlSection? section, MetricsConfig defaults)
+    {
+        if (section is null) return defaults;
+        var address = section.String("address");
+        section.RejectUnknownKeys();
+        if (string.IsNullOrEmpty(address)) return defaults;
+        return IPEndPoint.TryParse(address, out var endpoint) && endpoint.Port != 0
+            ? defaults with { Address = endpoint }
+            : throw new ConfigException($"metrics.address: '{address}' is not an address with a port, such as \"127.0.0.1:9400\"");
+    }
+
+    private static BerthConfig ApplyOverrides(BerthConfig config, CommandLineOptions options) => config with
+    {
+        Root = options.Root ?? config.Root,
+        State = options.State ?? config.State,
+        LogLevel = options.LogLevel ?? config.LogLevel,
+        Grpc = options.Socket is null ? config.Grpc : config.Grpc with { Socket = options.Socket },
+    };
+
+    private static BerthConfig Validate(BerthConfig config)
+    {
+        RequireAbsolute("root", config.Root);
+        RequireAbsolute("state", config.State);
+        RequireAbsolute("grpc.socket", config.Grpc.Socket);
+        // sun_path holds 108 bytes including the terminating NUL.
+        if (System.Text.Encoding.UTF8.GetByteCount(config.Grpc.Socket) > 107)
+            throw new ConfigException($"grpc.socket: '{config.Grpc.Socket}' is longer than the 107 bytes a unix socket path may have");
+        return config;
+    }
+
+    private static void RequireAbsolute(string key, string path)
+    {
+        if (!Path.IsPathFullyQualified(path))
+            throw new ConfigException($"{key}: '{path}' must be an absolute path");
+    }
+}

@@ -1,0 +1,93 @@
+using System.Globalization;
+using Tomlyn.Model;
+
+namespace Berth.CriServer.Configuration;
+
+/// <summary>
+/// Reads typed values out of one TOML table and remembers which keys were read,
+/// so that a misspelt or unknown key is an error that names its full dotted path.
+/// </summary>
+internal sealed class TomlSection(TomlTable table, string path)
+{
+    private readonly HashSet<string> _read = new(StringComparer.Ordinal);
+
+    private string KeyPath(string key) => path.Length == 0 ? key : $"{path}.{key}";
+
+    private bool TryGet(string key, out object value)
+    {
+        _read.Add(key);
+        return table.TryGetValue(key, out value!);
+    }
+
+    public string? String(string key)
+    {
+        if (!TryGet(key, out var value)) return null;
+        return value as string ?? throw TypeError(key, "a string", value);
+    }
+
+    public long? Integer(string key, long min, long max)
+    {
+        if (!TryGet(key, out var value)) return null;
+        if (value is not long number) throw TypeError(key, "an integer", value);
+        if (number < min || number > max)
+            throw new ConfigException($"{KeyPath(key)}: {number} is out of range [{min}, {max}]");
+        return number;
+    }
+
+    public bool? Boolean(string key)
+    {
+        if (!TryGet(key, out var value)) return null;
+        return value is bool flag ? flag : throw TypeError(key, "true or false", value);
+    }
+
+    /// <summary>A Go-style duration string ("500ms", "10s", "1m30s"), as containerd's config uses.</summary>
+    public TimeSpan? Duration(string key)
+    {
+        var text = String(key);
+        if (text is null) return null;
+        return DurationParser.TryParse(text, out var duration) && duration >= TimeSpan.Zero
+            ? duration
+            : throw new ConfigException($"{KeyPath(key)}: '{text}' is not a duration such as \"500ms\", \"10s\" or \"1m30s\"");
+    }
+
+    public T? Enum<T>(string key, IReadOnlyDictionary<string, T> names) where T : struct
+    {
+        var text = String(key);
+        if (text is null) return null;
+        return names.TryGetValue(text, out var parsed)
+            ? parsed
+            : throw new ConfigException($"{KeyPath(key)}: '{text}' is not one of {string.Join(", ", names.Keys)}");
+    }
+
+    public TomlSection? Section(string key)
+    {
+        if (!TryGet(key, out var value)) return null;
+        return value is TomlTable nested
+            ? new TomlSection(nested, KeyPath(key))
+            : throw TypeError(key, "a table", value);
+    }
+
+    /// <summary>Call after every known key was read: anything left over is a typo or a key of another version.</summary>
+    public void RejectUnknownKeys()
+    {
+        foreach (var (key, _) in table)
+        {
+            if (!_read.Contains(key))
+                throw new ConfigException($"unknown key '{KeyPath(key)}'");
+        }
+    }
+
+    private ConfigException TypeError(string key, string expected, object actual) =>
+        new($"{KeyPath(key)}: expected {expected}, got {Describe(actual)}");
+
+    private static string Describe(object value) => value switch
+    {
+        string s => $"the string \"{s}\"",
+        long l => $"the integer {l.ToString(CultureInfo.InvariantCulture)}",
+        double d => $"the number {d.ToString(CultureInfo.InvariantCulture)}",
+        bool b => b ? "true" : "false",
+        TomlTable => "a table",
+        TomlArray or TomlTableArray => "an array",
+        _ => value.GetType().Name,
+    };
+}

@@ -1,0 +1,111 @@
+using Berth.CriServer.Configuration;
+using Berth.CriServer.Observability;
+using Berth.CriServer.Services;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Prometheus;
+
+namespace Berth.CriServer.Hosting;
+
+/// <summary>The composition root: builds the gRPC server on the CRI socket, wires the components, runs until SIGTERM.</summary>
+internal static partial class BerthHost
+{
+    public static async Task<int> RunAsync(BerthConfig config)
+    {
+        var app = Build(config);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
+        var socket = config.Grpc.Socket;
+
+        try
+        {
+            // A umask covers the window between bind() and the chmod below, so the socket is never world-usable.
+            var previousMask = Tmds.Linux.LibC.umask(0x7 /* 0007 */);
+            try
+            {
+                await app.StartAsync();
+            }
+            finally
+            {
+                Tmds.Linux.LibC.umask(previousMask);
+            }
+            SocketGuard.Secure(socket, config.Grpc.Gid);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogStartFailed(logger, socket, e);
+            await app.DisposeAsync();
+            return 1;
+        }
+
+        LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
+        await app.WaitForShutdownAsync();
+        await app.DisposeAsync();
+        File.Delete(socket);
+        LogStopped(logger);
+        return 0;
+    }
+
+    internal static WebApplication Build(BerthConfig config)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "berthd" });
+
+        builder.Logging.SetMinimumLevel(config.LogLevel);
+        // ASP.NET Core's own chatter (per request, per connection) only when asked for trace.
+        builder.Logging.AddFilter("Microsoft", config.LogLevel == LogLevel.Trace ? LogLevel.Trace : LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", config.LogLevel == LogLevel.Trace ? LogLevel.Trace : LogLevel.Warning);
+        if (config.LogFormat == LogFormat.Json)
+        {
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            });
+        }
+
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.Grpc.ShutdownTimeout);
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Go gRPC clients (kubelet, crictl) speak HTTP/2 with prior knowledge on a unix socket.
+            kestrel.ListenUnixSocket(config.Grpc.Socket, o => o.Protocols = HttpProtocols.Http2);
+            if (config.Metrics.Address is { } metrics)
+                kestrel.Listen(metrics, o => o.Protocols = HttpProtocols.Http1);
+        });
+
+        builder.Services.AddRoutingCore();
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(Metrics.DefaultRegistry);
+        builder.Services.AddSingleton<RpcMetrics>();
+        builder.Services.AddGrpc(o =>
+        {
+            o.Interceptors.Add<RpcInterceptor>();
+            o.EnableDetailedErrors = false;
+        });
+
+        var app = builder.Build();
+        app.UseRouting();
+        app.MapGrpcService<RuntimeService>();
+        app.MapGrpcService<ImageService>();
+        if (config.Metrics.Address is { } address)
+            app.MapMetrics("/metrics").RequireHost($"*:{address.Port}");
+        return app;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "berthd {Version} serving CRI v1 on {Socket} (metrics: {Metrics})")]
+    private static partial void LogServing(ILogger logger, string version, string socket, string metrics);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "cannot serve on {Socket}")]
+    private static partial void LogStartFailed(ILogger logger, string socket, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "berthd stopped")]
+    private static partial void LogStopped(ILogger logger);
+}

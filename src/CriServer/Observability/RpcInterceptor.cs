@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace Berth.CriServer.Observability;
+
+/// <summary>
+/// Wraps every CRI RPC: logs it, records its metrics, and turns whatever escapes a handler
+/// into a precise gRPC status, so that no RPC crashes the daemon or answers without a message.
+/// </summary>
+internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, RpcMetrics metrics) : Interceptor
+{
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var response = await continuation(request, context);
+            Completed(context.Method, StatusCode.OK, started, null);
+            return response;
+        }
+        catch (Exception e)
+        {
+            var failure = ToRpcException(e, context);
+            Completed(context.Method, failure.StatusCode, started, failure);
+            throw failure;
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
+        ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await continuation(request, responseStream, context);
+            Completed(context.Method, StatusCode.OK, started, null);
+        }
+        catch (Exception e)
+        {
+            var failure = ToRpcException(e, context);
+            Completed(context.Method, failure.StatusCode, started, failure);
+            throw failure;
+        }
+    }
+
+    private void Completed(string method, StatusCode code, long started, RpcException? failure)
+    {
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        metrics.Observe(method, code, elapsed);
+        if (failure is null)
+            LogServed(method, elapsed.TotalMilliseconds);
+        else
+            LogFailed(method, code, elapsed.TotalMilliseconds, failure.Status.Detail);
+    }
+
+    private RpcException ToRpcException(Exception e, ServerCallContext context) => e switch
+    {
+        // The generated base class answers unbuilt RPCs with an empty message; name the RPC instead.
+        RpcException { StatusCode: StatusCode.Unimplemented, Status.Detail: "" } =>
+            new RpcException(new Status(StatusCode.Unimplemented, $"berth does not implement {context.Method.TrimStart('/')}")),
+        RpcException rpc => rpc,
+        OperationCanceledException when context.CancellationToken.IsCancellationRequested =>
+            new RpcException(new Status(StatusCode.Cancelled, "the client cancelled the call or its deadline passed")),
+        _ => Internal(e, context),
+    };
+
+    private RpcException Internal(Exception e, ServerCallContext context)
+    {
+        LogUnexpected(context.Method, e);
+        return new RpcException(new Status(StatusCode.Internal, $"{context.Method.TrimStart('/')}: {e.Message}", e));
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Method} OK in {ElapsedMs:F2} ms")]
+    private partial void LogServed(string method, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Code} in {ElapsedMs:F2} ms: {Detail}")]
+    private partial void LogFailed(string method, StatusCode code, double elapsedMs, string detail);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Method} threw an unexpected exception")]
+    private partial void LogUnexpected(string method, Exception exception);
+}

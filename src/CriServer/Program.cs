@@ -1,0 +1,36 @@
+using Berth.CriServer.Configuration;
+using Berth.CriServer.Hosting;
+
+namespace Berth.CriServer;
+
+internal static class Program
+{
+    private static async Task<int> Main(string[] args)
+    {
+        BerthConfig config;
+        try
+        {
+            var options = CommandLineOptions.Parse(args);
+            if (options.Help)
+            {
+                Console.Out.WriteLine(CommandLineOptions.Usage);
+                return 0;
+            }
+            if (options.Version)
+            {
+                Console.Out.WriteLine($"berthd {BuildInfo.Version} (CRI {BuildInfo.CriApiVersion})");
+                return 0;
+            }
+            config = ConfigLoader.Load(options);
+            StateDirectories.Prepare(config);
+            SocketGuard.Claim(config.Grpc.Socket);
+        }
+        catch (ConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"berthd: {e.Message}");
+            return 2;
+        }
+
+        return await BerthHost.RunAsync(config);
+    }
+}

@@ -1,0 +1,13 @@
+using Berth.CriServer.Configuration;
+
+namespace Berth.CriServer.Services;
+
+/// <summary>
+/// CRI RuntimeService. One partial file per RPC or small group of RPCs
+/// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
+/// overridden answer Unimplemented through the generated base class.
+/// </summary>
+public sealed partial class RuntimeService(BerthConfig config) : Cri.V1.RuntimeService.RuntimeServiceBase
+{
+    private readonly BerthConfig _config = config;
+}

@@ -1,0 +1,46 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Berth.CriServer.Configuration;
+
+namespace Berth.CriServer.Services;
+
+/// <summary>The JSON documents of Status(verbose).info, written by hand to stay AOT-safe.</summary>
+internal static class StatusInfo
+{
+    /// <summary>The effective config, keyed as in config.toml so an operator can compare the two.</summary>
+    public static string ConfigJson(BerthConfig config) => Write(w =>
+    {
+        w.WriteString("root", config.Root);
+        w.WriteString("state", config.State);
+        w.WriteString("log_level", ConfigLoader.LogLevelName(config.LogLevel));
+        w.WriteString("log_format", config.LogFormat == LogFormat.Json ? "json" : "text");
+        w.WriteStartObject("grpc");
+        w.WriteString("socket", config.Grpc.Socket);
+        w.WriteNumber("gid", config.Grpc.Gid);
+        w.WriteString("shutdown_timeout", DurationParser.Format(config.Grpc.ShutdownTimeout));
+        w.WriteEndObject();
+        w.WriteStartObject("metrics");
+        w.WriteString("address", config.Metrics.Address?.ToString() ?? "");
+        w.WriteEndObject();
+    });
+
+    public static string VersionJson() => Write(w =>
+    {
+        w.WriteString("runtimeName", BuildInfo.RuntimeName);
+        w.WriteString("runtimeVersion", BuildInfo.Version);
+        w.WriteString("runtimeApiVersion", BuildInfo.CriApiVersion);
+    });
+
+    private static string Write(Action<Utf8JsonWriter> body)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+}

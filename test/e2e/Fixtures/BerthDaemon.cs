@@ -1,0 +1,256 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Berth.Cri.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Berth.E2E.Tests.Fixtures;
+
+/// <summary>
+/// A real berthd process on a private root, state dir and socket, and gRPC clients for it.
+/// Every e2e test talks to berthd only through this: the socket, as kubelet would.
+/// </summary>
+public sealed class BerthDaemon : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output;
+    private readonly bool _ownsDirectory;
+    private bool _disposed;
+
+    private BerthDaemon(string directory, string socketPath, bool ownsDirectory, Process process, StringBuilder output, int? metricsPort)
+    {
+        Directory = directory;
+        SocketPath = socketPath;
+        _ownsDirectory = ownsDirectory;
+        _process = process;
+        _output = output;
+        MetricsPort = metricsPort;
+        Channel = CreateChannel(SocketPath);
+        Runtime = new RuntimeService.RuntimeServiceClient(Channel);
+        Images = new ImageService.ImageServiceClient(Channel);
+    }
+
+    /// <summary>The daemon's private directory: config.toml, root/, state/ and berth.sock live here.</summary>
+    public string Directory { get; }
+
+    public string SocketPath { get; }
+    public string RootPath => Path.Combine(Directory, "root");
+    public string StatePath => Path.Combine(Directory, "state");
+    public string ConfigPath => Path.Combine(Directory, "config.toml");
+    public int? MetricsPort { get; }
+    public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
+
+    public GrpcChannel Channel { get; }
+    public RuntimeService.RuntimeServiceClient Runtime { get; }
+    public ImageService.ImageServiceClient Images { get; }
+
+    /// <summary>What berthd printed so far (its log), for assertions and failure messages.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output) return _output.ToString();
+        }
+    }
+
+    public static async Task<BerthDaemon> StartAsync(DaemonOptions? options = null)
+    {
+        options ??= new DaemonOptions();
+        TestEnvironment.RequireRoot();
+        var ownsDirectory = options.Directory is null;
+        // Short paths: a unix socket path must fit in 107 bytes.
+        var directory = options.Directory ?? System.IO.Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        var socketPath = options.SocketPath ?? Path.Combine(directory, "berth.sock");
+        int? metricsPort = options.EnableMetrics ? FreeTcpPort() : null;
+
+        var config = new StringBuilder();
+        config.AppendLine($"root = \"{directory}/root\"");
+        config.AppendLine($"state = \"{directory}/state\"");
+        config.AppendLine("log_level = \"debug\"");
+        config.AppendLine("[grpc]");
+        config.AppendLine($"socket = \"{socketPath}\"");
+        if (metricsPort is not null)
+        {
+            config.AppendLine("[metrics]");
+            config.AppendLine($"address = \"127.0.0.1:{metricsPort}\"");
+        }
+        config.Append(options.ExtraConfig);
+        await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
+
+        var (process, output) = Launch(["--config", Path.Combine(directory, "config.toml")]);
+        var daemon = new BerthDaemon(directory, socketPath, ownsDirectory, process, output, metricsPort);
+        try
+        {
+            await daemon.WaitReadyAsync(TimeSpan.FromSeconds(30));
+        }
+        catch
+        {
+            await daemon.DisposeAsync();
+            throw;
+        }
+        return daemon;
+    }
+
+    /// <summary>Runs berthd with the given arguments to completion (for startup errors); returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IReadOnlyList<string> args, TimeSpan timeout)
+    {
+        TestEnvironment.RequireRoot();
+        var (process, output) = Launch(args);
+        using (process)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try
+            {
+                await process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+                throw new TimeoutException($"berthd {string.Join(' ', args)} did not exit within {timeout}; output:\n{output}");
+            }
+            lock (output) return (process.ExitCode, output.ToString());
+        }
+    }
+
+    public static GrpcChannel CreateChannel(string socketPath)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
+        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
+    }
+
+    /// <summary>Sends a signal to berthd (SIGTERM for a graceful stop, SIGKILL for a crash).</summary>
+    public void Signal(int signal)
+    {
+        if (Tmds.Linux.LibC.kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed");
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"berthd (pid {_process.Id}) did not exit within {timeout}; output:\n{Output}");
+        }
+        return _process.ExitCode;
+    }
+
+    /// <summary>Stops berthd (SIGTERM, then SIGKILL if it hangs), then removes its directory.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Channel.Dispose();
+        if (!_process.HasExited)
+        {
+            Signal(Tmds.Linux.LibC.SIGTERM);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try
+            {
+                await _process.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+        _process.Dispose();
+        if (_ownsDirectory && System.IO.Directory.Exists(Directory))
+            System.IO.Directory.Delete(Directory, recursive: true);
+    }
+
+    private async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"berthd exited with {_process.ExitCode} during startup; output:\n{Output}");
+            if (File.Exists(SocketPath))
+            {
+                try
+                {
+                    await Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+                    return;
+                }
+                catch (RpcException) when (deadline.Elapsed < timeout)
+                {
+                }
+            }
+            if (deadline.Elapsed > timeout)
+                throw new TimeoutException($"berthd was not ready within {timeout}; output:\n{Output}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static (Process, StringBuilder) Launch(IReadOnlyList<string> args)
+    {
+        var info = new ProcessStartInfo(TestEnvironment.Berthd)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+
+        var output = new StringBuilder();
+        var process = new Process { StartInfo = info };
+        DataReceivedEventHandler append = (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+        };
+        process.OutputDataReceived += append;
+        process.ErrorDataReceived += append;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return (process, output);
+    }
+
+    private static int FreeTcpPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+public sealed record DaemonOptions
+{
+    /// <summary>Reuse a directory (to restart berthd on the same state); null makes a fresh temp one.</summary>
+    public string? Directory { get; init; }
+
+    /// <summary>The CRI socket; null puts it in the daemon's directory.</summary>
+    public string? SocketPath { get; init; }
+
+    public bool EnableMetrics { get; init; }
+
+    /// <summary>TOML appended to the generated config.</summary>
+    public string ExtraConfig { get; init; } = "";
+}

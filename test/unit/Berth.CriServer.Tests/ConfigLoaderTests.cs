@@ -1,0 +1,127 @@
+using System.Net;
+using Berth.CriServer.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.CriServer.Tests;
+
+public sealed class ConfigLoaderTests
+{
+    [Fact]
+    public void Empty_file_gives_the_documented_defaults()
+    {
+        var config = ConfigLoader.Parse("");
+
+        Assert.Equal("/var/lib/berth", config.Root);
+        Assert.Equal("/run/berth", config.State);
+        Assert.Equal("/run/berth/berth.sock", config.Grpc.Socket);
+        Assert.Equal(0, config.Grpc.Gid);
+        Assert.Equal(TimeSpan.FromSeconds(10), config.Grpc.ShutdownTimeout);
+        Assert.Equal(LogLevel.Information, config.LogLevel);
+        Assert.Equal(LogFormat.Text, config.LogFormat);
+        Assert.Null(config.Metrics.Address);
+    }
+
+    [Fact]
+    public void Every_key_is_read()
+    {
+        var config = ConfigLoader.Parse("""
+            root = "/data/berth"
+            state = "/run/b"
+            log_level = "debug"
+            log_format = "json"
+
+            [grpc]
+            socket = "/run/b/cri.sock"
+            gid = 1000
+            shutdown_timeout = "1m30s"
+
+            [metrics]
+            address = "127.0.0.1:9400"
+            """);
+
+        Assert.Equal("/data/berth", config.Root);
+        Assert.Equal("/run/b", config.State);
+        Assert.Equal(LogLevel.Debug, config.LogLevel);
+        Assert.Equal(LogFormat.Json, config.LogFormat);
+        Assert.Equal("/run/b/cri.sock", config.Grpc.Socket);
+        Assert.Equal(1000, config.Grpc.Gid);
+        Assert.Equal(TimeSpan.FromSeconds(90), config.Grpc.ShutdownTimeout);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, 9400), config.Metrics.Address);
+    }
+
+    [Theory]
+    [InlineData("roots = \"/x\"", "unknown key 'roots'")]
+    [InlineData("[grpc]\nsockett = \"/x\"", "unknown key 'grpc.sockett'")]
+    [InlineData("[images]\nplatform = \"linux/arm64\"", "unknown key 'images'")]
+    [InlineData("root = 5", "root: expected a string, got the integer 5")]
+    [InlineData("grpc = \"x\"", "grpc: expected a table, got the string \"x\"")]
+    [InlineData("log_level = \"verbose\"", "log_level: 'verbose' is not one of trace, debug, info, warn, error")]
+    [InlineData("log_format = \"xml\"", "log_format: 'xml' is not one of text, json")]
+    [InlineData("[grpc]\ngid = -1", "grpc.gid: -1 is out of range")]
+    [InlineData("[grpc]\nshutdown_timeout = \"soon\"", "grpc.shutdown_timeout: 'soon' is not a duration")]
+    [InlineData("[grpc]\nshutdown_timeout = 10", "grpc.shutdown_timeout: expected a string, got the integer 10")]
+    [InlineData("[metrics]\naddress = \"localhost\"", "metrics.address: 'localhost' is not an address with a port")]
+    [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address: '127.0.0.1:0'")]
+    [InlineData("root = ", "invalid TOML")]
+    public void Bad_input_names_the_key(string toml, string expected)
+    {
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Command_line_overrides_the_file()
+    {
+        using var dir = new TempDir();
+        var path = dir.Write("config.toml", "root = \"/from/file\"\nstate = \"/state/file\"\n");
+
+        var config = ConfigLoader.Load(CommandLineOptions.Parse(
+            ["--config", path, "--root", "/from/flag", "--socket=/tmp/x.sock", "--log-level", "warn"]));
+
+        Assert.Equal("/from/flag", config.Root);
+        Assert.Equal("/state/file", config.State);
+        Assert.Equal("/tmp/x.sock", config.Grpc.Socket);
+        Assert.Equal(LogLevel.Warning, config.LogLevel);
+    }
+
+    [Fact]
+    public void A_config_named_on_the_command_line_must_exist()
+    {
+        var error = Assert.Throws<ConfigException>(() =>
+            ConfigLoader.Load(CommandLineOptions.Parse(["--config", "/nonexistent/berth.toml"])));
+        Assert.Equal("/nonexistent/berth.toml: the config file does not exist", error.Message);
+    }
+
+    [Fact]
+    public void Errors_in_the_file_name_the_file()
+    {
+        using var dir = new TempDir();
+        var path = dir.Write("config.toml", "[grpc]\nport = 1\n");
+
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Load(CommandLineOptions.Parse(["--config", path])));
+        Assert.Equal($"{path}: unknown key 'grpc.port'", error.Message);
+    }
+
+    [Theory]
+    [InlineData("--root", "relative/dir", "root: 'relative/dir' must be an absolute path")]
+    [InlineData("--state", "state", "state: 'state' must be an absolute path")]
+    [InlineData("--socket", "berth.sock", "grpc.socket: 'berth.sock' must be an absolute path")]
+    public void Paths_must_be_absolute(string flag, string value, string expected)
+    {
+        using var dir = new TempDir();
+        var path = dir.Write("config.toml", "");
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Load(CommandLineOptions.Parse(["--config", path, flag, value])));
+        Assert.Equal(expected, error.Message);
+    }
+
+    [Fact]
+    public void A_socket_path_longer_than_sun_path_is_refused()
+    {
+        using var dir = new TempDir();
+        var path = dir.Write("config.toml", "");
+        var socket = "/run/" + new string('s', 110);
+        var error = Assert.Throws<ConfigException>(() => ConfigLoader.Load(CommandLineOptions.Parse(["--config", path, "--socket", socket])));
+        Assert.StartsWith("grpc.socket:", error.Message, StringComparison.Ordinal);
+        Assert.Contains("107 bytes", error.Message, StringComparison.Ordinal);
+    }
+}
