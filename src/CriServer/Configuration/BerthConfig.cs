@@ -20,6 +20,27 @@ public sealed record BerthConfig
     public GrpcConfig Grpc { get; init; } = new();
 
     public MetricsConfig Metrics { get; init; } = new();
+
+    public ImagesConfig Images { get; init; } = new();
+}
+
+public sealed record ImagesConfig
+{
+    /// <summary>os/architecture[/variant] picked from multi-platform images.</summary>
+    public string Platform { get; init; } = "linux/amd64";
+
+    public int MaxConcurrentDownloads { get; init; } = 3;
+
+    /// <summary>Per-registry settings, keyed by registry host as it appears in image names.</summary>
+    public IReadOnlyDictionary<string, RegistryConfig> Registries { get; init; } = new Dictionary<string, RegistryConfig>();
+}
+
+public sealed record RegistryConfig
+{
+    public IReadOnlyList<Uri> Mirrors { get; init; } = [];
+    public bool Insecure { get; init; }
+    public string? CaFile { get; init; }
+    public bool SkipVerify { get; init; }
 }
 
 public enum LogFormat

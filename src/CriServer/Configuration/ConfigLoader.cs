@@ -87,6 +87,7 @@ public static class ConfigLoader
             LogFormat = root.Enum("log_format", LogFormats) ?? defaults.LogFormat,
             Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
             Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
+            Images = ParseImages(root.Section("images"), defaults.Images),
         };
         root.RejectUnknownKeys();
         return config;
@@ -114,6 +115,47 @@ public static class ConfigLoader
         return IPEndPoint.TryParse(address, out var endpoint) && endpoint.Port != 0
             ? defaults with { Address = endpoint }
             : throw new ConfigException($"metrics.address: '{address}' is not an address with a port, such as \"127.0.0.1:9400\"");
+    }
+
+    private static ImagesConfig ParseImages(TomlSection? section, ImagesConfig defaults)
+    {
+        if (section is null) return defaults;
+        var platform = section.String("platform") ?? defaults.Platform;
+        var parts = platform.Split('/');
+        if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0))
+            throw new ConfigException($"images.platform: '{platform}' is not os/architecture[/variant], such as \"linux/amd64\"");
+
+        var registries = new Dictionary<string, RegistryConfig>(StringComparer.Ordinal);
+        foreach (var (host, registry) in section.Section("registries")?.Tables() ?? [])
+        {
+            var mirrors = new List<Uri>();
+            foreach (var mirror in registry.StringArray("mirrors") ?? [])
+            {
+                if (!Uri.TryCreate(mirror, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Query.Length > 0)
+                    throw new ConfigException($"images.registries.\"{host}\".mirrors: '{mirror}' is not an http:// or https:// URL");
+                mirrors.Add(uri);
+            }
+            var caFile = registry.String("ca_file");
+            if (caFile is { Length: > 0 } && !Path.IsPathFullyQualified(caFile))
+                throw new ConfigException($"images.registries.\"{host}\".ca_file: '{caFile}' must be an absolute path");
+            registries[host] = new RegistryConfig
+            {
+                Mirrors = mirrors,
+                Insecure = registry.Boolean("insecure") ?? false,
+                CaFile = string.IsNullOrEmpty(caFile) ? null : caFile,
+                SkipVerify = registry.Boolean("skip_verify") ?? false,
+            };
+            registry.RejectUnknownKeys();
+        }
+
+        var images = defaults with
+        {
+            Platform = platform,
+            MaxConcurrentDownloads = (int?)section.Integer("max_concurrent_downloads", 1, 64) ?? defaults.MaxConcurrentDownloads,
+            Registries = registries,
+        };
+        section.RejectUnknownKeys();
+        return images;
     }
 
     private static BerthConfig ApplyOverrides(BerthConfig config, CommandLineOptions options) => config with

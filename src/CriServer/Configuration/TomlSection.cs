@@ -59,6 +59,23 @@ internal sealed class TomlSection(TomlTable table, string path)
             : throw new ConfigException($"{KeyPath(key)}: '{text}' is not one of {string.Join(", ", names.Keys)}");
     }
 
+    public IReadOnlyList<string>? StringArray(string key)
+    {
+        if (!TryGet(key, out var value)) return null;
+        if (value is not TomlArray array) throw TypeError(key, "an array of strings", value);
+        var strings = new List<string>(array.Count);
+        foreach (var item in array)
+            strings.Add(item as string ?? throw new ConfigException($"{KeyPath(key)}: expected an array of strings, found {Describe(item!)}"));
+        return strings;
+    }
+
+    /// <summary>Every key of this table as a sub-table, for maps such as <c>[images.registries."docker.io"]</c>.</summary>
+    public IEnumerable<(string Key, TomlSection Section)> Tables()
+    {
+        foreach (var (key, _) in table)
+            yield return (key, Section(key)!);
+    }
+
     public TomlSection? Section(string key)
     {
         if (!TryGet(key, out var value)) return null;

@@ -1,6 +1,7 @@
 using Berth.CriServer.Configuration;
 using Berth.CriServer.Observability;
 using Berth.CriServer.Services;
+using Berth.ImageStore;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
@@ -14,6 +15,17 @@ internal static partial class BerthHost
         var app = Build(config);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
         var socket = config.Grpc.Socket;
+        try
+        {
+            // Components open their stores now, so a bad store or option stops startup instead of the first RPC.
+            app.Services.GetRequiredService<ImageManager>();
+        }
+        catch (ImageStoreException e)
+        {
+            await Console.Error.WriteLineAsync($"berthd: {e.Message}");
+            await app.DisposeAsync();
+            return 2;
+        }
 
         try
         {
@@ -85,6 +97,8 @@ internal static partial class BerthHost
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(Metrics.DefaultRegistry);
         builder.Services.AddSingleton<RpcMetrics>();
+        builder.Services.AddSingleton(ComponentOptions.ImageStore(config));
+        builder.Services.AddSingleton<ImageManager>();
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<RpcInterceptor>();

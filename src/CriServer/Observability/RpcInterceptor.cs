@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpc.Core;
+using Berth.ImageStore;
 using Grpc.Core.Interceptors;
 
 namespace Berth.CriServer.Observability;
@@ -62,6 +63,7 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
         RpcException { StatusCode: StatusCode.Unimplemented, Status.Detail: "" } =>
             new RpcException(new Status(StatusCode.Unimplemented, $"berth does not implement {context.Method.TrimStart('/')}")),
         RpcException rpc => rpc,
+        ImageStoreException image => new RpcException(new Status(StatusMapper.CodeOf(image), image.Message)),
         OperationCanceledException when context.CancellationToken.IsCancellationRequested =>
             new RpcException(new Status(StatusCode.Cancelled, "the client cancelled the call or its deadline passed")),
         _ => Internal(e, context),

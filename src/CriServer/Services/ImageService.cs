@@ -1,6 +1,9 @@
+using Berth.ImageStore;
+
 namespace Berth.CriServer.Services;
 
-/// <summary>CRI ImageService, one partial file per RPC. RPCs not overridden answer Unimplemented.</summary>
-public sealed partial class ImageService : Cri.V1.ImageService.ImageServiceBase
+/// <summary>CRI ImageService, one partial file per RPC; the work is the image store's (<see cref="ImageManager"/>).</summary>
+public sealed partial class ImageService(ImageManager images) : Cri.V1.ImageService.ImageServiceBase
 {
+    private readonly ImageManager _images = images;
 }

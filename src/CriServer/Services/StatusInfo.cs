@@ -23,6 +23,23 @@ internal static class StatusInfo
         w.WriteStartObject("metrics");
         w.WriteString("address", config.Metrics.Address?.ToString() ?? "");
         w.WriteEndObject();
+        w.WriteStartObject("images");
+        w.WriteString("platform", config.Images.Platform);
+        w.WriteNumber("max_concurrent_downloads", config.Images.MaxConcurrentDownloads);
+        w.WriteStartObject("registries");
+        foreach (var (host, registry) in config.Images.Registries)
+        {
+            w.WriteStartObject(host);
+            w.WriteStartArray("mirrors");
+            foreach (var mirror in registry.Mirrors) w.WriteStringValue(mirror.ToString());
+            w.WriteEndArray();
+            w.WriteBoolean("insecure", registry.Insecure);
+            w.WriteString("ca_file", registry.CaFile ?? "");
+            w.WriteBoolean("skip_verify", registry.SkipVerify);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
     });
 
     public static string VersionJson() => Write(w =>

@@ -1,0 +1,19 @@
+using Berth.ImageStore;
+using Grpc.Core;
+
+namespace Berth.CriServer.Observability;
+
+/// <summary>The one place where the components' typed errors become gRPC status codes.</summary>
+internal static class StatusMapper
+{
+    public static StatusCode CodeOf(ImageStoreException exception) => exception switch
+    {
+        InvalidImageRequestException => StatusCode.InvalidArgument,
+        ImageNotFoundException => StatusCode.NotFound,
+        RegistryAuthException => StatusCode.Unauthenticated,
+        RegistryException => StatusCode.Unavailable,
+        // Content that fails its digest or is hostile: the image cannot be used as it is.
+        ImageFormatException => StatusCode.FailedPrecondition,
+        _ => StatusCode.Unknown,
+    };
+}

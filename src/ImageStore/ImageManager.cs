@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using Berth.ImageStore.Content;
+using Berth.ImageStore.Distribution;
+using Berth.ImageStore.Images;
+using Berth.ImageStore.References;
+using Berth.ImageStore.Snapshots;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.ImageStore;
+
+/// <summary>
+/// The image store's public face: pull, find, list and remove images, and report disk usage.
+/// It owns the content store, the snapshots and the image records under one root.
+/// </summary>
+public sealed partial class ImageManager : IDisposable
+{
+    private readonly ContentStore _content;
+    private readonly SnapshotStore _snapshots;
+    private readonly ImageMetadataStore _images;
+    private readonly RegistryClient _registry;
+    private readonly ImagePuller _puller;
+    private readonly ILogger<ImageManager> _logger;
+    private readonly ConcurrentDictionary<string, Lazy<Task<ImageRecord>>> _pulls = new(StringComparer.Ordinal);
+    // Pull commits and removals take turns, so a removal never collects a layer a finishing pull is about to claim.
+    private readonly SemaphoreSlim _commitLock = new(1, 1);
+    private static readonly TimeSpan UsageMaxAge = TimeSpan.FromSeconds(10);
+    private volatile FilesystemUsage? _usage;
+
+    public ImageManager(ImageStoreOptions options, ILogger<ImageManager> logger)
+    {
+        _logger = logger;
+        Root = options.Root;
+        _content = new ContentStore(Path.Combine(options.Root, "content"));
+        _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"));
+        _images = new ImageMetadataStore(Path.Combine(options.Root, "images"));
+        _registry = new RegistryClient(options.Registries);
+        _puller = new ImagePuller(_content, _snapshots, _registry, options, logger);
+    }
+
+    /// <summary>The directory that holds everything the image store writes.</summary>
+    public string Root { get; }
+
+    /// <summary>Pulls an image; concurrent pulls of the same reference share one pull.</summary>
+    public async Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    {
+        var reference = ParseReference(image);
+        var key = reference.ToString();
+        var shared = _pulls.GetOrAdd(key, pullKey => new Lazy<Task<ImageRecord>>(async () =>
+        {
+            try
+            {
+                var pulled = await _puller.PullAsync(reference, credentials, cancellationToken);
+                await _commitLock.WaitAsync(cancellationToken);
+                try
+                {
+                    var saved = await _images.SaveAsync(pulled, cancellationToken);
+                    _usage = null;
+                    LogPulled(_logger, key, saved.Id);
+                    return saved;
+                }
+                finally
+                {
+                    _commitLock.Release();
+                }
+            }
+            finally
+            {
+                _pulls.TryRemove(pullKey, out var _);
+            }
+        }));
+        return await shared.Value.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Finds an image by ID, unique ID prefix, repo tag or repo digest, normalizing short names.</summary>
+    public ImageRecord? Find(string image)
+    {
+        if (string.IsNullOrEmpty(image)) return null;
+        if (_images.Find(image) is { } found) return found;
+        if (!ImageReference.TryParse(image, out var reference, out _)) return null;
+        if (reference.Digest is not null && _images.Find(reference.RepoDigest!) is { } byDigest) return byDigest;
+        return reference.RepoTag is { } tag ? _images.Find(tag) : null;
+    }
+
+    public IReadOnlyList<ImageRecord> List() => _images.List();
+
+    /// <summary>
+    /// Disk used by the image store. Measuring walks the tree, so a result is reused for a few seconds
+    /// and re-measured after pulls and removals.
+    /// </summary>
+    public FilesystemUsage Usage()
+    {
+        var cached = _usage;
+        if (cached is not null && DateTimeOffset.UtcNow - cached.Timestamp < UsageMaxAge) return cached;
+        return _usage = FilesystemUsage.Measure(Root);
+    }
+
+    /// <summary>The image's config JSON, as pulled.</summary>
+    public Task<byte[]> ReadConfigAsync(ImageRecord image, CancellationToken cancellationToken) =>
+        _content.ReadAsync(Digest.Parse(image.Id), cancellationToken);
+
+    /// <summary>Overlay lower dirs of the image, top layer first, as <c>lowerdir=</c> wants them.</summary>
+    public IReadOnlyList<string> LowerDirs(ImageRecord image) =>
+        [.. image.ChainIds.Select(c => _snapshots.PathOf(Digest.Parse(c))).Reverse()];
+
+    /// <summary>
+    /// Removes a repo tag when the image has others; otherwise the image, then every blob and snapshot no
+    /// other image needs. A missing image is not an error, as kubelet expects.
+    /// </summary>
+    public async Task RemoveAsync(string image, CancellationToken cancellationToken)
+    {
+        await _commitLock.WaitAsync(cancellationToken);
+        try
+        {
+            var record = Find(image);
+            if (record is null) return;
+            if (ImageReference.TryParse(image, out var reference, out _) && reference.Digest is null
+                && reference.RepoTag is { } tag && record.RepoTags.Contains(tag) && record.RepoTags.Count > 1
+                && !image.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal) && record.Id != image)
+            {
+                await _images.UpdateAsync(record with { RepoTags = [.. record.RepoTags.Where(t => t != tag)] }, cancellationToken);
+                return;
+            }
+            await _images.DeleteAsync(record.Id, cancellationToken);
+            CollectGarbage();
+            _usage = null;
+            LogRemoved(_logger, record.Id);
+        }
+        finally
+        {
+            _commitLock.Release();
+        }
+    }
+
+    /// <summary>Deletes blobs and snapshots that no image references.</summary>
+    private void CollectGarbage()
+    {
+        var images = _images.List();
+        var blobs = new HashSet<string>(StringComparer.Ordinal);
+        var chains = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var image in images)
+        {
+            blobs.Add(image.Id);
+            blobs.Add(image.ManifestDigest);
+            foreach (var digest in image.RepoDigests) blobs.Add(digest[(digest.IndexOf('@', StringComparison.Ordinal) + 1)..]);
+            blobs.UnionWith(image.Layers);
+            chains.UnionWith(image.ChainIds);
+        }
+        foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString())).ToList()) _content.Delete(blob);
+        foreach (var chain in _snapshots.List().Where(c => !chains.Contains(c.ToString())).ToList()) _snapshots.Remove(chain);
+    }
+
+    private static ImageReference ParseReference(string image) =>
+        ImageReference.TryParse(image, out var reference, out var error) ? reference : throw new InvalidImageRequestException(error);
+
+    public void Dispose()
+    {
+        _registry.Dispose();
+        _images.Dispose();
+        _commitLock.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "pulled {Image} as {Id}")]
+    private static partial void LogPulled(ILogger logger, string image, string id);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "removed image {Id}")]
+    private static partial void LogRemoved(ILogger logger, string id);
+}

@@ -1,0 +1,148 @@
+using System.Text.Json;
+using Berth.ImageStore.Content;
+
+namespace Berth.ImageStore.Images;
+
+/// <summary>
+/// Image records, one JSON file each (<c>images/&lt;id-hex&gt;.json</c>) written atomically, with an in-memory
+/// index by ID. A tag or repo digest names at most one image: giving it to one takes it from another.
+/// </summary>
+internal sealed class ImageMetadataStore : IDisposable
+{
+    private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
+    private readonly string _directory;
+    private readonly Dictionary<string, ImageRecord> _byId = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    // Serialises writers, so that files land in the order the index changed.
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    public ImageMetadataStore(string directory)
+    {
+        _directory = directory;
+        Directory.CreateDirectory(directory);
+        foreach (var path in Directory.EnumerateFiles(directory, "*.json"))
+        {
+            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), ImageJsonContext.Default.ImageRecord)
+                         ?? throw new InvalidDataException($"{path}: empty image record");
+            _byId[record.Id] = record;
+        }
+        foreach (var stale in Directory.EnumerateFiles(directory, ".*.tmp")) File.Delete(stale);
+    }
+
+    public IReadOnlyList<ImageRecord> List()
+    {
+        lock (_lock) return [.. _byId.Values];
+    }
+
+    public ImageRecord? Get(string id)
+    {
+        lock (_lock) return _byId.GetValueOrDefault(id);
+    }
+
+    /// <summary>Finds by full ID, ID without "sha256:", a unique ID prefix, a repo tag or a repo digest.</summary>
+    public ImageRecord? Find(string text)
+    {
+        lock (_lock)
+        {
+            if (_byId.TryGetValue(text, out var byId)) return byId;
+            if (_byId.TryGetValue(Digest.Sha256Prefix + text, out byId)) return byId;
+            foreach (var record in _byId.Values)
+            {
+                if (record.RepoTags.Contains(text) || record.RepoDigests.Contains(text)) return record;
+            }
+            // A truncated ID, as crictl prints them: it must name exactly one image.
+            var prefix = text.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal) ? text : Digest.Sha256Prefix + text;
+            var hex = prefix.AsSpan(Digest.Sha256Prefix.Length);
+            if (hex.Length < 3 || hex.ContainsAnyExcept(HexDigits)) return null;
+            ImageRecord? match = null;
+            foreach (var record in _byId.Values)
+            {
+                if (!record.Id.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                if (match is not null) return null;
+                match = record;
+            }
+            return match;
+        }
+    }
+
+    /// <summary>Stores an image, moving its tags and digests away from any image that held them.</summary>
+    public async Task<ImageRecord> SaveAsync(ImageRecord record, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            return await SaveLockedAsync(record, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private async Task<ImageRecord> SaveLockedAsync(ImageRecord record, CancellationToken cancellationToken)
+    {
+        List<ImageRecord> changed = [];
+        lock (_lock)
+        {
+            if (_byId.TryGetValue(record.Id, out var existing))
+            {
+                record = record with
+                {
+                    RepoTags = [.. existing.RepoTags.Union(record.RepoTags)],
+                    RepoDigests = [.. existing.RepoDigests.Union(record.RepoDigests)],
+                    Pinned = existing.Pinned || record.Pinned,
+                };
+            }
+            foreach (var other in _byId.Values.ToList())
+            {
+                if (other.Id == record.Id) continue;
+                var tags = other.RepoTags.Except(record.RepoTags).ToList();
+                var digests = other.RepoDigests.Except(record.RepoDigests).ToList();
+                if (tags.Count == other.RepoTags.Count && digests.Count == other.RepoDigests.Count) continue;
+                var updated = other with { RepoTags = tags, RepoDigests = digests };
+                _byId[other.Id] = updated;
+                changed.Add(updated);
+            }
+            _byId[record.Id] = record;
+            changed.Add(record);
+        }
+        foreach (var image in changed) await WriteAsync(image, cancellationToken);
+        return record;
+    }
+
+    public async Task UpdateAsync(ImageRecord record, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_lock) _byId[record.Id] = record;
+            await WriteAsync(record, cancellationToken);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    public async Task DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken);
+        try
+        {
+            lock (_lock) _byId.Remove(id);
+            File.Delete(PathOf(id));
+            Durability.SyncDirectory(_directory);
+        }
+        finally
+        {
+            _writer.Release();
+        }
+    }
+
+    private string PathOf(string id) => Path.Combine(_directory, Digest.Parse(id).Hex + ".json");
+
+    private Task WriteAsync(ImageRecord record, CancellationToken cancellationToken) =>
+        Durability.WriteAtomicAsync(PathOf(record.Id), JsonSerializer.SerializeToUtf8Bytes(record, ImageJsonContext.Default.ImageRecord), cancellationToken);
+
+    public void Dispose() => _writer.Dispose();
+}

@@ -1,0 +1,418 @@
+using System.Formats.Tar;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using static Berth.ImageStore.Native.Sys;
+
+namespace Berth.ImageStore.Snapshots;
+
+/// <summary>
+/// Unpacks one layer tar into an empty directory as an overlay lower dir: whiteouts become
+/// char-device 0/0 and <c>trusted.overlay.opaque</c>, and owners, modes (setuid, sticky), xattrs,
+/// links and mtimes are kept.
+/// Hostile layers are refused, never half-trusted: every parent directory is opened with
+/// <c>openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)</c> relative to the layer root, so no entry
+/// can land outside it, whether through <c>..</c>, an absolute name, or a symlink planted earlier.
+/// </summary>
+internal sealed class LayerUnpacker : IDisposable
+{
+    private const string WhiteoutPrefix = ".wh.";
+    private const string OpaqueWhiteout = ".wh..wh..opq";
+    private const string OpaqueXattr = "trusted.overlay.opaque";
+    private const string PaxXattrPrefix = "SCHILY.xattr.";
+
+    private readonly int _rootFd;
+    private readonly List<(string Path, DateTimeOffset Mtime)> _directoryTimes = [];
+    private string? _cachedDirectory;
+    private int _cachedDirectoryFd = -1;
+
+    private LayerUnpacker(string root)
+    {
+        _rootFd = Open(root, OPath | ODirectory | OCloExec, 0);
+        if (_rootFd < 0) throw Error("open", root, LastError);
+    }
+
+    /// <summary>Bytes of file content written, the snapshot's size.</summary>
+    public long ContentBytes { get; private set; }
+
+    /// <summary>Unpacks <paramref name="tar"/> into the existing, empty directory <paramref name="root"/>.</summary>
+    public static async Task<long> UnpackAsync(Stream tar, string root, CancellationToken cancellationToken)
+    {
+        using var unpacker = new LayerUnpacker(root);
+        using var reader = new TarReader(tar, leaveOpen: true);
+        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await unpacker.ApplyAsync(entry, cancellationToken);
+        }
+        unpacker.ApplyDirectoryTimes();
+        return unpacker.ContentBytes;
+    }
+
+    private async Task ApplyAsync(TarEntry entry, CancellationToken cancellationToken)
+    {
+        var name = Normalize(entry.Name, "entry");
+        if (name.Length == 0)
+        {
+            // "./": the layer root itself; only its metadata applies.
+            if (entry.EntryType != TarEntryType.Directory)
+                throw new UnsafeLayerException($"entry '{entry.Name}' replaces the layer root with a {entry.EntryType}");
+            ApplyMetadataAt(_rootFd, ".", entry, isDirectory: true);
+            _directoryTimes.Add(("", entry.ModificationTime));
+            return;
+        }
+
+        var (directory, baseName) = Split(name);
+        var parent = OpenDirectory(directory, create: true);
+
+        if (baseName.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
+        {
+            ApplyWhiteout(parent, directory, baseName, entry);
+            return;
+        }
+
+        switch (entry.EntryType)
+        {
+            case TarEntryType.Directory:
+                CreateDirectory(parent, name, baseName, entry);
+                break;
+            case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
+                await CreateFileAsync(parent, name, baseName, entry, cancellationToken);
+                break;
+            case TarEntryType.SymbolicLink:
+                CreateSymlink(parent, name, baseName, entry);
+                break;
+            case TarEntryType.HardLink:
+                CreateHardLink(parent, name, baseName, entry);
+                break;
+            case TarEntryType.Fifo:
+                RemoveExisting(parent, name, baseName);
+                MakeNode(parent, name, baseName, SIfIfo | ((uint)entry.Mode & 0x1FF), 0);
+                ApplyMetadataAt(parent, baseName, entry, isDirectory: false);
+                break;
+            case TarEntryType.CharacterDevice or TarEntryType.BlockDevice:
+                throw new UnsafeLayerException($"entry '{entry.Name}' is a device node ({entry.EntryType}); layers may not carry devices");
+            default:
+                throw new ImageFormatException($"entry '{entry.Name}' has the unsupported tar type {entry.EntryType}");
+        }
+    }
+
+    private void ApplyWhiteout(int parent, string directory, string baseName, TarEntry entry)
+    {
+        if (baseName == OpaqueWhiteout)
+        {
+            // The directory hides everything below it in lower layers.
+            var dirFd = OpenChecked(parent, ".", ORdOnly | ODirectory | OCloExec, directory);
+            try
+            {
+                FSetXattr(dirFd, OpaqueXattr, "y"u8, directory);
+            }
+            finally
+            {
+                _ = Close(dirFd);
+            }
+            return;
+        }
+        if (baseName.StartsWith(WhiteoutPrefix + WhiteoutPrefix, StringComparison.Ordinal))
+            return; // aufs bookkeeping (.wh..wh.plnk and the like), meaningless to overlay.
+
+        var hidden = baseName[WhiteoutPrefix.Length..];
+        if (hidden is "." or "..")
+            throw new UnsafeLayerException($"whiteout '{entry.Name}' names '{hidden}'");
+        var hiddenPath = directory.Length == 0 ? hidden : $"{directory}/{hidden}";
+        RemoveExisting(parent, hiddenPath, hidden);
+        MakeNode(parent, hiddenPath, hidden, SIfChr, 0);
+    }
+
+    private void CreateDirectory(int parent, string name, string baseName, TarEntry entry)
+    {
+        var existing = FileTypeAt(parent, baseName);
+        if (existing is not null && existing != SIfDir)
+        {
+            RemoveExisting(parent, name, baseName);
+            existing = null;
+        }
+        if (existing is null)
+        {
+            if (MkdirAt(parent, baseName, 0x1C0 /* 0700 until its metadata is applied */) != 0) throw Error("mkdir", name, LastError);
+        }
+        ApplyMetadataAt(parent, baseName, entry, isDirectory: true);
+        _directoryTimes.Add((name, entry.ModificationTime));
+    }
+
+    private async Task CreateFileAsync(int parent, string name, string baseName, TarEntry entry, CancellationToken cancellationToken)
+    {
+        RemoveExisting(parent, name, baseName);
+        var fd = OpenChecked(parent, baseName, OWrOnly | OCreat | OExcl | ONoFollow | OCloExec, name, 0x180 /* 0600 */);
+        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        await using var file = new FileStream(handle, FileAccess.Write, bufferSize: 0);
+        if (entry.DataStream is { } data) await data.CopyToAsync(file, 128 * 1024, cancellationToken);
+        ApplyMetadata(fd, name, entry);
+        SetTimes(fd, null, entry.ModificationTime, 0);
+        ContentBytes += entry.Length;
+    }
+
+    private void CreateSymlink(int parent, string name, string baseName, TarEntry entry)
+    {
+        CheckSymlinkTarget(name, entry.LinkName);
+        RemoveExisting(parent, name, baseName);
+        if (SymlinkAt(entry.LinkName, parent, baseName) != 0) throw Error("symlink", name, LastError);
+        if (FChownAt(parent, baseName, (uint)entry.Uid, (uint)entry.Gid, AtSymlinkNoFollow) != 0) throw Error("lchown", name, LastError);
+        SetTimes(parent, baseName, entry.ModificationTime, AtSymlinkNoFollow);
+    }
+
+    private void CreateHardLink(int parent, string name, string baseName, TarEntry entry)
+    {
+        var target = Normalize(entry.LinkName, $"hard link '{entry.Name}' target");
+        if (target.Length == 0)
+            throw new UnsafeLayerException($"hard link '{entry.Name}' points at the layer root");
+        var (targetDirectory, targetBase) = Split(target);
+        // Walked without the cache, which holds the link's own parent.
+        var targetParent = WalkDirectory(targetDirectory, create: false, target);
+        try
+        {
+            var type = FileTypeAt(targetParent, targetBase);
+            if (type is null)
+                throw new UnsafeLayerException($"hard link '{entry.Name}' points at '{entry.LinkName}', which is not in this layer");
+            if (type == SIfDir)
+                throw new UnsafeLayerException($"hard link '{entry.Name}' points at the directory '{entry.LinkName}'");
+            RemoveExisting(parent, name, baseName);
+            if (LinkAt(targetParent, targetBase, parent, baseName, 0) != 0) throw Error("link", name, LastError);
+        }
+        finally
+        {
+            _ = Close(targetParent);
+        }
+    }
+
+    private static void MakeNode(int parent, string name, string baseName, uint mode, ulong device)
+    {
+        if (MknodAt(parent, baseName, mode, device) != 0) throw Error("mknod", name, LastError);
+    }
+
+    private static void ApplyMetadataAt(int parent, string baseName, TarEntry entry, bool isDirectory)
+    {
+        if (isDirectory)
+        {
+            var fd = OpenChecked(parent, baseName, ORdOnly | ODirectory | ONoFollow | OCloExec, entry.Name);
+            try
+            {
+                ApplyMetadata(fd, entry.Name, entry);
+            }
+            finally
+            {
+                _ = Close(fd);
+            }
+            return;
+        }
+        // A fifo: opening it for I/O would block, so it is changed by name (it was just made, so it is no symlink).
+        if (FChownAt(parent, baseName, (uint)entry.Uid, (uint)entry.Gid, AtSymlinkNoFollow) != 0) throw Error("chown", entry.Name, LastError);
+        if (FChmodAt(parent, baseName, (uint)entry.Mode, 0) != 0) throw Error("chmod", entry.Name, LastError);
+        SetTimes(parent, baseName, entry.ModificationTime, AtSymlinkNoFollow);
+    }
+
+    private static void ApplyMetadata(int fd, string name, TarEntry entry)
+    {
+        if (FChown(fd, (uint)entry.Uid, (uint)entry.Gid) != 0) throw Error("chown", name, LastError);
+        // After chown, which clears setuid and setgid.
+        if (FChmod(fd, (uint)entry.Mode) != 0) throw Error("chmod", name, LastError);
+        if (entry is PaxTarEntry pax)
+        {
+            foreach (var (key, value) in pax.ExtendedAttributes)
+            {
+                if (key.StartsWith(PaxXattrPrefix, StringComparison.Ordinal))
+                    FSetXattr(fd, key[PaxXattrPrefix.Length..], Encoding.UTF8.GetBytes(value), name);
+            }
+        }
+    }
+
+    private static unsafe void SetTimes(int fd, string? baseName, DateTimeOffset mtime, int flags)
+    {
+        var unixNanos = (mtime.UtcTicks - DateTime.UnixEpoch.Ticks) * 100;
+        var times = stackalloc Timespec[2];
+        times[0].Seconds = unixNanos / 1_000_000_000;
+        times[0].Nanoseconds = unixNanos % 1_000_000_000;
+        times[1] = times[0];
+        var result = baseName is null ? FUtimens(fd, times) : UtimensAt(fd, baseName, times, flags);
+        if (result != 0) throw Error("utimensat", baseName ?? "", LastError);
+    }
+
+    /// <summary>Directory mtimes last, since creating their children changed them.</summary>
+    private void ApplyDirectoryTimes()
+    {
+        for (var i = _directoryTimes.Count - 1; i >= 0; i--)
+        {
+            var (path, mtime) = _directoryTimes[i];
+            if (path.Length == 0)
+            {
+                SetTimes(_rootFd, ".", mtime, 0);
+                continue;
+            }
+            var (directory, baseName) = Split(path);
+            var parent = WalkDirectory(directory, create: false, path);
+            try
+            {
+                if (FileTypeAt(parent, baseName) == SIfDir) SetTimes(parent, baseName, mtime, AtSymlinkNoFollow);
+            }
+            finally
+            {
+                _ = Close(parent);
+            }
+        }
+    }
+
+    /// <summary>Makes room for a new entry: a later entry of the same name replaces the earlier one, as tar does.</summary>
+    private void RemoveExisting(int parent, string name, string baseName)
+    {
+        var type = FileTypeAt(parent, baseName);
+        if (type is null) return;
+        if (type == SIfDir)
+        {
+            ForgetCachedDirectory();
+            // Safe by name: every directory on the way was opened without following a symlink, and
+            // Directory.Delete removes symlinks below instead of following them.
+            Directory.Delete(Path.Combine(ProcFdPath(parent), baseName), recursive: true);
+            return;
+        }
+        if (UnlinkAt(parent, baseName, 0) != 0) throw Error("unlink", name, LastError);
+    }
+
+    private static string ProcFdPath(int fd) => $"/proc/self/fd/{fd}";
+
+    /// <summary>An O_PATH descriptor of a directory inside the layer (cached for runs of entries in one directory).</summary>
+    private int OpenDirectory(string directory, bool create)
+    {
+        if (directory == _cachedDirectory) return _cachedDirectoryFd;
+        ForgetCachedDirectory();
+        _cachedDirectoryFd = WalkDirectory(directory, create, directory);
+        _cachedDirectory = directory;
+        return _cachedDirectoryFd;
+    }
+
+    private void ForgetCachedDirectory()
+    {
+        if (_cachedDirectoryFd >= 0) _ = Close(_cachedDirectoryFd);
+        _cachedDirectoryFd = -1;
+        _cachedDirectory = null;
+    }
+
+    /// <summary>
+    /// Opens a directory below the root one component at a time with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS),
+    /// creating missing ones (0755, as tar does for implied parents) when asked. The caller closes the result.
+    /// </summary>
+    private int WalkDirectory(string directory, bool create, string forEntry)
+    {
+        var fd = OpenChecked(_rootFd, ".", OPath | ODirectory | OCloExec, "/");
+        if (directory.Length == 0) return fd;
+        try
+        {
+            foreach (var component in directory.Split('/'))
+            {
+                var next = OpenBeneath(fd, component, out var error);
+                if (next < 0 && error == ENoEnt && create)
+                {
+                    if (MkdirAt(fd, component, 0x1ED /* 0755 */) != 0 && LastError != EExist) throw Error("mkdir", forEntry, LastError);
+                    next = OpenBeneath(fd, component, out error);
+                }
+                if (next < 0)
+                {
+                    // O_DIRECTORY reports a trailing symlink as ENOTDIR; say which it was.
+                    if (error == ENotDir && FileTypeAt(fd, component) == SIfLnk) error = ELoop;
+                    throw error switch
+                    {
+                        ELoop => new UnsafeLayerException($"'{forEntry}' walks through the symlink '{component}'"),
+                        ENotDir => new UnsafeLayerException($"'{forEntry}' walks through '{component}', which is not a directory"),
+                        EXDev => new UnsafeLayerException($"'{forEntry}' escapes the layer root"),
+                        ENoEnt => new UnsafeLayerException($"'{forEntry}' needs the directory '{directory}', which is not in this layer"),
+                        _ => Error("openat2", forEntry, error),
+                    };
+                }
+                _ = Close(fd);
+                fd = next;
+            }
+            return fd;
+        }
+        catch
+        {
+            _ = Close(fd);
+            throw;
+        }
+    }
+
+    private static int OpenBeneath(int dirFd, string component, out int error)
+    {
+        var fd = OpenAt2(dirFd, component, OPath | ODirectory | ONoFollow | OCloExec,
+            ResolveBeneath | ResolveNoSymlinks | ResolveNoMagicLinks | ResolveNoXdev);
+        error = fd < 0 ? LastError : 0;
+        return fd;
+    }
+
+    private static int OpenChecked(int dirFd, string baseName, int flags, string forEntry, uint mode = 0)
+    {
+        var fd = OpenAt(dirFd, baseName, flags, mode);
+        if (fd >= 0) return fd;
+        var error = LastError;
+        throw error == ELoop
+            ? new UnsafeLayerException($"'{forEntry}' is a symlink where a file or directory was expected")
+            : Error("open", forEntry, error);
+    }
+
+    /// <summary>
+    /// Lexically normalizes a tar name to a path relative to the layer root ("" for the root itself).
+    /// An absolute name, or one whose ".." climbs above the root, is refused; symlinks are handled by openat2.
+    /// </summary>
+    internal static string Normalize(string name, string what)
+    {
+        if (name.StartsWith('/'))
+            throw new UnsafeLayerException($"{what} '{name}' is an absolute path");
+        if (name.Contains('\0', StringComparison.Ordinal))
+            throw new UnsafeLayerException($"{what} '{name}' contains a NUL byte");
+        var parts = new List<string>();
+        foreach (var part in name.Split('/'))
+        {
+            switch (part)
+            {
+                case "" or ".":
+                    continue;
+                case "..":
+                    if (parts.Count == 0) throw new UnsafeLayerException($"{what} '{name}' escapes the layer root");
+                    parts.RemoveAt(parts.Count - 1);
+                    continue;
+                default:
+                    parts.Add(part);
+                    continue;
+            }
+        }
+        return string.Join('/', parts);
+    }
+
+    /// <summary>
+    /// Absolute targets resolve inside the container's root at run time and are fine; a relative
+    /// target that climbs above the layer root is refused.
+    /// </summary>
+    internal static void CheckSymlinkTarget(string name, string target)
+    {
+        if (target.Length == 0)
+            throw new UnsafeLayerException($"symlink '{name}' has an empty target");
+        if (target.StartsWith('/')) return;
+        var depth = name.Count(c => c == '/');
+        foreach (var part in target.Split('/'))
+        {
+            if (part is "" or ".") continue;
+            depth += part == ".." ? -1 : 1;
+            if (depth < 0)
+                throw new UnsafeLayerException($"symlink '{name}' -> '{target}' points outside the layer root");
+        }
+    }
+
+    private static (string Directory, string BaseName) Split(string path)
+    {
+        var slash = path.LastIndexOf('/');
+        return slash < 0 ? ("", path) : (path[..slash], path[(slash + 1)..]);
+    }
+
+    public void Dispose()
+    {
+        ForgetCachedDirectory();
+        _ = Close(_rootFd);
+    }
+}
