@@ -19,6 +19,9 @@ public sealed class ConfigLoaderTests
         Assert.Equal(LogLevel.Information, config.LogLevel);
         Assert.Equal(LogFormat.Text, config.LogFormat);
         Assert.Null(config.Metrics.Address);
+        Assert.Equal("linux/amd64", config.Images.Platform);
+        Assert.Equal(3, config.Images.MaxConcurrentDownloads);
+        Assert.Empty(config.Images.Registries);
     }
 
     [Fact]
@@ -37,6 +40,20 @@ public sealed class ConfigLoaderTests
 
             [metrics]
             address = "127.0.0.1:9400"
+
+            [images]
+            platform = "linux/arm64/v8"
+            max_concurrent_downloads = 5
+
+            [images.registries."docker.io"]
+            mirrors = ["http://127.0.0.1:5000", "https://mirror.example/prefix"]
+
+            [images.registries."127.0.0.1:5000"]
+            insecure = true
+
+            [images.registries."secure.example"]
+            ca_file = "/etc/berth/ca.pem"
+            skip_verify = false
             """);
 
         Assert.Equal("/data/berth", config.Root);
@@ -47,12 +64,21 @@ public sealed class ConfigLoaderTests
         Assert.Equal(1000, config.Grpc.Gid);
         Assert.Equal(TimeSpan.FromSeconds(90), config.Grpc.ShutdownTimeout);
         Assert.Equal(new IPEndPoint(IPAddress.Loopback, 9400), config.Metrics.Address);
+        Assert.Equal("linux/arm64/v8", config.Images.Platform);
+        Assert.Equal(5, config.Images.MaxConcurrentDownloads);
+        Assert.Equal([new Uri("http://127.0.0.1:5000"), new Uri("https://mirror.example/prefix")], config.Images.Registries["docker.io"].Mirrors);
+        Assert.True(config.Images.Registries["127.0.0.1:5000"].Insecure);
+        Assert.Equal("/etc/berth/ca.pem", config.Images.Registries["secure.example"].CaFile);
     }
 
     [Theory]
     [InlineData("roots = \"/x\"", "unknown key 'roots'")]
     [InlineData("[grpc]\nsockett = \"/x\"", "unknown key 'grpc.sockett'")]
-    [InlineData("[images]\nplatform = \"linux/arm64\"", "unknown key 'images'")]
+    [InlineData("[volumes]\nroot = \"/x\"", "unknown key 'volumes'")]
+    [InlineData("[images]\nplatform = \"arm64\"", "images.platform: 'arm64' is not os/architecture")]
+    [InlineData("[images.registries.\"docker.io\"]\nmirrors = [\"ftp://x\"]", "images.registries.\"docker.io\".mirrors: 'ftp://x' is not an http")]
+    [InlineData("[images.registries.\"docker.io\"]\nmirror = [\"http://x\"]", "unknown key 'images.registries.docker.io.mirror'")]
+    [InlineData("[images]\nmax_concurrent_downloads = 0", "images.max_concurrent_downloads: 0 is out of range")]
     [InlineData("root = 5", "root: expected a string, got the integer 5")]
     [InlineData("grpc = \"x\"", "grpc: expected a table, got the string \"x\"")]
     [InlineData("log_level = \"verbose\"", "log_level: 'verbose' is not one of trace, debug, info, warn, error")]
