@@ -24,7 +24,7 @@ public sealed record RegistryHostOptions
     /// <summary>Endpoints tried in order before the registry itself, e.g. <c>http://127.0.0.1:5000</c>.</summary>
     public IReadOnlyList<Uri> Mirrors { get; init; } = [];
 
-    /// <summary>Plain HTTP to this host (and its mirrors without a scheme).</summary>
+    /// <summary>Plain HTTP to this host. Loopback hosts default to it unless <see cref="CaFile"/> or <see cref="SkipVerify"/> is set.</summary>
     public bool Insecure { get; init; }
 
     /// <summary>A PEM bundle of CAs trusted for this host, beside the system's.</summary>

@@ -26,7 +26,7 @@ public sealed partial class ImageService
     private string VerboseInfo(ImageStore.Images.ImageRecord image, byte[] config)
     {
         var buffer = new ArrayBufferWriter<byte>(config.Length + 512);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, StatusInfo.WriterOptions))
         {
             writer.WriteStartObject();
             writer.WriteString("manifestDigest", image.ManifestDigest);

@@ -8,6 +8,9 @@ namespace Berth.CriServer.Services;
 /// <summary>The JSON documents of Status(verbose).info, written by hand to stay AOT-safe.</summary>
 internal static class StatusInfo
 {
+    /// <summary>Readable output for operators: '+' and '&lt;' stay as they are (the values are data, never HTML).</summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>The effective config, keyed as in config.toml so an operator can compare the two.</summary>
     public static string ConfigJson(BerthConfig config) => Write(w =>
     {
@@ -52,7 +55,7 @@ internal static class StatusInfo
     private static string Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, StatusInfo.WriterOptions))
         {
             writer.WriteStartObject();
             body(writer);

@@ -5,8 +5,17 @@ internal static class Durability
 {
     public static void SyncDirectory(string directory)
     {
-        using var handle = File.OpenHandle(directory, FileMode.Open, FileAccess.Read);
-        Native.Sys.Fsync(handle);
+        // .NET cannot open a directory as a file, so through open(O_DIRECTORY).
+        var fd = Native.Sys.Open(directory, Native.Sys.ORdOnly | Native.Sys.ODirectory | Native.Sys.OCloExec, 0);
+        if (fd < 0) throw Native.Sys.Error("open", directory, Native.Sys.LastError);
+        try
+        {
+            Native.Sys.Fsync(fd, directory);
+        }
+        finally
+        {
+            _ = Native.Sys.Close(fd);
+        }
     }
 
     /// <summary>Writes a small file atomically: temp file, fsync, rename, fsync of the directory.</summary>

@@ -301,7 +301,9 @@ public sealed class RegistryClient : IDisposable
             endpoints.Add(new Endpoint(baseUri, ClientFor(mirror.Authority, mirrorOptions)));
         }
         var host = registry == ImageReference.DockerHub ? "registry-1.docker.io" : registry;
-        var scheme = options.Insecure || IsLoopback(registry) ? "http" : "https";
+        // Loopback registries speak plain HTTP unless TLS settings say otherwise, as with containerd's localhost.
+        var tlsConfigured = options.CaFile is not null || options.SkipVerify;
+        var scheme = options.Insecure || IsLoopback(registry) && !tlsConfigured ? "http" : "https";
         endpoints.Add(new Endpoint(new Uri($"{scheme}://{host}/v2/"), ClientFor(host, options)));
         return endpoints;
     }

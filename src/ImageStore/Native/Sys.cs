@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text;
-using Microsoft.Win32.SafeHandles;
 
 namespace Berth.ImageStore.Native;
 
@@ -111,9 +110,9 @@ internal static unsafe partial class Sys
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int FsyncNative(int fd);
 
-    public static void Fsync(SafeFileHandle handle)
+    public static void Fsync(int fd, string pathForErrors)
     {
-        if (FsyncNative((int)handle.DangerousGetHandle()) != 0) throw Error("fsync", "", LastError);
+        if (FsyncNative(fd) != 0) throw Error("fsync", pathForErrors, LastError);
     }
 
     /// <summary>The file type bits (S_IFMT) of a name in a directory, not following a symlink; null if absent.</summary>

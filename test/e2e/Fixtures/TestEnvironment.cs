@@ -19,6 +19,10 @@ internal static class TestEnvironment
             throw new InvalidOperationException("Berth's e2e tests run as root (namespaces, mounts, cgroups): run hack/test as root.");
     }
 
+    /// <summary>A host tool the tests need; missing, it fails the test with the package to install.</summary>
+    public static string RequireTool(string path, string package) =>
+        File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing: install Debian's {package} (hack/setup does)");
+
     private static string RequireBinary(string name)
     {
         var path = Path.Combine(BinDir, name);

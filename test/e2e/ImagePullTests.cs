@@ -1,0 +1,308 @@
+using System.Text.Json;
+using Berth.Cri.V1;
+using Berth.E2E.Tests.Fixtures;
+using Grpc.Core;
+
+namespace Berth.E2E.Tests;
+
+/// <summary>PullImage, ListImages, ImageStatus, RemoveImage and ImageFsInfo against a real registry.</summary>
+public sealed class ImagePullTests
+{
+    private static TestImage BusyboxImage(Compression overlay = Compression.Zstd, string? user = "1000") =>
+        new TestImageBuilder()
+            .Layer(TestLayers.Base(), Compression.Gzip)
+            .Layer(TestLayers.Overlay(), overlay)
+            .Layer(TestLayers.OneFile("etc/issue", "berth test image\n"), Compression.None)
+            .User(user ?? "")
+            .Build();
+
+    [Fact]
+    public async Task Pull_by_tag_then_list_and_inspect()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "1.0", "latest");
+
+        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1.0") } });
+
+        Assert.Equal(image.Id, pulled.ImageRef);
+        var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Equal(image.Id, listed.Id);
+        Assert.Equal([bed.Ref("berth/busybox:1.0")], listed.RepoTags);
+        Assert.Equal([$"{bed.Ref("berth/busybox")}@{image.ManifestDigest}"], listed.RepoDigests);
+        Assert.Equal((ulong)(image.Config.Content.Length + image.Layers.Sum(l => l.Content.Length)), listed.Size);
+        Assert.Equal(1000, listed.Uid.Value);
+
+        // Every name kubelet or crictl may use finds it.
+        foreach (var name in new[] { image.Id, image.Id[7..], image.Id[7..19], bed.Ref("berth/busybox:1.0"), $"{bed.Ref("berth/busybox")}@{image.ManifestDigest}" })
+        {
+            var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = name } });
+            Assert.True(status.Image?.Id == image.Id, $"ImageStatus({name}) did not find the image");
+        }
+        var filtered = await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest { Filter = new ImageFilter { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1.0") } } });
+        Assert.Single(filtered.Images);
+        var none = await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest { Filter = new ImageFilter { Image = new ImageSpec { Image = bed.Ref("berth/other:1") } } });
+        Assert.Empty(none.Images);
+    }
+
+    [Fact]
+    public async Task The_unpacked_snapshots_keep_every_attribute()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "1.0");
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1.0") } });
+
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = image.Id }, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        Assert.Equal("amd64", info.RootElement.GetProperty("imageSpec").GetProperty("architecture").GetString());
+        var lowerDirs = info.RootElement.GetProperty("lowerDirs").EnumerateArray().Select(e => e.GetString()!).ToList();
+        Assert.Equal(3, lowerDirs.Count);
+        // lowerdir order: the top layer first.
+        var (top, overlay, baseLayer) = (lowerDirs[0], lowerDirs[1], lowerDirs[2]);
+
+        var busybox = Path.Combine(baseLayer, "bin/busybox");
+        Assert.Equal(await File.ReadAllBytesAsync(TestLayers.BusyboxPath), await File.ReadAllBytesAsync(busybox));
+        Assert.Equal(0x81EDu, FileStat.Of(busybox).Mode);
+        Assert.Equal(FileStat.Of(busybox).Inode, FileStat.Of(Path.Combine(baseLayer, "bin/sh")).Inode);
+        Assert.Equal("busybox", new FileInfo(Path.Combine(baseLayer, "bin/ls")).LinkTarget);
+        Assert.Equal("/bin/busybox", new FileInfo(Path.Combine(baseLayer, "bin/cat")).LinkTarget);
+        Assert.Equal(0x89EDu, FileStat.Of(Path.Combine(baseLayer, "usr/bin/setuid-file")).Mode);
+        Assert.Equal(0x43FFu, FileStat.Of(Path.Combine(baseLayer, "tmp")).Mode);
+        var home = FileStat.Of(Path.Combine(baseLayer, "home/berth/.profile"));
+        Assert.Equal((1000u, 1000u), (home.Uid, home.Gid));
+        Assert.Equal("layer-xattr"u8.ToArray(), FileStat.Xattr(Path.Combine(baseLayer, "etc/xattr-file"), "user.berth"));
+        Assert.Equal(TestImageBuilder.Mtime, File.GetLastWriteTimeUtc(Path.Combine(baseLayer, "etc/passwd")));
+
+        var whiteout = FileStat.Of(Path.Combine(overlay, "etc/group"));
+        Assert.Equal((0x2000u, 0ul), (whiteout.Mode & 0xF000, whiteout.Rdev));
+        Assert.Equal("y"u8.ToArray(), FileStat.Xattr(Path.Combine(overlay, "tmp"), "trusted.overlay.opaque"));
+        Assert.False(File.Exists(Path.Combine(overlay, "tmp/.wh..wh..opq")));
+        Assert.Equal("welcome to berth\n", await File.ReadAllTextAsync(Path.Combine(overlay, "etc/motd")));
+        Assert.Equal("berth test image\n", await File.ReadAllTextAsync(Path.Combine(top, "etc/issue")));
+    }
+
+    [Fact]
+    public async Task Pull_by_digest_and_by_tag_at_digest()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "1.0");
+
+        var byDigest = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{bed.Ref("berth/busybox")}@{image.ManifestDigest}" } });
+        Assert.Equal(image.Id, byDigest.ImageRef);
+        var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Empty(listed.RepoTags);
+        Assert.Equal([$"{bed.Ref("berth/busybox")}@{image.ManifestDigest}"], listed.RepoDigests);
+
+        var both = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{bed.Ref("berth/busybox:1.0")}@{image.ManifestDigest}" } });
+        Assert.Equal(image.Id, both.ImageRef);
+    }
+
+    [Fact]
+    public async Task Docker_schema2_images_pull()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = new TestImageBuilder().Layer(TestLayers.Base()).Layer(TestLayers.Overlay()).DockerSchema2().Build();
+        await bed.Pusher.PushAsync("berth/docker", image, "v2");
+
+        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/docker:v2") } });
+
+        Assert.Equal(image.Id, pulled.ImageRef);
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = pulled.ImageRef }, Verbose = true });
+        Assert.Contains("application/vnd.docker.distribution.manifest.v2+json", status.Info["info"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_multi_platform_index_resolves_to_linux_amd64()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var amd64 = new TestImageBuilder().Layer(TestLayers.Base()).Build();
+        var arm64 = new TestImageBuilder().Layer(TestLayers.OneFile("arch", "arm64")).Architecture("arm64").Build();
+        await bed.Pusher.PushAsync("berth/multi", arm64);
+        await bed.Pusher.PushAsync("berth/multi", amd64);
+        var index = TestImageBuilder.Index([(arm64, "arm64"), (amd64, "amd64")]);
+        await bed.Pusher.PushManifestAsync("berth/multi", "1", index, "application/vnd.oci.image.index.v1+json");
+
+        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/multi:1") } });
+
+        Assert.Equal(amd64.Id, pulled.ImageRef);
+        var image = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        // The repo digest is the index's: the digest the tag names.
+        Assert.Equal([$"{bed.Ref("berth/multi")}@{TestBlob.DigestOf(index)}"], image.RepoDigests);
+    }
+
+    [Fact]
+    public async Task A_mirror_serves_docker_hub_names()
+    {
+        await using var bed = await ImageTestBed.StartAsync(extraConfig: registry => $"""
+
+            [images.registries."docker.io"]
+            mirrors = ["http://{registry.Host}"]
+            """);
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("library/busybox", image, "1.36");
+
+        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "busybox:1.36" } });
+
+        Assert.Equal(image.Id, pulled.ImageRef);
+        var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Equal(["docker.io/library/busybox:1.36"], listed.RepoTags);
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = "busybox:1.36" } });
+        Assert.Equal(image.Id, status.Image.Id);
+    }
+
+    [Fact]
+    public async Task Concurrent_pulls_of_one_image_download_each_layer_once()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "1.0", "also");
+
+        var pulls = Enumerable.Range(0, 8).Select(i => bed.Daemon.Images.PullImageAsync(new PullImageRequest
+        {
+            Image = new ImageSpec { Image = bed.Ref(i % 2 == 0 ? "berth/busybox:1.0" : "berth/busybox:also") },
+        }).ResponseAsync);
+        var results = await Task.WhenAll(pulls);
+
+        Assert.All(results, r => Assert.Equal(image.Id, r.ImageRef));
+        foreach (var layer in image.Layers)
+        {
+            var fetches = CountBlobGets(bed.Registry.Log, layer.Digest);
+            Assert.True(fetches == 1, $"layer {layer.Digest} was fetched {fetches} times");
+        }
+        var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Equal([bed.Ref("berth/busybox:1.0"), bed.Ref("berth/busybox:also")], listed.RepoTags.Order());
+    }
+
+    [Fact]
+    public async Task RemoveImage_drops_one_tag_then_the_image_and_its_content()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "a", "b");
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:a") } });
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
+
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:a") } });
+        var kept = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Equal([bed.Ref("berth/busybox:b")], kept.RepoTags);
+
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
+        Assert.Empty((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(bed.Daemon.RootPath, "content", "blobs", "sha256")));
+        Assert.Equal(["ingest"], Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Select(Path.GetFileName));
+
+        // Removing what is not there is not an error.
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = image.Id } });
+    }
+
+    [Fact]
+    public async Task RemoveImage_by_id_keeps_layers_other_images_share()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var small = new TestImageBuilder().Layer(TestLayers.Base()).Build();
+        var big = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/small", small, "1");
+        await bed.Pusher.PushAsync("berth/big", big, "1");
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/small:1") } });
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/big:1") } });
+
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = big.Id } });
+
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = small.Id }, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        var lower = info.RootElement.GetProperty("lowerDirs")[0].GetString()!;
+        Assert.True(File.Exists(Path.Combine(lower, "bin/busybox")), "the shared base layer was collected");
+        Assert.Equal(2, Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Count()); // base + ingest
+    }
+
+    [Fact]
+    public async Task ImageFsInfo_reports_the_store()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var empty = Assert.Single((await bed.Daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
+        await bed.Pusher.PushAsync("berth/busybox", BusyboxImage(), "1");
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1") } });
+
+        var usage = Assert.Single((await bed.Daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
+
+        Assert.Equal(bed.Daemon.RootPath, usage.FsId.Mountpoint);
+        // Two copies of busybox at least: the compressed blob and the unpacked file.
+        Assert.True(usage.UsedBytes.Value > empty.UsedBytes.Value + 2_000_000, $"{usage.UsedBytes.Value} bytes used");
+        Assert.True(usage.InodesUsed.Value > empty.InodesUsed.Value + 20, $"{usage.InodesUsed.Value} inodes used");
+        Assert.True(usage.Timestamp > 0);
+    }
+
+    [Theory]
+    [InlineData("", StatusCode.InvalidArgument, "image.image")]
+    [InlineData("Not A/Reference", StatusCode.InvalidArgument, "not a valid")]
+    [InlineData("busybox@sha256:1234", StatusCode.InvalidArgument, "not a sha256 digest")]
+    public async Task Bad_references_are_refused(string reference, StatusCode code, string message)
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = reference } }));
+        Assert.Equal(code, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Missing_images_and_tags()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        await bed.Pusher.PushAsync("berth/busybox", BusyboxImage(), "1");
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:2") } }));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.Contains("berth/busybox manifest 2", error.Status.Detail, StringComparison.Ordinal);
+
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1") } });
+        Assert.Null(status.Image);
+        var statusError = await Assert.ThrowsAsync<RpcException>(async () => await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest()));
+        Assert.Equal(StatusCode.InvalidArgument, statusError.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_unreachable_registry_is_Unavailable()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        var port = RegistryServer.FreePort(); // nothing listens there
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"127.0.0.1:{port}/x:1" } }));
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        Assert.Contains($"127.0.0.1:{port}", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Images_survive_a_restart()
+    {
+        var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
+        using var pusher = new RegistryPusher(registry);
+        var image = BusyboxImage();
+        await pusher.PushAsync("berth/busybox", image, "1");
+        try
+        {
+            await using (var first = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory }))
+            {
+                await first.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{registry.Host}/berth/busybox:1" } });
+                first.Signal(Tmds.Linux.LibC.SIGKILL);
+                await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+            }
+            await using var second = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
+            var listed = Assert.Single((await second.Images.ListImagesAsync(new ListImagesRequest())).Images);
+            Assert.Equal(image.Id, listed.Id);
+            Assert.Equal([$"{registry.Host}/berth/busybox:1"], listed.RepoTags);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    internal static int CountBlobGets(string registryLog, string digest) =>
+        registryLog.Split('\n').Count(line => line.Contains($"\"GET /v2/", StringComparison.Ordinal) && line.Contains($"/blobs/{digest} ", StringComparison.Ordinal));
+}
