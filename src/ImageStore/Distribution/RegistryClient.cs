@@ -204,7 +204,12 @@ public sealed class RegistryClient : IDisposable
 
         using var response = await endpoint.Client.SendAsync(request, cancellationToken);
         if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-            throw new RegistryAuthException($"token server {realm.Uri.GetLeftPart(UriPartial.Path)} rejected the credentials ({(int)response.StatusCode})");
+        {
+            var anonymous = username is null && credentials?.IdentityToken is not { Length: > 0 };
+            throw new RegistryAuthException(anonymous
+                ? $"{endpoint.BaseUri}: the registry requires credentials (token server {realm.Uri.GetLeftPart(UriPartial.Path)} refused anonymous access)"
+                : $"token server {realm.Uri.GetLeftPart(UriPartial.Path)} rejected the credentials ({(int)response.StatusCode})");
+        }
         if (!response.IsSuccessStatusCode)
             throw new RegistryException($"token server {realm.Uri.GetLeftPart(UriPartial.Path)} answered {(int)response.StatusCode}");
         var body = await response.Content.ReadAsByteArrayAsync(cancellationToken);
