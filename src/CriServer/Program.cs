@@ -10,6 +10,7 @@ internal static class Program
         BerthConfig config;
         try
         {
+            if (args.Length > 0 && args[0] == "import") return await ImportCommand.RunAsync(args[1..]);
             var options = CommandLineOptions.Parse(args);
             if (options.Help)
             {

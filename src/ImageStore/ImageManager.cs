@@ -34,7 +34,7 @@ public sealed partial class ImageManager : IDisposable
         _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"));
         _images = new ImageMetadataStore(Path.Combine(options.Root, "images"));
         _registry = new RegistryClient(options.Registries);
-        _puller = new ImagePuller(_content, _snapshots, _registry, options, logger);
+        _puller = new ImagePuller(_content, _snapshots, options, logger);
     }
 
     /// <summary>The directory that holds everything the image store writes.</summary>
@@ -49,7 +49,7 @@ public sealed partial class ImageManager : IDisposable
         {
             try
             {
-                var pulled = await _puller.PullAsync(reference, credentials, cancellationToken);
+                var pulled = await _puller.PullAsync(reference, new RegistrySource(_registry, credentials), cancellationToken);
                 await _commitLock.WaitAsync(cancellationToken);
                 try
                 {
@@ -69,6 +69,62 @@ public sealed partial class ImageManager : IDisposable
             }
         }));
         return await shared.Value.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Imports every named image of an OCI image layout or a <c>docker save</c> archive (a directory, or a tar of
+    /// one), for nodes without a registry. The archive is unpacked with the same care as a layer.
+    /// </summary>
+    public async Task<IReadOnlyList<ImageRecord>> ImportAsync(string path, string? name, CancellationToken cancellationToken)
+    {
+        string? extracted = null;
+        var directory = path;
+        try
+        {
+            if (File.Exists(path))
+            {
+                extracted = Path.Combine(Root, "snapshots", "ingest", $"import-{Guid.NewGuid():N}");
+                Directory.CreateDirectory(extracted);
+                await using var archive = File.OpenRead(path);
+                await using var tar = IsGzip(archive) ? new System.IO.Compression.GZipStream(archive, System.IO.Compression.CompressionMode.Decompress) : (Stream)archive;
+                await LayerUnpacker.UnpackAsync(tar, extracted, cancellationToken);
+                directory = extracted;
+            }
+            else if (!Directory.Exists(path))
+            {
+                throw new InvalidImageRequestException($"{path}: no such file or directory");
+            }
+
+            var source = await ArchiveSource.OpenAsync(directory, name, cancellationToken);
+            var imported = new List<ImageRecord>();
+            foreach (var reference in source.Images)
+            {
+                var pulled = await _puller.PullAsync(reference, source, cancellationToken);
+                await _commitLock.WaitAsync(cancellationToken);
+                try
+                {
+                    imported.Add(await _images.SaveAsync(pulled, cancellationToken));
+                }
+                finally
+                {
+                    _commitLock.Release();
+                }
+            }
+            _usage = null;
+            return imported;
+        }
+        finally
+        {
+            if (extracted is not null) Directory.Delete(extracted, recursive: true);
+        }
+    }
+
+    private static bool IsGzip(FileStream file)
+    {
+        Span<byte> magic = stackalloc byte[2];
+        var gzip = file.Read(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+        file.Position = 0;
+        return gzip;
     }
 
     /// <summary>Finds an image by ID, unique ID prefix, repo tag or repo digest, normalizing short names.</summary>

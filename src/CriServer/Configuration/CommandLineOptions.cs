@@ -14,6 +14,7 @@ public sealed record CommandLineOptions
 
     public const string Usage = """
         Usage: berthd [options]
+               berthd import [options] <archive>     (see berthd import --help)
 
         Berth serves the Kubernetes CRI v1 (RuntimeService and ImageService) on a unix socket.
 

@@ -34,10 +34,8 @@ public sealed class RegistryClient : IDisposable
         }
     }
 
-    /// <summary>A fetched manifest or index, verified against the digest it was asked by (if any).</summary>
-    public sealed record Manifest(byte[] Content, string MediaType, Digest Digest);
-
-    public async Task<Manifest> GetManifestAsync(ImageReference image, string tagOrDigest, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    /// <summary>A manifest or index, verified against the digest it was asked by (if any).</summary>
+    internal async Task<FetchedManifest> GetManifestAsync(ImageReference image, string tagOrDigest, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
         using var response = await SendAsync(image, $"manifests/{tagOrDigest}", MediaTypes.ManifestAccept, credentials, cancellationToken);
         var content = await response.Content.ReadAsByteArrayAsync(cancellationToken);
@@ -50,11 +48,11 @@ public sealed class RegistryClient : IDisposable
             mediaType = SniffMediaType(content) ?? mediaType ?? "";
         if (MediaTypes.IsSchema1(mediaType))
             throw new ImageFormatException($"{image}: Docker image manifest schema 1 is not supported; push the image with schema 2 or OCI");
-        return new Manifest(content, mediaType, digest);
+        return new FetchedManifest(content, mediaType, digest);
     }
 
     /// <summary>Opens a blob's content stream; the caller verifies it (<see cref="VerifyingStream"/>).</summary>
-    public async Task<Stream> OpenBlobAsync(ImageReference image, Digest digest, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    internal async Task<Stream> OpenBlobAsync(ImageReference image, Digest digest, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
         var response = await SendAsync(image, $"blobs/{digest}", "*/*", credentials, cancellationToken);
         try
@@ -69,7 +67,7 @@ public sealed class RegistryClient : IDisposable
         }
     }
 
-    private static string? SniffMediaType(byte[] content)
+    internal static string? SniffMediaType(byte[] content)
     {
         try
         {

@@ -15,22 +15,21 @@ namespace Berth.ImageStore.Images;
 /// then downloads, verifies and unpacks the layers in parallel, streaming: bytes are hashed, kept as a blob,
 /// decompressed and unpacked as they arrive, and a snapshot commits only after both digests match.
 /// </summary>
-internal sealed partial class ImagePuller(
-    ContentStore content, SnapshotStore snapshots, RegistryClient registry, ImageStoreOptions options, ILogger logger)
+internal sealed partial class ImagePuller(ContentStore content, SnapshotStore snapshots, ImageStoreOptions options, ILogger logger)
 {
     private const long MaxConfigSize = 8 * 1024 * 1024;
     private readonly ConcurrentDictionary<string, Lazy<Task>> _layers = new(StringComparer.Ordinal);
 
-    public async Task<ImageRecord> PullAsync(ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    public async Task<ImageRecord> PullAsync(ImageReference reference, IImageSource source, CancellationToken cancellationToken)
     {
-        var top = await registry.GetManifestAsync(reference, reference.Digest?.ToString() ?? reference.Tag!, credentials, cancellationToken);
+        var top = await source.GetManifestAsync(reference, reference.Digest?.ToString() ?? reference.Tag!, cancellationToken);
         await content.PutAsync(top.Digest, top.Content, cancellationToken);
 
         var manifest = top;
         if (MediaTypes.IsIndex(top.MediaType))
         {
             var chosen = ChoosePlatform(reference, Parse(top.Content, "index"));
-            manifest = await registry.GetManifestAsync(reference, chosen.Digest, credentials, cancellationToken);
+            manifest = await source.GetManifestAsync(reference, chosen.Digest, cancellationToken);
             await content.PutAsync(manifest.Digest, manifest.Content, cancellationToken);
         }
         if (!MediaTypes.IsManifest(manifest.MediaType))
@@ -40,7 +39,7 @@ internal sealed partial class ImagePuller(
         var configDescriptor = document.Config ?? throw new ImageFormatException($"{reference}: the manifest has no config");
         var layers = document.Layers ?? [];
         var configDigest = ParseDigest(configDescriptor.Digest, "config");
-        var configBytes = await FetchConfigAsync(reference, configDescriptor, configDigest, credentials, cancellationToken);
+        var configBytes = await FetchConfigAsync(reference, configDescriptor, configDigest, source, cancellationToken);
         var config = JsonSerializer.Deserialize(configBytes, OciJsonContext.Default.ImageConfigDocument)
                      ?? throw new ImageFormatException($"{reference}: the image config is empty");
 
@@ -52,7 +51,7 @@ internal sealed partial class ImagePuller(
         await Parallel.ForEachAsync(
             Enumerable.Range(0, layers.Count),
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxConcurrentDownloads), CancellationToken = cancellationToken },
-            async (i, ct) => await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], credentials, ct));
+            async (i, ct) => await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], source, ct));
 
         return new ImageRecord
         {
@@ -83,7 +82,7 @@ internal sealed partial class ImagePuller(
         && (variant is null || platform.Variant == variant);
 
     private async Task<byte[]> FetchConfigAsync(
-        ImageReference reference, Descriptor descriptor, Digest digest, RegistryCredentials? credentials, CancellationToken cancellationToken)
+        ImageReference reference, Descriptor descriptor, Digest digest, IImageSource source, CancellationToken cancellationToken)
     {
         if (descriptor.MediaType is not (MediaTypes.OciConfig or MediaTypes.DockerConfig))
             throw new ImageFormatException($"{reference}: config media type '{descriptor.MediaType}' is not an image config");
@@ -91,8 +90,8 @@ internal sealed partial class ImagePuller(
             throw new ImageFormatException($"{reference}: the config's declared size {descriptor.Size} is out of bounds");
         if (content.Contains(digest)) return await content.ReadAsync(digest, cancellationToken);
 
-        await using var source = await registry.OpenBlobAsync(reference, digest, credentials, cancellationToken);
-        await using var verifying = new VerifyingStream(source, digest, descriptor.Size, sink: null);
+        await using var blob = await source.OpenBlobAsync(reference, digest, cancellationToken);
+        await using var verifying = new VerifyingStream(blob, digest, descriptor.Size, sink: null);
         using var buffer = new MemoryStream();
         await verifying.CopyToAsync(buffer, cancellationToken);
         var bytes = buffer.ToArray();
@@ -102,7 +101,7 @@ internal sealed partial class ImagePuller(
 
     /// <summary>Makes sure the layer's snapshot exists; concurrent pulls needing the same layer share one download.</summary>
     private async Task EnsureLayerAsync(
-        ImageReference reference, Descriptor layer, Digest diffId, Digest chainId, RegistryCredentials? credentials, CancellationToken cancellationToken)
+        ImageReference reference, Descriptor layer, Digest diffId, Digest chainId, IImageSource source, CancellationToken cancellationToken)
     {
         var digest = ParseDigest(layer.Digest, "layer");
         if (snapshots.Contains(chainId) && content.Contains(digest)) return;
@@ -111,7 +110,7 @@ internal sealed partial class ImagePuller(
         {
             try
             {
-                await DownloadAndUnpackAsync(reference, layer, digest, diffId, chainId, credentials, cancellationToken);
+                await DownloadAndUnpackAsync(reference, layer, digest, diffId, chainId, source, cancellationToken);
             }
             finally
             {
@@ -123,7 +122,7 @@ internal sealed partial class ImagePuller(
 
     private async Task DownloadAndUnpackAsync(
         ImageReference reference, Descriptor layer, Digest digest, Digest diffId, Digest chainId,
-        RegistryCredentials? credentials, CancellationToken cancellationToken)
+        IImageSource source, CancellationToken cancellationToken)
     {
         var compression = MediaTypes.LayerCompressionOf(layer.MediaType);
         if (layer.Size < 0) throw new ImageFormatException($"layer {digest}: negative size");
@@ -131,9 +130,9 @@ internal sealed partial class ImagePuller(
 
         var haveBlob = content.Contains(digest);
         var haveSnapshot = snapshots.Contains(chainId);
-        await using var source = await registry.OpenBlobAsync(reference, digest, credentials, cancellationToken);
+        await using var blob = await source.OpenBlobAsync(reference, digest, cancellationToken);
         await using var ingest = haveBlob ? null : content.BeginIngest(digest, layer.Size);
-        await using var verifying = new VerifyingStream(source, digest, layer.Size, ingest?.File);
+        await using var verifying = new VerifyingStream(blob, digest, layer.Size, ingest?.File);
 
         if (haveSnapshot)
         {

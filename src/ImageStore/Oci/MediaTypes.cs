@@ -15,6 +15,7 @@ public static class MediaTypes
     public const string DockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
     public const string DockerConfig = "application/vnd.docker.container.image.v1+json";
     public const string DockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    public const string DockerLayer = "application/vnd.docker.image.rootfs.diff.tar";
     public const string DockerForeignLayerGzip = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
     public const string DockerSchema1 = "application/vnd.docker.distribution.manifest.v1+json";
     public const string DockerSchema1Signed = "application/vnd.docker.distribution.manifest.v1+prettyjws";
@@ -31,7 +32,7 @@ public static class MediaTypes
 
     public static LayerCompression LayerCompressionOf(string mediaType) => mediaType switch
     {
-        OciLayer or "application/vnd.oci.image.layer.nondistributable.v1.tar" => LayerCompression.None,
+        OciLayer or DockerLayer or "application/vnd.oci.image.layer.nondistributable.v1.tar" => LayerCompression.None,
         OciLayerGzip or DockerLayerGzip or DockerForeignLayerGzip or OciLayerNonDistributableGzip => LayerCompression.Gzip,
         OciLayerZstd or "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => LayerCompression.Zstd,
         _ => throw new ImageFormatException($"layer media type '{mediaType}' is not supported"),
