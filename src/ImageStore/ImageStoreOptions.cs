@@ -24,6 +24,12 @@ public sealed record RegistryHostOptions
     /// <summary>Endpoints tried in order before the registry itself, e.g. <c>http://127.0.0.1:5000</c>.</summary>
     public IReadOnlyList<Uri> Mirrors { get; init; } = [];
 
+    /// <summary>
+    /// Replaces the registry's own endpoint (containerd's hosts.toml <c>server</c>): with it set, nothing is
+    /// sent to the host the image name says, which is what an air-gapped node wants.
+    /// </summary>
+    public Uri? Server { get; init; }
+
     /// <summary>Plain HTTP to this host. Loopback hosts default to it unless <see cref="CaFile"/> or <see cref="SkipVerify"/> is set.</summary>
     public bool Insecure { get; init; }
 

@@ -153,6 +153,27 @@ public sealed class ImagePullTests
     }
 
     [Fact]
+    public async Task A_server_override_replaces_the_registry_entirely()
+    {
+        await using var bed = await ImageTestBed.StartAsync(extraConfig: registry => $"""
+
+            [images.registries."registry.k8s.io"]
+            server = "http://{registry.Host}"
+            """);
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("pause", image, "3.10");
+
+        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "registry.k8s.io/pause:3.10" } });
+        Assert.Equal(image.Id, pulled.ImageRef);
+
+        // A missing image is NotFound from the server, with no fallback to the real registry.
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "registry.k8s.io/pause:9.9" } }));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        Assert.DoesNotContain("https://registry.k8s.io", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Concurrent_pulls_of_one_image_download_each_layer_once()
     {
         await using var bed = await ImageTestBed.StartAsync();

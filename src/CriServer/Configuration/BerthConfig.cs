@@ -38,6 +38,7 @@ public sealed record ImagesConfig
 public sealed record RegistryConfig
 {
     public IReadOnlyList<Uri> Mirrors { get; init; } = [];
+    public Uri? Server { get; init; }
     public bool Insecure { get; init; }
     public string? CaFile { get; init; }
     public bool SkipVerify { get; init; }

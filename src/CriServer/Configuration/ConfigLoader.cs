@@ -128,19 +128,19 @@ public static class ConfigLoader
         var registries = new Dictionary<string, RegistryConfig>(StringComparer.Ordinal);
         foreach (var (host, registry) in section.Section("registries")?.Tables() ?? [])
         {
-            var mirrors = new List<Uri>();
-            foreach (var mirror in registry.StringArray("mirrors") ?? [])
-            {
-                if (!Uri.TryCreate(mirror, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Query.Length > 0)
-                    throw new ConfigException($"images.registries.\"{host}\".mirrors: '{mirror}' is not an http:// or https:// URL");
-                mirrors.Add(uri);
-            }
+            Uri Endpoint(string key, string text) =>
+                Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Query.Length == 0
+                    ? uri
+                    : throw new ConfigException($"images.registries.\"{host}\".{key}: '{text}' is not an http:// or https:// URL");
+            var mirrors = (registry.StringArray("mirrors") ?? []).Select(m => Endpoint("mirrors", m)).ToList();
+            var server = registry.String("server") is { Length: > 0 } serverText ? Endpoint("server", serverText) : null;
             var caFile = registry.String("ca_file");
             if (caFile is { Length: > 0 } && !Path.IsPathFullyQualified(caFile))
                 throw new ConfigException($"images.registries.\"{host}\".ca_file: '{caFile}' must be an absolute path");
             registries[host] = new RegistryConfig
             {
                 Mirrors = mirrors,
+                Server = server,
                 Insecure = registry.Boolean("insecure") ?? false,
                 CaFile = string.IsNullOrEmpty(caFile) ? null : caFile,
                 SkipVerify = registry.Boolean("skip_verify") ?? false,

@@ -21,6 +21,7 @@ internal static class ComponentOptions
                 pair => new RegistryHostOptions
                 {
                     Mirrors = pair.Value.Mirrors,
+                    Server = pair.Value.Server,
                     Insecure = pair.Value.Insecure,
                     CaFile = pair.Value.CaFile,
                     SkipVerify = pair.Value.SkipVerify,

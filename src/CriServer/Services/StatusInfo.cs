@@ -36,6 +36,7 @@ internal static class StatusInfo
             w.WriteStartArray("mirrors");
             foreach (var mirror in registry.Mirrors) w.WriteStringValue(mirror.ToString());
             w.WriteEndArray();
+            w.WriteString("server", registry.Server?.ToString() ?? "");
             w.WriteBoolean("insecure", registry.Insecure);
             w.WriteString("ca_file", registry.CaFile ?? "");
             w.WriteBoolean("skip_verify", registry.SkipVerify);

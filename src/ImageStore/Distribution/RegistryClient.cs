@@ -296,13 +296,14 @@ public sealed class RegistryClient : IDisposable
     {
         var options = _hosts.GetValueOrDefault(registry) ?? new RegistryHostOptions();
         var endpoints = new List<Endpoint>();
-        foreach (var mirror in options.Mirrors)
+        foreach (var mirror in options.Server is null ? options.Mirrors : options.Mirrors.Append(options.Server))
         {
             var path = mirror.AbsolutePath.TrimEnd('/');
             var baseUri = new Uri($"{mirror.Scheme}://{mirror.Authority}{(path.EndsWith("/v2", StringComparison.Ordinal) ? path : path + "/v2")}/");
             var mirrorOptions = _hosts.GetValueOrDefault(mirror.Authority) ?? options;
             endpoints.Add(new Endpoint(baseUri, ClientFor(mirror.Authority, mirrorOptions)));
         }
+        if (options.Server is not null) return endpoints;
         var host = registry == ImageReference.DockerHub ? "registry-1.docker.io" : registry;
         // Loopback registries speak plain HTTP unless TLS settings say otherwise, as with containerd's localhost.
         var tlsConfigured = options.CaFile is not null || options.SkipVerify;

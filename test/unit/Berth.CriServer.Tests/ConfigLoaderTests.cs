@@ -51,6 +51,9 @@ public sealed class ConfigLoaderTests
             [images.registries."127.0.0.1:5000"]
             insecure = true
 
+            [images.registries."registry.k8s.io"]
+            server = "http://127.0.0.1:5000"
+
             [images.registries."secure.example"]
             ca_file = "/etc/berth/ca.pem"
             skip_verify = false
@@ -68,6 +71,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(5, config.Images.MaxConcurrentDownloads);
         Assert.Equal([new Uri("http://127.0.0.1:5000"), new Uri("https://mirror.example/prefix")], config.Images.Registries["docker.io"].Mirrors);
         Assert.True(config.Images.Registries["127.0.0.1:5000"].Insecure);
+        Assert.Equal(new Uri("http://127.0.0.1:5000"), config.Images.Registries["registry.k8s.io"].Server);
         Assert.Equal("/etc/berth/ca.pem", config.Images.Registries["secure.example"].CaFile);
     }
 
