@@ -53,6 +53,8 @@ public sealed class SnapshotStore
                 Directory.Delete(work, recursive: true); // Another pull committed the same layer first.
                 return size;
             }
+            // The files' data must be on disk before the rename makes the snapshot visible (power loss, not only kill -9).
+            Native.Sys.SyncFilesystem(work);
             Directory.Move(work, target);
             Durability.SyncDirectory(_root);
             return size;

@@ -4,7 +4,7 @@ namespace Berth.E2E.Tests.Fixtures;
 /// Where the published binaries are and whether this machine can run the e2e tests at all.
 /// A test that cannot run fails with the reason; it never skips.
 /// </summary>
-internal static class TestEnvironment
+public static class TestEnvironment
 {
     public static string RepoRoot { get; } = FindRepoRoot();
 

@@ -97,7 +97,7 @@ public sealed class TestImageBuilder
         if (_user is not null) runConfig["User"] = _user;
         var config = new JsonObject
         {
-            ["created"] = Mtime.ToString("O"),
+            ["created"] = Mtime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
             ["architecture"] = _architecture,
             ["os"] = "linux",
             ["config"] = runConfig,

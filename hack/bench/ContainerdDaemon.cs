@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using Berth.Cri.V1;
+using Berth.E2E.Tests.Fixtures;
+using Grpc.Net.Client;
+
+namespace Berth.Bench;
+
+/// <summary>Debian's containerd 1.6 on a private root, state and socket, configured like a node for the benchmark.</summary>
+internal sealed class ContainerdDaemon : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ContainerdDaemon(string directory, Process process)
+    {
+        Directory = directory;
+        _process = process;
+        Channel = BerthDaemon.CreateChannel(SocketPath);
+        Runtime = new RuntimeService.RuntimeServiceClient(Channel);
+        Images = new ImageService.ImageServiceClient(Channel);
+    }
+
+    public string Directory { get; }
+    public string SocketPath => Path.Combine(Directory, "containerd.sock");
+    public GrpcChannel Channel { get; }
+    public RuntimeService.RuntimeServiceClient Runtime { get; }
+    public ImageService.ImageServiceClient Images { get; }
+    public int Pid => _process.Id;
+
+    public static async Task<ContainerdDaemon> StartAsync(string registryHost)
+    {
+        var binary = TestEnvironment.RequireTool("/usr/bin/containerd", "containerd");
+        var directory = System.IO.Directory.CreateTempSubdirectory("berth-bench-ctd-").FullName;
+        System.IO.Directory.CreateDirectory(Path.Combine(directory, "cni"));
+        var config = Path.Combine(directory, "config.toml");
+        await File.WriteAllTextAsync(config, $"""
+            version = 2
+            root = "{directory}/root"
+            state = "{directory}/state"
+            [grpc]
+              address = "{directory}/containerd.sock"
+            [ttrpc]
+              address = "{directory}/containerd.sock.ttrpc"
+            [plugins."io.containerd.grpc.v1.cri"]
+              restrict_oom_score_adj = true
+              [plugins."io.containerd.grpc.v1.cri".cni]
+                bin_dir = "/usr/lib/cni"
+                conf_dir = "{directory}/cni"
+              [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registryHost}"]
+                endpoint = ["http://{registryHost}"]
+            """);
+        var info = new ProcessStartInfo(binary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        info.ArgumentList.Add("--config");
+        info.ArgumentList.Add(config);
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var daemon = new ContainerdDaemon(directory, process);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await daemon.Runtime.VersionAsync(new VersionRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+                return daemon;
+            }
+            catch (Grpc.Core.RpcException) when (deadline.Elapsed < TimeSpan.FromSeconds(30) && !process.HasExited)
+            {
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+        // containerd leaves overlay snapshots; none are mounted by image pulls.
+        System.IO.Directory.Delete(Directory, recursive: true);
+    }
+}
