@@ -23,6 +23,34 @@ public sealed class DaemonLifecycleTests
     }
 
     [Fact]
+    public async Task Sigterm_lets_an_in_flight_pull_finish()
+    {
+        await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
+        using var pusher = new RegistryPusher(registry);
+        var random = new Random(3);
+        var builder = new TestImageBuilder();
+        for (var i = 0; i < 4; i++)
+        {
+            var content = new byte[20 * 1024 * 1024];
+            random.NextBytes(content);
+            builder.Layer(TestLayers.Tar(w => TestLayers.File(w, $"big{i}", content, 0x1A4)), Compression.Gzip);
+        }
+        var image = builder.Build();
+        await pusher.PushAsync("berth/big", image, "1");
+        await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { ExtraConfig = "[images]\nmax_concurrent_downloads = 1\n" });
+
+        var pull = daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{registry.Host}/berth/big:1" } }).ResponseAsync;
+        // Wait until the pull is under way (its first layer is being fetched), then ask berthd to stop.
+        for (var i = 0; i < 200 && !daemon.Output.Contains("fetching layer", StringComparison.Ordinal); i++) await Task.Delay(10);
+        daemon.Signal(SIGTERM);
+
+        var pulled = await pull;
+        Assert.Equal(image.Id, pulled.ImageRef);
+        Assert.Equal(0, await daemon.WaitForExitAsync(ExitTimeout));
+        Assert.False(File.Exists(daemon.SocketPath));
+    }
+
+    [Fact]
     public async Task Sigint_stops_berthd_too()
     {
         await using var daemon = await BerthDaemon.StartAsync();
