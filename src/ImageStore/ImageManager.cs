@@ -169,9 +169,8 @@ public sealed partial class ImageManager : IDisposable
         {
             var record = Find(image);
             if (record is null) return;
-            if (ImageReference.TryParse(image, out var reference, out _) && reference.Digest is null
-                && reference.RepoTag is { } tag && record.RepoTags.Contains(tag) && record.RepoTags.Count > 1
-                && !image.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal) && record.Id != image)
+            // By tag, and the image has other names: only the tag goes. By ID or digest, or the last tag: the image goes.
+            if (TagNamed(image) is { } tag && record.RepoTags.Contains(tag) && record.RepoTags.Count > 1)
             {
                 await _images.UpdateAsync(record with { RepoTags = [.. record.RepoTags.Where(t => t != tag)] }, cancellationToken);
                 return;
@@ -186,6 +185,13 @@ public sealed partial class ImageManager : IDisposable
             _commitLock.Release();
         }
     }
+
+    /// <summary>The repo tag a name refers to, or null for IDs and digests.</summary>
+    private static string? TagNamed(string image) =>
+        !image.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal)
+        && ImageReference.TryParse(image, out var reference, out _) && reference.Digest is null
+            ? reference.RepoTag
+            : null;
 
     /// <summary>Deletes blobs and snapshots that no image references.</summary>
     private void CollectGarbage()

@@ -7,7 +7,7 @@ namespace Berth.ImageStore.Content;
 /// to read past the declared size, and at end of stream checks the size and digest. The consumer
 /// (gunzip, the tar reader) never sees a byte beyond what the descriptor allows.
 /// </summary>
-public sealed class VerifyingStream(Stream source, Digest expected, long expectedSize, Stream? sink) : Stream
+public sealed class VerifyingStream(Stream source, Digest expected, long expectedSize, Stream? sink) : ReadOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private long _length;
@@ -17,14 +17,6 @@ public sealed class VerifyingStream(Stream source, Digest expected, long expecte
     /// <summary>True once the whole stream was read and matched its digest and size.</summary>
     public bool Verified { get; private set; }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _length; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
     public override int Read(Span<byte> buffer)
     {
         var read = source.Read(buffer);
@@ -33,24 +25,12 @@ public sealed class VerifyingStream(Stream source, Digest expected, long expecte
         return read;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = await source.ReadAsync(buffer, cancellationToken);
         Account(buffer.Span[..read], endOfStream: read == 0 && !buffer.IsEmpty);
         if (sink is not null) await sink.WriteAsync(buffer[..read], cancellationToken);
         return read;
-    }
-
-    /// <summary>Reads whatever the consumer left unread (tar padding, a gzip trailer), so the digest covers everything.</summary>
-    public async Task DrainAsync(CancellationToken cancellationToken)
-    {
-        var buffer = new byte[64 * 1024];
-        while (await ReadAsync(buffer, cancellationToken) > 0)
-        {
-        }
     }
 
     public Digest Digest() => Content.Digest.FromHash(_hash.GetCurrentHash());
@@ -73,11 +53,6 @@ public sealed class VerifyingStream(Stream source, Digest expected, long expecte
             throw new ImageFormatException($"blob {expected} is larger than its declared size of {expectedSize} bytes");
         _hash.AppendData(data);
     }
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

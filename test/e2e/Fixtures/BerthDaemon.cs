@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Berth.Cri.V1;
@@ -64,7 +63,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         // Short paths: a unix socket path must fit in 107 bytes.
         var directory = options.Directory ?? System.IO.Directory.CreateTempSubdirectory("berth-e2e-").FullName;
         var socketPath = options.SocketPath ?? Path.Combine(directory, "berth.sock");
-        int? metricsPort = options.EnableMetrics ? FreeTcpPort() : null;
+        int? metricsPort = options.EnableMetrics ? RegistryServer.FreePort() : null;
 
         var config = new StringBuilder();
         config.AppendLine($"root = \"{directory}/root\"");
@@ -208,37 +207,8 @@ public sealed class BerthDaemon : IAsyncDisposable
         }
     }
 
-    private static (Process, StringBuilder) Launch(IReadOnlyList<string> args)
-    {
-        var info = new ProcessStartInfo(TestEnvironment.Berthd)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args) info.ArgumentList.Add(arg);
+    private static (Process, StringBuilder) Launch(IReadOnlyList<string> args) => ChildProcess.Start(TestEnvironment.Berthd, args);
 
-        var output = new StringBuilder();
-        var process = new Process { StartInfo = info };
-        DataReceivedEventHandler append = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (output) output.AppendLine(e.Data);
-        };
-        process.OutputDataReceived += append;
-        process.ErrorDataReceived += append;
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return (process, output);
-    }
-
-    private static int FreeTcpPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
 
 public sealed record DaemonOptions

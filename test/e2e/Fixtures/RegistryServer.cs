@@ -127,21 +127,7 @@ public sealed class RegistryServer : IAsyncDisposable
         var configPath = Path.Combine(directory, "config.yml");
         await File.WriteAllTextAsync(configPath, config.ToString());
 
-        var log = new StringBuilder();
-        var info = new ProcessStartInfo(binary) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        info.ArgumentList.Add("serve");
-        info.ArgumentList.Add(configPath);
-        var process = new Process { StartInfo = info };
-        DataReceivedEventHandler append = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (log) log.AppendLine(e.Data);
-        };
-        process.OutputDataReceived += append;
-        process.ErrorDataReceived += append;
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var (process, log) = ChildProcess.Start(binary, ["serve", configPath]);
 
         var server = new RegistryServer(directory, port, mode, process, log, tokens);
         try
