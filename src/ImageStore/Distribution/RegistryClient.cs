@@ -138,8 +138,9 @@ public sealed class RegistryClient : IDisposable
         if (challenge is null)
             throw new RegistryAuthException($"{uri}: 401 Unauthorized without a WWW-Authenticate challenge");
 
-        authorization = await AuthorizeAsync(endpoint, challenge, scope, credentials, cancellationToken);
-        _tokens[tokenKey] = new CachedToken(authorization, DateTimeOffset.UtcNow.AddSeconds(50));
+        var granted = await AuthorizeAsync(endpoint, challenge, scope, credentials, cancellationToken);
+        authorization = granted.Header;
+        _tokens[tokenKey] = granted;
         response = await SendFollowingRedirectsAsync(endpoint.Client, uri, accept, authorization, cancellationToken);
         if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
@@ -152,7 +153,7 @@ public sealed class RegistryClient : IDisposable
         return response;
     }
 
-    private static async Task<AuthenticationHeaderValue> AuthorizeAsync(
+    private static async Task<CachedToken> AuthorizeAsync(
         Endpoint endpoint, AuthChallenge challenge, string scope, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
         var (username, password) = UserAndPassword(credentials);
@@ -160,7 +161,9 @@ public sealed class RegistryClient : IDisposable
         {
             if (username is null)
                 throw new RegistryAuthException($"{endpoint.BaseUri}: the registry requires credentials (basic auth)");
-            return new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{username}:{password}")));
+            return new CachedToken(
+                new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{username}:{password}"))),
+                DateTimeOffset.MaxValue);
         }
         if (!challenge.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase) || challenge.Realm is null)
             throw new RegistryAuthException($"{endpoint.BaseUri}: unsupported auth challenge '{challenge.Scheme}'");
@@ -215,7 +218,9 @@ public sealed class RegistryClient : IDisposable
         var value = token?.Token is { Length: > 0 } t ? t : token?.AccessToken;
         if (string.IsNullOrEmpty(value))
             throw new RegistryException($"token server {realm.Uri.GetLeftPart(UriPartial.Path)} sent no token");
-        return new AuthenticationHeaderValue("Bearer", value);
+        // The token spec's default lifetime is 60 s; renew a little early so a token never expires mid-pull.
+        var lifetime = TimeSpan.FromSeconds(Math.Max(token?.ExpiresIn ?? 60, 60)) - TimeSpan.FromSeconds(10);
+        return new CachedToken(new AuthenticationHeaderValue("Bearer", value), DateTimeOffset.UtcNow + lifetime);
     }
 
     private static (string? Username, string? Password) UserAndPassword(RegistryCredentials? credentials)

@@ -34,8 +34,14 @@ internal sealed class LayerUnpacker : IDisposable
     /// <summary>Bytes of file content written, the snapshot's size.</summary>
     public long ContentBytes { get; private set; }
 
+    /// <summary>
+    /// Xattrs left out because their value is not UTF-8: System.Formats.Tar decodes PAX values as UTF-8, so
+    /// a binary value (security.capability) arrives damaged, and a damaged value is worse than none.
+    /// </summary>
+    public List<string> SkippedXattrs { get; } = [];
+
     /// <summary>Unpacks <paramref name="tar"/> into the existing, empty directory <paramref name="root"/>.</summary>
-    public static async Task<long> UnpackAsync(Stream tar, string root, CancellationToken cancellationToken)
+    public static async Task<UnpackResult> UnpackAsync(Stream tar, string root, CancellationToken cancellationToken)
     {
         using var unpacker = new LayerUnpacker(root);
         using var reader = new TarReader(tar, leaveOpen: true);
@@ -45,7 +51,7 @@ internal sealed class LayerUnpacker : IDisposable
             await unpacker.ApplyAsync(entry, cancellationToken);
         }
         unpacker.ApplyDirectoryTimes();
-        return unpacker.ContentBytes;
+        return new UnpackResult(unpacker.ContentBytes, unpacker.SkippedXattrs);
     }
 
     private async Task ApplyAsync(TarEntry entry, CancellationToken cancellationToken)
@@ -189,7 +195,7 @@ internal sealed class LayerUnpacker : IDisposable
         if (MknodAt(parent, baseName, mode, device) != 0) throw Error("mknod", name, LastError);
     }
 
-    private static void ApplyMetadataAt(int parent, string baseName, TarEntry entry, bool isDirectory)
+    private void ApplyMetadataAt(int parent, string baseName, TarEntry entry, bool isDirectory)
     {
         if (isDirectory)
         {
@@ -210,7 +216,7 @@ internal sealed class LayerUnpacker : IDisposable
         SetTimes(parent, baseName, entry.ModificationTime, AtSymlinkNoFollow);
     }
 
-    private static void ApplyMetadata(int fd, string name, TarEntry entry)
+    private void ApplyMetadata(int fd, string name, TarEntry entry)
     {
         if (FChown(fd, (uint)entry.Uid, (uint)entry.Gid) != 0) throw Error("chown", name, LastError);
         // After chown, which clears setuid and setgid.
@@ -219,8 +225,13 @@ internal sealed class LayerUnpacker : IDisposable
         {
             foreach (var (key, value) in pax.ExtendedAttributes)
             {
-                if (key.StartsWith(PaxXattrPrefix, StringComparison.Ordinal))
-                    FSetXattr(fd, key[PaxXattrPrefix.Length..], Encoding.UTF8.GetBytes(value), name);
+                if (!key.StartsWith(PaxXattrPrefix, StringComparison.Ordinal)) continue;
+                if (value.Contains('\uFFFD', StringComparison.Ordinal))
+                {
+                    SkippedXattrs.Add($"{name}: {key[PaxXattrPrefix.Length..]}");
+                    continue;
+                }
+                FSetXattr(fd, key[PaxXattrPrefix.Length..], Encoding.UTF8.GetBytes(value), name);
             }
         }
     }
@@ -416,3 +427,6 @@ internal sealed class LayerUnpacker : IDisposable
         _ = Close(_rootFd);
     }
 }
+
+/// <summary>What unpacking a layer produced.</summary>
+internal sealed record UnpackResult(long ContentBytes, IReadOnlyList<string> SkippedXattrs);

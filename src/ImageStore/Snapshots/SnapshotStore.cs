@@ -38,26 +38,26 @@ public sealed class SnapshotStore
     /// Unpacks a layer tar; <paramref name="verify"/> runs after the last byte, before the commit,
     /// so a layer whose digest does not match never becomes a snapshot.
     /// </summary>
-    public async Task<long> CommitLayerAsync(Digest chainId, Stream tar, Func<Task> verify, CancellationToken cancellationToken)
+    internal async Task<UnpackResult> CommitLayerAsync(Digest chainId, Stream tar, Func<Task> verify, CancellationToken cancellationToken)
     {
         var work = Path.Combine(_ingest, $"{chainId.Hex}-{Guid.NewGuid():N}");
         var fs = Path.Combine(work, "fs");
         Directory.CreateDirectory(fs);
         try
         {
-            var size = await LayerUnpacker.UnpackAsync(tar, fs, cancellationToken);
+            var result = await LayerUnpacker.UnpackAsync(tar, fs, cancellationToken);
             await verify();
             var target = Path.Combine(_root, chainId.Hex);
             if (Directory.Exists(target))
             {
                 Directory.Delete(work, recursive: true); // Another pull committed the same layer first.
-                return size;
+                return result;
             }
             // The files' data must be on disk before the rename makes the snapshot visible (power loss, not only kill -9).
             Native.Sys.SyncFilesystem(work);
             Directory.Move(work, target);
             Durability.SyncDirectory(_root);
-            return size;
+            return result;
         }
         catch
         {

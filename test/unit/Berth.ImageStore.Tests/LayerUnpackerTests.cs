@@ -26,7 +26,7 @@ public sealed class LayerUnpackerTests : IDisposable
 
     public void Dispose() => Directory.Delete(_sandbox, recursive: true);
 
-    private Task<long> Unpack(TarBuilder tar) => LayerUnpacker.UnpackAsync(tar.Build(), _root, CancellationToken.None);
+    private async Task<long> Unpack(TarBuilder tar) => (await LayerUnpacker.UnpackAsync(tar.Build(), _root, CancellationToken.None)).ContentBytes;
 
     private string At(string relative) => Path.Combine(_root, relative);
 
@@ -69,6 +69,19 @@ public sealed class LayerUnpackerTests : IDisposable
         Assert.Equal("/bin/busybox", new FileInfo(At("usr/bin/env")).LinkTarget);
         Assert.Equal(0x1000u, StatOf("run/fifo").Mode & 0xF000);
         Assert.Equal("hello"u8.ToArray(), Sys.LGetXattr(At("bin/busybox"), "user.berth"));
+    }
+
+    [Fact]
+    public async Task A_binary_xattr_value_the_tar_reader_cannot_keep_is_left_out_and_reported()
+    {
+        // A PAX header whose value is not UTF-8, as security.capability is; System.Formats.Tar decodes it lossily.
+        var tar = RawTar.PaxFile("cap", "x"u8.ToArray(), "SCHILY.xattr.user.bin", [0xff, 0xfe, 0x00, 0x01]);
+
+        var result = await LayerUnpacker.UnpackAsync(new MemoryStream(tar), _root, CancellationToken.None);
+
+        Assert.Equal("x", File.ReadAllText(At("cap")));
+        Assert.Null(Sys.LGetXattr(At("cap"), "user.bin"));
+        Assert.Equal(["cap: user.bin"], result.SkippedXattrs);
     }
 
     [Fact]
