@@ -22,6 +22,31 @@ public sealed record BerthConfig
     public MetricsConfig Metrics { get; init; } = new();
 
     public ImagesConfig Images { get; init; } = new();
+
+    public CniConfig Cni { get; init; } = new();
+
+    public RuntimeConfig Runtime { get; init; } = new();
+}
+
+public sealed record CniConfig
+{
+    public IReadOnlyList<string> ConfDirs { get; init; } = ["/etc/cni/net.d"];
+    public IReadOnlyList<string> BinDirs { get; init; } = ["/opt/cni/bin", "/usr/lib/cni"];
+}
+
+public sealed record RuntimeConfig
+{
+    /// <summary>The handler a pod without a RuntimeClass gets.</summary>
+    public string DefaultHandler { get; init; } = "runc";
+
+    /// <summary>Handlers by RuntimeClass handler name; each names its OCI runtime binary.</summary>
+    public IReadOnlyDictionary<string, RuntimeHandlerConfig> Handlers { get; init; } =
+        new Dictionary<string, RuntimeHandlerConfig> { ["runc"] = new() };
+}
+
+public sealed record RuntimeHandlerConfig
+{
+    public string Binary { get; init; } = "runc";
 }
 
 public sealed record ImagesConfig

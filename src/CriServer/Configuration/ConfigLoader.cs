@@ -88,6 +88,8 @@ public static class ConfigLoader
             Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
             Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
             Images = ParseImages(root.Section("images"), defaults.Images),
+            Cni = ParseCni(root.Section("cni"), defaults.Cni),
+            Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime),
         };
         root.RejectUnknownKeys();
         return config;
@@ -156,6 +158,42 @@ public static class ConfigLoader
         };
         section.RejectUnknownKeys();
         return images;
+    }
+
+    private static CniConfig ParseCni(TomlSection? section, CniConfig defaults)
+    {
+        if (section is null) return defaults;
+        var cni = defaults with
+        {
+            ConfDirs = section.StringArray("conf_dirs") ?? defaults.ConfDirs,
+            BinDirs = section.StringArray("bin_dirs") ?? defaults.BinDirs,
+        };
+        section.RejectUnknownKeys();
+        foreach (var dir in cni.ConfDirs.Concat(cni.BinDirs))
+        {
+            if (!Path.IsPathFullyQualified(dir)) throw new ConfigException($"cni: '{dir}' must be an absolute path");
+        }
+        return cni;
+    }
+
+    private static RuntimeConfig ParseRuntime(TomlSection? section, RuntimeConfig defaults)
+    {
+        if (section is null) return defaults;
+        var handlers = new Dictionary<string, RuntimeHandlerConfig>(StringComparer.Ordinal);
+        foreach (var (name, handler) in section.Section("handlers")?.Tables() ?? [])
+        {
+            handlers[name] = new RuntimeHandlerConfig { Binary = handler.String("binary") ?? "runc" };
+            handler.RejectUnknownKeys();
+        }
+        var runtime = defaults with
+        {
+            DefaultHandler = section.String("default_handler") ?? defaults.DefaultHandler,
+            Handlers = handlers.Count > 0 ? handlers : defaults.Handlers,
+        };
+        section.RejectUnknownKeys();
+        if (!runtime.Handlers.ContainsKey(runtime.DefaultHandler))
+            throw new ConfigException($"runtime.default_handler: '{runtime.DefaultHandler}' is not one of runtime.handlers ({string.Join(", ", runtime.Handlers.Keys)})");
+        return runtime;
     }
 
     private static BerthConfig ApplyOverrides(BerthConfig config, CommandLineOptions options) => config with

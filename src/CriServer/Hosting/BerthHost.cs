@@ -1,7 +1,9 @@
 using Berth.CriServer.Configuration;
 using Berth.CriServer.Observability;
 using Berth.CriServer.Services;
+using Berth.Cni;
 using Berth.ImageStore;
+using Berth.Sandbox;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
@@ -19,6 +21,7 @@ internal static partial class BerthHost
         {
             // Components open their stores now, so a bad store or option stops startup instead of the first RPC.
             app.Services.GetRequiredService<ImageManager>();
+            await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
         }
         catch (ImageStoreException e)
         {
@@ -99,6 +102,9 @@ internal static partial class BerthHost
         builder.Services.AddSingleton<RpcMetrics>();
         builder.Services.AddSingleton(ComponentOptions.ImageStore(config));
         builder.Services.AddSingleton<ImageManager>();
+        builder.Services.AddSingleton(new CniNetwork(ComponentOptions.Cni(config)));
+        builder.Services.AddSingleton(ComponentOptions.Sandbox(config));
+        builder.Services.AddSingleton<SandboxManager>();
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<RpcInterceptor>();

@@ -1,5 +1,7 @@
 using Berth.CriServer.Configuration;
+using Berth.Cni;
 using Berth.ImageStore;
+using Berth.Sandbox;
 
 namespace Berth.CriServer.Hosting;
 
@@ -29,4 +31,19 @@ internal static class ComponentOptions
                 StringComparer.Ordinal),
         };
     }
+
+    public static CniOptions Cni(BerthConfig config) => new()
+    {
+        ConfDirs = config.Cni.ConfDirs,
+        BinDirs = config.Cni.BinDirs,
+        CacheDir = Path.Combine(config.Root, "cni", "cache"),
+    };
+
+    public static SandboxOptions Sandbox(BerthConfig config) => new()
+    {
+        RecordDirectory = Path.Combine(config.Root, "sandboxes"),
+        StateDirectory = Path.Combine(config.State, "sandboxes"),
+        // "" is the default handler, as kubelet sends it for pods without a RuntimeClass.
+        RuntimeHandlers = new HashSet<string>(config.Runtime.Handlers.Keys.Append(""), StringComparer.Ordinal),
+    };
 }

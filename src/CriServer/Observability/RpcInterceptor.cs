@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Berth.ImageStore;
+using Berth.Sandbox;
 using Grpc.Core.Interceptors;
 
 namespace Berth.CriServer.Observability;
@@ -64,6 +65,7 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
             new RpcException(new Status(StatusCode.Unimplemented, $"berth does not implement {context.Method.TrimStart('/')}")),
         RpcException rpc => rpc,
         ImageStoreException image => new RpcException(new Status(StatusMapper.CodeOf(image), image.Message)),
+        SandboxException sandbox => new RpcException(new Status(StatusMapper.CodeOf(sandbox), sandbox.Message)),
         OperationCanceledException when context.CancellationToken.IsCancellationRequested =>
             new RpcException(new Status(StatusCode.Cancelled, "the client cancelled the call or its deadline passed")),
         _ => Internal(e, context),

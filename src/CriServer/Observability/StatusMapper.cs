@@ -1,4 +1,5 @@
 using Berth.ImageStore;
+using Berth.Sandbox;
 using Grpc.Core;
 
 namespace Berth.CriServer.Observability;
@@ -14,6 +15,14 @@ internal static class StatusMapper
         RegistryException => StatusCode.Unavailable,
         // Content that fails its digest or is hostile: the image cannot be used as it is.
         ImageFormatException => StatusCode.FailedPrecondition,
+        _ => StatusCode.Unknown,
+    };
+
+    public static StatusCode CodeOf(SandboxException exception) => exception switch
+    {
+        SandboxRequestException => StatusCode.InvalidArgument,
+        SandboxExistsException => StatusCode.AlreadyExists,
+        SandboxNotFoundException => StatusCode.NotFound,
         _ => StatusCode.Unknown,
     };
 }

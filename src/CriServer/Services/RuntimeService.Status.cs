@@ -9,14 +9,10 @@ public sealed partial class RuntimeService
     {
         var status = new RuntimeStatus();
         status.Conditions.Add(new RuntimeCondition { Type = "RuntimeReady", Status = true });
-        // Pod networking arrives with the CNI component; until then kubelet must not schedule pods here.
-        status.Conditions.Add(new RuntimeCondition
-        {
-            Type = "NetworkReady",
-            Status = false,
-            Reason = "NetworkPluginNotReady",
-            Message = "berth does not set up pod networks yet: no CNI support is built in",
-        });
+        var (networkReady, reason) = _sandboxes.NetworkStatus();
+        status.Conditions.Add(networkReady
+            ? new RuntimeCondition { Type = "NetworkReady", Status = true }
+            : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = "NetworkPluginNotReady", Message = $"cni: {reason}" });
 
         var response = new StatusResponse { Status = status, Features = new RuntimeFeatures() };
         if (request.Verbose)

@@ -1,4 +1,5 @@
 using Berth.CriServer.Configuration;
+using Berth.Sandbox;
 
 namespace Berth.CriServer.Services;
 
@@ -7,7 +8,8 @@ namespace Berth.CriServer.Services;
 /// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
 /// overridden answer Unimplemented through the generated base class.
 /// </summary>
-public sealed partial class RuntimeService(BerthConfig config) : Cri.V1.RuntimeService.RuntimeServiceBase
+public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes) : Cri.V1.RuntimeService.RuntimeServiceBase
 {
     private readonly BerthConfig _config = config;
+    private readonly SandboxManager _sandboxes = sandboxes;
 }

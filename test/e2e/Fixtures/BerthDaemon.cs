@@ -38,6 +38,7 @@ public sealed class BerthDaemon : IAsyncDisposable
     public string RootPath => Path.Combine(Directory, "root");
     public string StatePath => Path.Combine(Directory, "state");
     public string ConfigPath => Path.Combine(Directory, "config.toml");
+    public string CniConfDir => Path.Combine(Directory, "net.d");
     public int? MetricsPort { get; }
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
@@ -76,6 +77,12 @@ public sealed class BerthDaemon : IAsyncDisposable
             config.AppendLine("[metrics]");
             config.AppendLine($"address = \"127.0.0.1:{metricsPort}\"");
         }
+        // A private CNI config directory, empty unless the test writes a network into it: never the host's.
+        var cniDir = Path.Combine(directory, "net.d");
+        System.IO.Directory.CreateDirectory(cniDir);
+        config.AppendLine("[cni]");
+        config.AppendLine($"conf_dirs = [\"{cniDir}\"]");
+        config.AppendLine($"bin_dirs = [{string.Join(", ", options.CniBinDirs.Select(d => $"\"{d}\""))}]");
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
 
@@ -220,6 +227,9 @@ public sealed record DaemonOptions
     public string? SocketPath { get; init; }
 
     public bool EnableMetrics { get; init; }
+
+    /// <summary>Where CNI plugins are looked up: Debian's, plus any a test adds.</summary>
+    public IReadOnlyList<string> CniBinDirs { get; init; } = ["/usr/lib/cni"];
 
     /// <summary>TOML appended to the generated config.</summary>
     public string ExtraConfig { get; init; } = "";

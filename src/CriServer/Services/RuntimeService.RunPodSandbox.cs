@@ -1,0 +1,46 @@
+using Berth.Cri.V1;
+using Berth.Sandbox;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override async Task<RunPodSandboxResponse> RunPodSandbox(RunPodSandboxRequest request, ServerCallContext context)
+    {
+        var config = request.Config ?? throw InvalidArgument("config is required");
+        var metadata = config.Metadata ?? throw InvalidArgument("config.metadata is required");
+        var namespaces = config.Linux?.SecurityContext?.NamespaceOptions;
+        if (namespaces?.Network == NamespaceMode.Target || namespaces?.Ipc == NamespaceMode.Target)
+            throw InvalidArgument("config.linux.security_context.namespace_options: TARGET applies to pid only");
+
+        var record = await _sandboxes.RunAsync(new SandboxRequest
+        {
+            Name = metadata.Name,
+            Namespace = metadata.Namespace,
+            Uid = metadata.Uid,
+            Attempt = metadata.Attempt,
+            Hostname = config.Hostname,
+            LogDirectory = string.IsNullOrEmpty(config.LogDirectory) ? null : config.LogDirectory,
+            Dns = config.DnsConfig is { } dns ? new DnsSettings([.. dns.Servers], [.. dns.Searches], [.. dns.Options]) : null,
+            PortMappings = [.. config.PortMappings.Select(p => new Sandbox.PortMapping
+            {
+                Protocol = p.Protocol switch { Protocol.Udp => "udp", Protocol.Sctp => "sctp", _ => "tcp" },
+                ContainerPort = p.ContainerPort,
+                HostPort = p.HostPort,
+                HostIp = p.HostIp,
+            })],
+            Labels = config.Labels,
+            Annotations = config.Annotations,
+            HostNetwork = namespaces?.Network == NamespaceMode.Node,
+            HostIpc = namespaces?.Ipc == NamespaceMode.Node,
+            HostPid = namespaces?.Pid == NamespaceMode.Node,
+            Sysctls = config.Linux?.Sysctls ?? new Google.Protobuf.Collections.MapField<string, string>(),
+            CgroupParent = string.IsNullOrEmpty(config.Linux?.CgroupParent) ? null : config.Linux.CgroupParent,
+            RuntimeHandler = request.RuntimeHandler,
+        }, context.CancellationToken);
+        return new RunPodSandboxResponse { PodSandboxId = record.Id };
+    }
+
+    private static RpcException InvalidArgument(string message) => new(new Status(StatusCode.InvalidArgument, message));
+}

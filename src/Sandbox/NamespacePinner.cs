@@ -1,0 +1,156 @@
+using System.Text;
+using Berth.Sandbox.Native;
+
+namespace Berth.Sandbox;
+
+/// <summary>Which of a pod's namespaces Berth creates (the others are the host's).</summary>
+[Flags]
+public enum PodNamespaces
+{
+    None = 0,
+    Network = 1,
+    Ipc = 2,
+    Uts = 4,
+}
+
+/// <summary>
+/// Creates a pod's namespaces without any process to hold them: a dedicated thread unshares them, sets the
+/// hostname and sysctls and brings up lo inside, bind-mounts each one onto a file (as <c>ip netns add</c> does),
+/// then returns to the host's namespaces and ends. Containers join the pinned files by path.
+/// </summary>
+internal static class NamespacePinner
+{
+    private static readonly (PodNamespaces Kind, string File, int Flag)[] Kinds =
+    [
+        (PodNamespaces.Network, "net", Linux.CloneNewNet),
+        (PodNamespaces.Ipc, "ipc", Linux.CloneNewIpc),
+        (PodNamespaces.Uts, "uts", Linux.CloneNewUts),
+    ];
+
+    /// <summary>The pin file of one namespace kind under a sandbox's namespace directory.</summary>
+    public static string PathOf(string directory, PodNamespaces kind) =>
+        Path.Combine(directory, Kinds.Single(k => k.Kind == kind).File);
+
+    public static void Create(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls)
+    {
+        if (namespaces == PodNamespaces.None) return;
+        Directory.CreateDirectory(directory);
+        Exception? failure = null;
+        // A thread of its own: namespaces are per thread, and this one must never run anything else.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                PinOnThisThread(directory, namespaces, hostname, sysctls);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }, 256 * 1024)
+        { IsBackground = true, Name = "berth-netns" };
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            Remove(directory);
+            throw failure;
+        }
+    }
+
+    /// <summary>Unmounts and deletes the pins; missing ones are fine (idempotent).</summary>
+    public static void Remove(string directory)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (var (_, file, _) in Kinds)
+        {
+            var path = Path.Combine(directory, file);
+            if (!File.Exists(path)) continue;
+            // EINVAL: not a mount point (a pin whose mount never happened); the file just goes.
+            if (Linux.Umount2(path, Linux.MntDetach) != 0 && Linux.LastError is not 22 and not 2)
+                throw Linux.Error("umount", path, Linux.LastError);
+            File.Delete(path);
+        }
+        Directory.Delete(directory);
+    }
+
+    private static void PinOnThisThread(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls)
+    {
+        var wanted = Kinds.Where(k => namespaces.HasFlag(k.Kind)).ToList();
+        var originals = new List<(int Fd, int Flag)>();
+        try
+        {
+            foreach (var (_, file, flag) in wanted)
+            {
+                var fd = Linux.Open($"/proc/thread-self/ns/{file}", Linux.ORdOnly | Linux.OCloExec);
+                if (fd < 0) throw Linux.Error("open", $"/proc/thread-self/ns/{file}", Linux.LastError);
+                originals.Add((fd, flag));
+            }
+            if (Linux.Unshare(wanted.Aggregate(0, (flags, k) => flags | k.Flag)) != 0)
+                throw Linux.Error("unshare", "pod namespaces", Linux.LastError);
+
+            if (namespaces.HasFlag(PodNamespaces.Uts) && hostname is not null) SetHostname(hostname);
+            if (namespaces.HasFlag(PodNamespaces.Network)) BringUpLoopback();
+            foreach (var (key, value) in sysctls) WriteSysctl(key, value);
+
+            foreach (var (_, file, _) in wanted)
+            {
+                var pin = Path.Combine(directory, file);
+                File.WriteAllBytes(pin, []);
+                if (Linux.Mount($"/proc/thread-self/ns/{file}", pin, null, Linux.MsBind, 0) != 0)
+                    throw Linux.Error("bind-mount", pin, Linux.LastError);
+            }
+        }
+        finally
+        {
+            // Back to the host's namespaces before the thread ends, so nothing else ever runs in the pod's.
+            foreach (var (fd, flag) in originals)
+            {
+                _ = Linux.SetNs(fd, flag);
+                _ = Linux.Close(fd);
+            }
+        }
+    }
+
+    private static unsafe void SetHostname(string hostname)
+    {
+        var bytes = Encoding.ASCII.GetBytes(hostname);
+        fixed (byte* p = bytes)
+        {
+            if (Linux.SetHostname(p, (nuint)bytes.Length) != 0) throw Linux.Error("sethostname", hostname, Linux.LastError);
+        }
+    }
+
+    private static unsafe void BringUpLoopback()
+    {
+        var socket = Linux.Socket(Linux.AfInet, Linux.SockDgram | Linux.SockCloexec, 0);
+        if (socket < 0) throw Linux.Error("socket", "for lo", Linux.LastError);
+        try
+        {
+            var request = default(Linux.IfReq);
+            request.Name[0] = (byte)'l';
+            request.Name[1] = (byte)'o';
+            if (Linux.Ioctl(socket, Linux.SiocGifFlags, &request) != 0) throw Linux.Error("SIOCGIFFLAGS", "lo", Linux.LastError);
+            request.Flags |= Linux.IffUp;
+            if (Linux.Ioctl(socket, Linux.SiocSifFlags, &request) != 0) throw Linux.Error("SIOCSIFFLAGS", "lo", Linux.LastError);
+        }
+        finally
+        {
+            _ = Linux.Close(socket);
+        }
+    }
+
+    /// <summary>/proc/sys resolves per thread, so on this thread a key lands in the pod's namespaces.</summary>
+    private static void WriteSysctl(string key, string value)
+    {
+        var path = "/proc/sys/" + key.Replace('.', '/');
+        try
+        {
+            File.WriteAllText(path, value);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SandboxRequestException($"linux.sysctls: cannot set {key}={value}: {e.Message}");
+        }
+    }
+}

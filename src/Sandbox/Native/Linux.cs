@@ -1,0 +1,58 @@
+using System.Runtime.InteropServices;
+
+namespace Berth.Sandbox.Native;
+
+/// <summary>Namespace, mount and interface syscalls, bound with LibraryImport (AOT-safe). Linux x86-64 values.</summary>
+internal static unsafe partial class Linux
+{
+    public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewNet = 0x40000000;
+    public const ulong MsBind = 4096;
+    public const int MntDetach = 2;
+    public const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
+    public const ulong SiocGifFlags = 0x8913, SiocSifFlags = 0x8914;
+    public const short IffUp = 0x1;
+    public const int ORdOnly = 0, OCloExec = 0x80000;
+
+    public static int LastError => Marshal.GetLastPInvokeError();
+
+    public static IOException Error(string call, string what, int error) =>
+        new($"{call} {what}: {Marshal.GetPInvokeErrorMessage(error)} (errno {error})") { HResult = error };
+
+    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
+    public static partial int Unshare(int flags);
+
+    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int nsType);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    public static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mount(string source, string target, string? fsType, ulong flags, nint data);
+
+    [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Umount2(string target, int flags);
+
+    [LibraryImport("libc", EntryPoint = "sethostname", SetLastError = true)]
+    public static partial int SetHostname(byte* name, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, void* argument);
+
+    /// <summary>struct ifreq: a 16-byte name and a 24-byte union, of which only the flags are used here.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 40)]
+    public struct IfReq
+    {
+        public fixed byte Name[16];
+        public short Flags;
+    }
+}

@@ -1,0 +1,238 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Berth.Cni;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Sandbox;
+
+/// <summary>Where sandboxes keep their records (persistent) and their namespaces and pod files (volatile).</summary>
+public sealed record SandboxOptions
+{
+    public required string RecordDirectory { get; init; }
+    public required string StateDirectory { get; init; }
+
+    /// <summary>The runtime handler names the node offers; "" means the default handler.</summary>
+    public IReadOnlySet<string> RuntimeHandlers { get; init; } = new HashSet<string> { "" };
+}
+
+/// <summary>
+/// Pod sandboxes: pinned namespaces wired by CNI. Every step of RunPodSandbox is undone if a later one fails,
+/// and a record in the Creating state found at startup (a crash mid-run) is undone the same way.
+/// </summary>
+public sealed partial class SandboxManager
+{
+    private readonly SandboxOptions _options;
+    private readonly CniNetwork _network;
+    private readonly SandboxStore _store;
+    private readonly ILogger<SandboxManager> _logger;
+
+    public SandboxManager(SandboxOptions options, CniNetwork network, ILogger<SandboxManager> logger)
+    {
+        _options = options;
+        _network = network;
+        _logger = logger;
+        _store = new SandboxStore(options.RecordDirectory);
+        Directory.CreateDirectory(options.StateDirectory);
+    }
+
+    public IReadOnlyList<SandboxRecord> List() => _store.List();
+
+    public SandboxRecord? Get(string id) => _store.Get(id);
+
+    /// <summary>Is the pod network usable, and if not, why (for Status' NetworkReady).</summary>
+    public (bool Ready, string Reason) NetworkStatus()
+    {
+        var (config, reason) = _network.Current;
+        return (config is not null, reason);
+    }
+
+    /// <summary>Undoes what crashes left half made, and marks sandboxes whose namespaces are gone (a reboot) as not ready.</summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in _store.List())
+        {
+            if (record.State == SandboxState.Creating)
+            {
+                LogRecovering(_logger, record.Id);
+                await TearDownAsync(record, cancellationToken);
+                _store.Delete(record);
+            }
+            else if (record.State == SandboxState.Ready && record.NamespacePaths.Values.Any(p => !File.Exists(p)))
+            {
+                await TearDownAsync(record, cancellationToken);
+                _store.Update(record with { State = SandboxState.NotReady });
+            }
+        }
+    }
+
+    public async Task<SandboxRecord> RunAsync(SandboxRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var directory = Path.Combine(_options.StateDirectory, id);
+        var hostname = request.HostNetwork ? Environment.MachineName : string.IsNullOrEmpty(request.Hostname) ? request.Name : request.Hostname;
+        var namespaces = (request.HostNetwork ? PodNamespaces.None : PodNamespaces.Network | PodNamespaces.Uts)
+                         | (request.HostIpc ? PodNamespaces.None : PodNamespaces.Ipc);
+        var nsDirectory = Path.Combine(directory, "ns");
+        var record = new SandboxRecord
+        {
+            Id = id,
+            Name = request.Name,
+            Namespace = request.Namespace,
+            Uid = request.Uid,
+            Attempt = request.Attempt,
+            State = SandboxState.Creating,
+            CreatedAtUnixNanos = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100,
+            Hostname = hostname,
+            LogDirectory = request.LogDirectory,
+            Labels = new(request.Labels),
+            Annotations = new(request.Annotations),
+            RuntimeHandler = request.RuntimeHandler,
+            HostNetwork = request.HostNetwork,
+            HostIpc = request.HostIpc,
+            HostPid = request.HostPid,
+            CgroupParent = request.CgroupParent,
+            PortMappings = [.. request.PortMappings],
+            NamespacePaths = Enum.GetValues<PodNamespaces>()
+                .Where(k => k != PodNamespaces.None && namespaces.HasFlag(k))
+                .ToDictionary(k => k.ToString().ToLowerInvariant(), k => NamespacePinner.PathOf(nsDirectory, k)),
+            Directory = directory,
+        };
+
+        // The record first: a crash from here on leaves a Creating record that RecoverAsync undoes.
+        _store.Reserve(record);
+        var step = "creating the sandbox directory";
+        try
+        {
+            Directory.CreateDirectory(directory);
+            step = "creating the pod's namespaces";
+            NamespacePinner.Create(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
+
+            List<string> ips = [];
+            if (!request.HostNetwork)
+            {
+                step = "setting up the pod network (CNI ADD)";
+                var result = await _network.AddAsync(CniRuntime(record), cancellationToken);
+                ips = [.. result.SandboxAddresses.Select(a => a.ToString())];
+            }
+            step = "writing hostname, hosts and resolv.conf";
+            PodFiles.Write(directory, hostname, request.Dns, ips);
+
+            record = record with { State = SandboxState.Ready, Ips = ips };
+            _store.Update(record);
+            return record;
+        }
+        catch (Exception e)
+        {
+            await RollBackAsync(record);
+            if (e is SandboxException) throw;
+            throw new SandboxSetupException($"RunPodSandbox failed while {step}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Stops the pod's network and releases its namespaces. Idempotent; unknown IDs are fine, as kubelet expects.</summary>
+    public async Task StopAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = _store.Get(id);
+        if (record is null || record.State == SandboxState.NotReady) return;
+        await TearDownAsync(record, cancellationToken);
+        _store.Update(record with { State = SandboxState.NotReady });
+    }
+
+    /// <summary>Stops if needed, then removes every trace. Unknown IDs are fine.</summary>
+    public async Task RemoveAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = _store.Get(id);
+        if (record is null) return;
+        await TearDownAsync(record, cancellationToken);
+        if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
+        _store.Delete(record);
+    }
+
+    private async Task RollBackAsync(SandboxRecord record)
+    {
+        try
+        {
+            await TearDownAsync(record, CancellationToken.None);
+            if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
+            _store.Delete(record);
+        }
+        catch (Exception e)
+        {
+            // Left as a Creating record, so the next start retries the cleanup.
+            LogRollbackFailed(_logger, record.Id, e);
+        }
+    }
+
+    /// <summary>CNI DEL (with the cached ADD), then the namespaces. Both are idempotent.</summary>
+    private async Task TearDownAsync(SandboxRecord record, CancellationToken cancellationToken)
+    {
+        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record), cancellationToken);
+        NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
+    }
+
+    private static CniRuntimeConfig CniRuntime(SandboxRecord record)
+    {
+        var capabilities = new JsonObject();
+        if (record.PortMappings.Count > 0)
+        {
+            capabilities["portMappings"] = new JsonArray([.. record.PortMappings.Select(p => (JsonNode)new JsonObject
+            {
+                ["hostPort"] = p.HostPort,
+                ["containerPort"] = p.ContainerPort,
+                ["protocol"] = p.Protocol,
+                ["hostIP"] = p.HostIp,
+            })]);
+        }
+        return new CniRuntimeConfig
+        {
+            ContainerId = record.Id,
+            NetnsPath = record.NamespacePaths.GetValueOrDefault("network", ""),
+            Args = new Dictionary<string, string>
+            {
+                ["IgnoreUnknown"] = "1",
+                ["K8S_POD_NAMESPACE"] = record.Namespace,
+                ["K8S_POD_NAME"] = record.Name,
+                ["K8S_POD_INFRA_CONTAINER_ID"] = record.Id,
+                ["K8S_POD_UID"] = record.Uid,
+            },
+            CapabilityArgs = capabilities,
+        };
+    }
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    private static partial Regex DnsSubdomain();
+
+    private void Validate(SandboxRequest request)
+    {
+        if (string.IsNullOrEmpty(request.Name)) throw new SandboxRequestException("metadata.name is required");
+        if (string.IsNullOrEmpty(request.Namespace)) throw new SandboxRequestException("metadata.namespace is required");
+        if (string.IsNullOrEmpty(request.Uid)) throw new SandboxRequestException("metadata.uid is required");
+        if (!_options.RuntimeHandlers.Contains(request.RuntimeHandler))
+            throw new SandboxRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler ({string.Join(", ", _options.RuntimeHandlers.Select(h => h.Length == 0 ? "\"\"" : h))})");
+        if (!string.IsNullOrEmpty(request.Hostname) && (request.Hostname.Length > 63 || !DnsSubdomain().IsMatch(request.Hostname)))
+            throw new SandboxRequestException($"hostname: '{request.Hostname}' is not a valid hostname");
+        foreach (var port in request.PortMappings)
+        {
+            if (port.ContainerPort is <= 0 or > 65535)
+                throw new SandboxRequestException($"port_mappings: container_port {port.ContainerPort} is out of range 1-65535");
+            if (port.HostPort is < 0 or > 65535)
+                throw new SandboxRequestException($"port_mappings: host_port {port.HostPort} is out of range 0-65535");
+        }
+        foreach (var (key, _) in request.Sysctls)
+        {
+            var namespaced = key.StartsWith("net.", StringComparison.Ordinal) && !request.HostNetwork
+                             || (key.StartsWith("kernel.shm", StringComparison.Ordinal) || key.StartsWith("kernel.msg", StringComparison.Ordinal)
+                                 || key == "kernel.sem" || key.StartsWith("fs.mqueue.", StringComparison.Ordinal)) && !request.HostIpc;
+            if (!namespaced || key.Contains("..", StringComparison.Ordinal) || key.Contains('/', StringComparison.Ordinal))
+                throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: undoing what an interrupted RunPodSandbox left")]
+    private static partial void LogRecovering(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "sandbox {Id}: rollback failed; it will be retried at the next start")]
+    private static partial void LogRollbackFailed(ILogger logger, string id, Exception exception);
+}

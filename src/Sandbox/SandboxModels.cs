@@ -1,0 +1,79 @@
+using System.Text.Json.Serialization;
+
+namespace Berth.Sandbox;
+
+/// <summary>What RunPodSandbox asks for, in the component's own terms (CriServer maps the CRI message onto it).</summary>
+public sealed record SandboxRequest
+{
+    public required string Name { get; init; }
+    public required string Namespace { get; init; }
+    public required string Uid { get; init; }
+    public uint Attempt { get; init; }
+    public string? Hostname { get; init; }
+    public string? LogDirectory { get; init; }
+    public DnsSettings? Dns { get; init; }
+    public IReadOnlyList<PortMapping> PortMappings { get; init; } = [];
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
+    public bool HostNetwork { get; init; }
+    public bool HostIpc { get; init; }
+    public bool HostPid { get; init; }
+    public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
+    public string? CgroupParent { get; init; }
+    public string RuntimeHandler { get; init; } = "";
+}
+
+public sealed record DnsSettings(IReadOnlyList<string> Servers, IReadOnlyList<string> Searches, IReadOnlyList<string> Options);
+
+public sealed record PortMapping
+{
+    [JsonPropertyName("protocol")] public string Protocol { get; init; } = "tcp";
+    [JsonPropertyName("containerPort")] public int ContainerPort { get; init; }
+    [JsonPropertyName("hostPort")] public int HostPort { get; init; }
+    [JsonPropertyName("hostIP")] public string HostIp { get; init; } = "";
+}
+
+public enum SandboxState
+{
+    /// <summary>RunPodSandbox is under way; found at startup, it is the remains of a crash and is undone.</summary>
+    Creating,
+    Ready,
+    NotReady,
+}
+
+/// <summary>A sandbox as stored: everything needed to report it, tear it down, and recover after a crash.</summary>
+public sealed record SandboxRecord
+{
+    [JsonPropertyName("id")] public required string Id { get; init; }
+    [JsonPropertyName("name")] public required string Name { get; init; }
+    [JsonPropertyName("namespace")] public required string Namespace { get; init; }
+    [JsonPropertyName("uid")] public required string Uid { get; init; }
+    [JsonPropertyName("attempt")] public uint Attempt { get; init; }
+    [JsonPropertyName("state")] public SandboxState State { get; init; }
+    [JsonPropertyName("createdAt")] public long CreatedAtUnixNanos { get; init; }
+    [JsonPropertyName("hostname")] public string Hostname { get; init; } = "";
+    [JsonPropertyName("logDirectory")] public string? LogDirectory { get; init; }
+    [JsonPropertyName("labels")] public Dictionary<string, string> Labels { get; init; } = [];
+    [JsonPropertyName("annotations")] public Dictionary<string, string> Annotations { get; init; } = [];
+    [JsonPropertyName("runtimeHandler")] public string RuntimeHandler { get; init; } = "";
+    [JsonPropertyName("hostNetwork")] public bool HostNetwork { get; init; }
+    [JsonPropertyName("hostIpc")] public bool HostIpc { get; init; }
+    [JsonPropertyName("hostPid")] public bool HostPid { get; init; }
+    [JsonPropertyName("cgroupParent")] public string? CgroupParent { get; init; }
+    [JsonPropertyName("portMappings")] public List<PortMapping> PortMappings { get; init; } = [];
+    [JsonPropertyName("ips")] public List<string> Ips { get; init; } = [];
+
+    /// <summary>Pinned namespace files that containers join (net, ipc, uts), absent for the host's.</summary>
+    [JsonPropertyName("namespacePaths")] public Dictionary<string, string> NamespacePaths { get; init; } = [];
+
+    /// <summary>Directory of the pod's hostname, hosts and resolv.conf, which containers mount.</summary>
+    [JsonPropertyName("directory")] public required string Directory { get; init; }
+
+    [JsonIgnore] public string NameKey => NameKeyOf(Name, Namespace, Uid, Attempt);
+
+    public static string NameKeyOf(string name, string ns, string uid, uint attempt) => $"{name}_{ns}_{uid}_{attempt}";
+}
+
+[JsonSerializable(typeof(SandboxRecord))]
+[JsonSourceGenerationOptions(WriteIndented = true, UseStringEnumConverter = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+internal sealed partial class SandboxJsonContext : JsonSerializerContext;

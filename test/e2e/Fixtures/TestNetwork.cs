@@ -1,0 +1,83 @@
+using System.Diagnostics;
+
+namespace Berth.E2E.Tests.Fixtures;
+
+/// <summary>
+/// A CNI network of the test's own: a bridge with a random name on a random private /24, host-local IPAM
+/// keeping its leases inside the test's directory. Disposing removes the bridge, the one thing the bridge
+/// plugin leaves behind.
+/// </summary>
+public sealed class TestNetwork : IDisposable
+{
+    private TestNetwork(string bridge, string subnetPrefix, string ipamDir)
+    {
+        Bridge = bridge;
+        SubnetPrefix = subnetPrefix;
+        IpamDir = ipamDir;
+    }
+
+    public string Bridge { get; }
+
+    /// <summary>The first three octets, e.g. "10.213.47".</summary>
+    public string SubnetPrefix { get; }
+
+    public string IpamDir { get; }
+
+    /// <summary>Writes the network config into a berthd's CNI directory; extra plugins follow the bridge.</summary>
+    public static TestNetwork Create(BerthDaemon daemon, params string[] extraPlugins)
+    {
+        var random = Random.Shared;
+        var bridge = $"bt{random.Next(0, 0xFFFFFF):x6}";
+        var prefix = $"10.{random.Next(200, 250)}.{random.Next(1, 254)}";
+        var ipamDir = Path.Combine(daemon.Directory, "ipam");
+        var plugins = new List<string>
+        {
+            $$$"""{"type":"bridge","bridge":"{{{bridge}}}","isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":"{{{ipamDir}}}","ranges":[[{"subnet":"{{{prefix}}}.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}}""",
+        };
+        plugins.AddRange(extraPlugins);
+        File.WriteAllText(Path.Combine(daemon.CniConfDir, "10-berth-test.conflist"),
+            $$"""{"cniVersion":"1.0.0","name":"berth-test","plugins":[{{string.Join(",", plugins)}}]}""");
+        return new TestNetwork(bridge, prefix, ipamDir);
+    }
+
+    /// <summary>IP leases host-local still holds (files named by address).</summary>
+    public IReadOnlyList<string> Leases() =>
+        Directory.Exists(Path.Combine(IpamDir, "berth-test"))
+            ? [.. Directory.EnumerateFiles(Path.Combine(IpamDir, "berth-test")).Select(Path.GetFileName).Where(n => n!.StartsWith(SubnetPrefix, StringComparison.Ordinal))!]
+            : [];
+
+    public void Dispose() => Host.Run("ip", "link", "delete", Bridge);
+}
+
+/// <summary>Runs host tools (ip, nsenter, busybox) for the tests' checks.</summary>
+public static class Host
+{
+    public static (int ExitCode, string Output) Run(string tool, params string[] args)
+    {
+        var info = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(30_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{tool} {string.Join(' ', args)} hung");
+        }
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    /// <summary>Runs a command inside the namespaces pinned at the given files.</summary>
+    public static (int ExitCode, string Output) InNamespaces(IReadOnlyDictionary<string, string> namespaces, params string[] command)
+    {
+        var args = new List<string>();
+        if (namespaces.TryGetValue("network", out var net)) args.Add($"--net={net}");
+        if (namespaces.TryGetValue("uts", out var uts)) args.Add($"--uts={uts}");
+        if (namespaces.TryGetValue("ipc", out var ipc)) args.Add($"--ipc={ipc}");
+        args.Add("--");
+        args.AddRange(command);
+        return Run("nsenter", [.. args]);
+    }
+
+    public static int VethCount() => Run("ip", "-o", "link", "show", "type", "veth").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+}

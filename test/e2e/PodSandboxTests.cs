@@ -1,0 +1,291 @@
+using System.Text.Json;
+using Berth.Cri.V1;
+using Berth.E2E.Tests.Fixtures;
+using Grpc.Core;
+
+namespace Berth.E2E.Tests;
+
+/// <summary>Pod sandboxes with real namespaces and Debian's CNI plugins (bridge, host-local), checked from the host.</summary>
+public sealed class PodSandboxTests
+{
+    private static PodSandboxConfig Pod(string name, Action<PodSandboxConfig>? change = null)
+    {
+        var config = new PodSandboxConfig
+        {
+            Metadata = new PodSandboxMetadata { Name = name, Namespace = "default", Uid = Guid.NewGuid().ToString(), Attempt = 0 },
+            Hostname = name,
+            Labels = { ["app"] = name },
+        };
+        change?.Invoke(config);
+        return config;
+    }
+
+    private static async Task<Dictionary<string, string>> NamespacesOf(BerthDaemon daemon, string id)
+    {
+        var status = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        return info.RootElement.GetProperty("namespacePaths").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+    }
+
+    [Fact]
+    public async Task A_pod_gets_its_own_network_namespace_with_an_IP_and_lo_up()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("web") })).PodSandboxId;
+
+        var status = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+        Assert.Equal(PodSandboxState.SandboxReady, status.State);
+        Assert.StartsWith(network.SubnetPrefix + ".", status.Network.Ip, StringComparison.Ordinal);
+        Assert.Equal("web", status.Metadata.Name);
+        Assert.Equal(NamespaceMode.Pod, status.Linux.Namespaces.Options.Network);
+
+        var namespaces = await NamespacesOf(daemon, id);
+        var eth0 = Host.InNamespaces(namespaces, "ip", "-o", "-4", "addr", "show", "eth0");
+        Assert.Contains($"inet {status.Network.Ip}/24", eth0.Output, StringComparison.Ordinal);
+        Assert.Contains("UP", Host.InNamespaces(namespaces, "ip", "-o", "link", "show", "lo").Output, StringComparison.Ordinal);
+        Assert.Equal("web", Host.InNamespaces(namespaces, "/bin/busybox", "hostname").Output.Trim());
+        Assert.Equal([status.Network.Ip], network.Leases());
+
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        Assert.Empty(network.Leases());
+        Assert.All(namespaces.Values, path => Assert.False(File.Exists(path), $"{path} outlived the pod"));
+    }
+
+    [Fact]
+    public async Task Two_pods_reach_each_other_by_IP()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var a = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("a") })).PodSandboxId;
+        var b = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("b") })).PodSandboxId;
+        var ipB = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = b })).Status.Network.Ip;
+
+        var ping = Host.InNamespaces(await NamespacesOf(daemon, a), "/bin/busybox", "ping", "-c", "1", "-W", "3", ipB);
+
+        Assert.True(ping.ExitCode == 0, ping.Output);
+        foreach (var id in new[] { a, b }) await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task Stop_and_remove_are_idempotent_and_leave_nothing()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var veths = Host.VethCount();
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("idem") })).PodSandboxId;
+        Assert.Equal(veths + 1, Host.VethCount());
+
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+        var stopped = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+        Assert.Equal(PodSandboxState.SandboxNotready, stopped.State);
+        Assert.Equal(veths, Host.VethCount());
+        Assert.Empty(network.Leases());
+
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = "0123456789abcdef" });
+        Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(daemon.StatePath, "sandboxes")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(daemon.RootPath, "cni", "cache")));
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id }));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_host_network_pod_skips_CNI()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var veths = Host.VethCount();
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest
+        {
+            Config = Pod("host", c => c.Linux = new LinuxPodSandboxConfig
+            {
+                SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } },
+            }),
+        })).PodSandboxId;
+
+        var status = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+        Assert.Equal(NamespaceMode.Node, status.Linux.Namespaces.Options.Network);
+        Assert.Equal(veths, Host.VethCount());
+        Assert.Empty(network.Leases());
+        Assert.DoesNotContain("network", await NamespacesOf(daemon, id));
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task DNS_options_and_sysctls_apply_to_the_pod()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest
+        {
+            Config = Pod("dns", c =>
+            {
+                c.DnsConfig = new DNSConfig { Servers = { "10.96.0.10" }, Searches = { "default.svc.cluster.local", "svc.cluster.local" }, Options = { "ndots:5" } };
+                c.Linux = new LinuxPodSandboxConfig { Sysctls = { ["net.ipv4.ip_unprivileged_port_start"] = "80", ["kernel.shm_rmid_forced"] = "1" } };
+            }),
+        })).PodSandboxId;
+
+        var status = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        var directory = info.RootElement.GetProperty("directory").GetString()!;
+        Assert.Equal("search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+            await File.ReadAllTextAsync(Path.Combine(directory, "resolv.conf")));
+        Assert.Equal("dns\n", await File.ReadAllTextAsync(Path.Combine(directory, "hostname")));
+        Assert.Contains($"{status.Status.Network.Ip}\tdns", await File.ReadAllTextAsync(Path.Combine(directory, "hosts")), StringComparison.Ordinal);
+
+        var namespaces = await NamespacesOf(daemon, id);
+        Assert.Equal("80", Host.InNamespaces(namespaces, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").Output.Trim());
+        Assert.Equal("1", Host.InNamespaces(namespaces, "cat", "/proc/sys/kernel/shm_rmid_forced").Output.Trim());
+        // The host's own values are untouched.
+        Assert.NotEqual("80", (await File.ReadAllTextAsync("/proc/sys/net/ipv4/ip_unprivileged_port_start")).Trim());
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task Network_readiness_follows_the_CNI_config()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        var before = (await daemon.Runtime.StatusAsync(new StatusRequest())).Status.Conditions.Single(c => c.Type == "NetworkReady");
+        Assert.False(before.Status);
+        Assert.Equal("NetworkPluginNotReady", before.Reason);
+        Assert.Contains("no network config found", before.Message, StringComparison.Ordinal);
+
+        using var network = TestNetwork.Create(daemon);
+
+        var after = (await daemon.Runtime.StatusAsync(new StatusRequest())).Status.Conditions.Single(c => c.Type == "NetworkReady");
+        Assert.True(after.Status);
+    }
+
+    [Fact]
+    public async Task A_failing_plugin_leaves_nothing_behind()
+    {
+        var bin = Directory.CreateTempSubdirectory("berth-e2e-bin-").FullName;
+        try
+        {
+            var plugin = Path.Combine(bin, "berth-fail");
+            await File.WriteAllTextAsync(plugin, "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\necho '{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"refused by the test\"}'\nexit 1\n");
+            File.SetUnixFileMode(plugin, (UnixFileMode)0x1ED);
+            await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { CniBinDirs = ["/usr/lib/cni", bin] });
+            using var network = TestNetwork.Create(daemon, """{"type":"berth-fail"}""");
+            var veths = Host.VethCount();
+
+            var error = await Assert.ThrowsAsync<RpcException>(async () =>
+                await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("doomed") }));
+
+            Assert.Contains("CNI ADD", error.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("refused by the test", error.Status.Detail, StringComparison.Ordinal);
+            Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Equal(veths, Host.VethCount());
+            Assert.Empty(network.Leases());
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(daemon.StatePath, "sandboxes")));
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(daemon.RootPath, "sandboxes")));
+
+            // The name is free again.
+            await File.WriteAllTextAsync(Path.Combine(daemon.CniConfDir, "10-berth-test.conflist"), File.ReadAllText(Path.Combine(daemon.CniConfDir, "10-berth-test.conflist")).Replace(",{\"type\":\"berth-fail\"}", "", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("metadata", "config.metadata is required")]
+    [InlineData("name", "metadata.name is required")]
+    [InlineData("handler", "runtime_handler: 'kata' is not a configured runtime handler")]
+    [InlineData("sysctl", "linux.sysctls: 'kernel.panic' is not a sysctl of the pod's own namespaces")]
+    [InlineData("port", "port_mappings: container_port 70000 is out of range")]
+    [InlineData("hostname", "hostname: 'Not_A_Host' is not a valid hostname")]
+    public async Task Bad_requests_are_InvalidArgument(string what, string message)
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var request = new RunPodSandboxRequest { Config = Pod("bad") };
+        switch (what)
+        {
+            case "metadata": request.Config.Metadata = null; break;
+            case "name": request.Config.Metadata.Name = ""; break;
+            case "handler": request.RuntimeHandler = "kata"; break;
+            case "sysctl": request.Config.Linux = new LinuxPodSandboxConfig { Sysctls = { ["kernel.panic"] = "1" } }; break;
+            case "port": request.Config.PortMappings.Add(new Cri.V1.PortMapping { ContainerPort = 70000 }); break;
+            case "hostname": request.Config.Hostname = "Not_A_Host"; break;
+        }
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await daemon.Runtime.RunPodSandboxAsync(request));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains(message, error.Status.Detail, StringComparison.Ordinal);
+        Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+    }
+
+    [Fact]
+    public async Task The_same_metadata_twice_is_AlreadyExists()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var config = Pod("twice");
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config }));
+
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+        Assert.Contains(id, error.Status.Detail, StringComparison.Ordinal);
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task List_filters_by_id_state_and_labels()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var a = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("la") })).PodSandboxId;
+        var b = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("lb") })).PodSandboxId;
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = b });
+
+        async Task<string[]> Ids(PodSandboxFilter filter) =>
+            [.. (await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = filter })).Items.Select(i => i.Id)];
+
+        Assert.Equal([a], await Ids(new PodSandboxFilter { Id = a }));
+        Assert.Equal([a], await Ids(new PodSandboxFilter { Id = a[..12] }));
+        Assert.Equal([a], await Ids(new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } }));
+        Assert.Equal([b], await Ids(new PodSandboxFilter { LabelSelector = { ["app"] = "lb" } }));
+        Assert.Empty(await Ids(new PodSandboxFilter { LabelSelector = { ["app"] = "none" } }));
+        foreach (var id in new[] { a, b }) await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+    }
+
+    [Fact]
+    public async Task A_pod_survives_a_berthd_crash_and_restart()
+    {
+        var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        TestNetwork? network = null;
+        try
+        {
+            string id;
+            await using (var first = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory }))
+            {
+                network = TestNetwork.Create(first);
+                id = (await first.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("survivor") })).PodSandboxId;
+                first.Signal(Tmds.Linux.LibC.SIGKILL);
+                await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+            }
+            await using var second = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
+            var status = (await second.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            Assert.Equal(PodSandboxState.SandboxReady, status.State);
+            Assert.Equal([status.Network.Ip], network.Leases());
+            await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(network.Leases());
+        }
+        finally
+        {
+            network?.Dispose();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
