@@ -55,8 +55,7 @@ public sealed partial class SandboxManager
             if (record.State == SandboxState.Creating)
             {
                 LogRecovering(_logger, record.Id);
-                await TearDownAsync(record, cancellationToken);
-                _store.Delete(record);
+                await RollBackAsync(record);
             }
             else if (record.State == SandboxState.Ready && record.NamespacePaths.Values.Any(p => !File.Exists(p)))
             {

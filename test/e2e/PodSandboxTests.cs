@@ -149,6 +149,117 @@ public sealed class PodSandboxTests
     }
 
     [Fact]
+    public async Task A_host_port_on_loopback_reaches_a_listener_in_the_pod()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon, """{"type":"portmap","capabilities":{"portMappings":true}}""");
+        var hostPort = RegistryServer.FreePort();
+        var rulesBefore = Host.Run("iptables-save", "-t", "nat").Output.Split('\n').Length;
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest
+        {
+            Config = Pod("ports", c => c.PortMappings.Add(new Cri.V1.PortMapping { ContainerPort = 8080, HostPort = hostPort, HostIp = "127.0.0.1", Protocol = Protocol.Tcp })),
+        })).PodSandboxId;
+        var namespaces = await NamespacesOf(daemon, id);
+
+        // A one-shot listener inside the pod's network namespace, answering the first connection.
+        using var listener = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nsenter",
+            ["--net=" + namespaces["network"], "/bin/busybox", "sh", "-c", "echo hello-from-the-pod | /bin/busybox nc -l -p 8080"])
+        { RedirectStandardOutput = true, UseShellExecute = false })!;
+        try
+        {
+            string? answer = null;
+            for (var i = 0; i < 50 && answer is null; i++)
+            {
+                try
+                {
+                    using var client = new System.Net.Sockets.TcpClient();
+                    await client.ConnectAsync(System.Net.IPAddress.Loopback, hostPort);
+                    using var reader = new StreamReader(client.GetStream());
+                    answer = await reader.ReadLineAsync();
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                    await Task.Delay(100);
+                }
+            }
+            Assert.Equal("hello-from-the-pod", answer);
+        }
+        finally
+        {
+            if (!listener.HasExited) listener.Kill();
+        }
+
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        // portmap's DEL removed what its ADD put in the nat table.
+        var rulesAfter = Host.Run("iptables-save", "-t", "nat").Output;
+        Assert.DoesNotContain($"--dport {hostPort}", rulesAfter, StringComparison.Ordinal);
+        Assert.True(rulesAfter.Split('\n').Length <= rulesBefore + 8, "portmap left its rules behind");
+    }
+
+    [Fact]
+    public async Task A_crash_in_the_middle_of_RunPodSandbox_leaks_nothing_after_a_restart()
+    {
+        var bin = Directory.CreateTempSubdirectory("berth-e2e-bin-").FullName;
+        var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        TestNetwork? network = null;
+        try
+        {
+            // A plugin after bridge that hangs on ADD, so berthd can be killed with the IP already allocated.
+            var plugin = Path.Combine(bin, "berth-hang");
+            var pidFile = Path.Combine(bin, "hanging");
+            await File.WriteAllTextAsync(plugin, $"#!/bin/sh\ninput=$(cat)\nif [ \"$CNI_COMMAND\" = ADD ]; then echo $$ > {pidFile}; exec sleep 60; fi\n");
+            File.SetUnixFileMode(plugin, (UnixFileMode)0x1ED);
+            var options = new DaemonOptions { Directory = directory, CniBinDirs = ["/usr/lib/cni", bin] };
+            await using (var first = await BerthDaemon.StartAsync(options))
+            {
+                network = TestNetwork.Create(first, """{"type":"berth-hang"}""");
+                var run = first.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("crashed") }).ResponseAsync;
+                for (var i = 0; i < 300 && !File.Exists(pidFile); i++) await Task.Delay(20);
+                Assert.Single(network.Leases()); // bridge allocated an address before the hang
+                first.Signal(Tmds.Linux.LibC.SIGKILL);
+                await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+                await Assert.ThrowsAnyAsync<Exception>(() => run);
+            }
+            // The plugin was orphaned by the crash; end it (it would die with its 60 s sleep anyway).
+            await Task.Delay(50);
+            Host.Run("kill", "-9", (await File.ReadAllTextAsync(pidFile)).Trim());
+            // Without the hanging plugin, the restart's recovery can run DEL through the chain.
+            File.WriteAllText(plugin, "#!/bin/sh\ncat >/dev/null\n");
+
+            await using var second = await BerthDaemon.StartAsync(options);
+            Assert.Empty((await second.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+            Assert.Empty(network.Leases());
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(second.StatePath, "sandboxes")));
+            Assert.DoesNotContain(directory, await File.ReadAllTextAsync("/proc/mounts"), StringComparison.Ordinal);
+        }
+        finally
+        {
+            network?.Dispose();
+            Directory.Delete(directory, recursive: true);
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Fifty_pods_at_once_then_removed_leave_nothing()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon);
+        var veths = Host.VethCount();
+
+        var ids = await Task.WhenAll(Enumerable.Range(0, 50).Select(async i =>
+            (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod($"many-{i}") })).PodSandboxId));
+
+        Assert.Equal(50, ids.Distinct().Count());
+        Assert.Equal(50, network.Leases().Count);
+        Assert.Equal(veths + 50, Host.VethCount());
+        await Task.WhenAll(ids.Select(async id => await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id })));
+        Assert.Empty(network.Leases());
+        Assert.Equal(veths, Host.VethCount());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(daemon.StatePath, "sandboxes")));
+    }
+
+    [Fact]
     public async Task Network_readiness_follows_the_CNI_config()
     {
         await using var daemon = await BerthDaemon.StartAsync();
