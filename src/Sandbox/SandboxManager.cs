@@ -36,7 +36,17 @@ public sealed partial class SandboxManager
         Directory.CreateDirectory(options.StateDirectory);
     }
 
+    private volatile string? _podCidr;
+
     public IReadOnlyList<SandboxRecord> List() => _store.List();
+
+    /// <summary>The node's pod CIDR from kubelet (UpdateRuntimeConfig), offered to IPAM plugins as the ipRanges capability.</summary>
+    public void SetPodCidr(string? cidr)
+    {
+        if (!string.IsNullOrEmpty(cidr) && !System.Net.IPNetwork.TryParse(cidr, out _))
+            throw new SandboxRequestException($"runtime_config.network_config.pod_cidr: '{cidr}' is not a CIDR");
+        _podCidr = string.IsNullOrEmpty(cidr) ? null : cidr;
+    }
 
     public SandboxRecord? Get(string id) => _store.Get(id);
 
@@ -112,7 +122,7 @@ public sealed partial class SandboxManager
             if (!request.HostNetwork)
             {
                 step = "setting up the pod network (CNI ADD)";
-                var result = await _network.AddAsync(CniRuntime(record), cancellationToken);
+                var result = await _network.AddAsync(CniRuntime(record, request.Dns, _podCidr), cancellationToken);
                 ips = [.. result.SandboxAddresses.Select(a => a.ToString())];
             }
             step = "writing hostname, hosts and resolv.conf";
@@ -167,13 +177,28 @@ public sealed partial class SandboxManager
     /// <summary>CNI DEL (with the cached ADD), then the namespaces. Both are idempotent.</summary>
     private async Task TearDownAsync(SandboxRecord record, CancellationToken cancellationToken)
     {
-        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record), cancellationToken);
+        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), cancellationToken);
         NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
     }
 
-    private static CniRuntimeConfig CniRuntime(SandboxRecord record)
+    /// <summary>
+    /// The attachment's CNI_ARGS and capability args: portMappings, bandwidth (from kubelet's pod annotations),
+    /// dns (the pod's DNSConfig) and ipRanges (the pod CIDR); plugins see only those they declare.
+    /// </summary>
+    private static CniRuntimeConfig CniRuntime(SandboxRecord record, DnsSettings? dns, string? podCidr)
     {
         var capabilities = new JsonObject();
+        if (Bandwidth.FromAnnotations(record.Annotations) is { } bandwidth) capabilities["bandwidth"] = bandwidth;
+        if (dns is not null)
+        {
+            capabilities["dns"] = new JsonObject
+            {
+                ["servers"] = new JsonArray([.. dns.Servers.Select(v => (JsonNode)JsonValue.Create(v))]),
+                ["searches"] = new JsonArray([.. dns.Searches.Select(v => (JsonNode)JsonValue.Create(v))]),
+                ["options"] = new JsonArray([.. dns.Options.Select(v => (JsonNode)JsonValue.Create(v))]),
+            };
+        }
+        if (podCidr is not null) capabilities["ipRanges"] = new JsonArray(new JsonArray(new JsonObject { ["subnet"] = podCidr }));
         if (record.PortMappings.Count > 0)
         {
             capabilities["portMappings"] = new JsonArray([.. record.PortMappings.Select(p => (JsonNode)new JsonObject

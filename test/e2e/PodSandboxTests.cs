@@ -260,6 +260,48 @@ public sealed class PodSandboxTests
     }
 
     [Fact]
+    public async Task Capability_args_reach_the_plugins_that_declare_them()
+    {
+        var bin = Directory.CreateTempSubdirectory("berth-e2e-bin-").FullName;
+        try
+        {
+            var log = Path.Combine(bin, "stdin.log");
+            var plugin = Path.Combine(bin, "berth-record");
+            // Passes the previous result through and records its stdin.
+            await File.WriteAllTextAsync(plugin, $"#!/bin/sh\ninput=$(cat)\necho \"$CNI_COMMAND $input\" >> {log}\n" +
+                "[ \"$CNI_COMMAND\" = ADD ] && echo \"$input\" | sed 's/.*\"prevResult\":\\(.*\\),\"runtimeConfig\".*/\\1/'\nexit 0\n");
+            File.SetUnixFileMode(plugin, (UnixFileMode)0x1ED);
+            await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { CniBinDirs = ["/usr/lib/cni", bin] });
+            using var network = TestNetwork.Create(daemon, """{"type":"berth-record","capabilities":{"bandwidth":true,"dns":true,"ipRanges":true,"portMappings":true}}""");
+            await daemon.Runtime.UpdateRuntimeConfigAsync(new UpdateRuntimeConfigRequest
+            {
+                RuntimeConfig = new RuntimeConfig { NetworkConfig = new NetworkConfig { PodCidr = "10.244.3.0/24" } },
+            });
+
+            var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest
+            {
+                Config = Pod("caps", c =>
+                {
+                    c.Annotations["kubernetes.io/ingress-bandwidth"] = "10M";
+                    c.DnsConfig = new DNSConfig { Servers = { "10.96.0.10" } };
+                    c.PortMappings.Add(new Cri.V1.PortMapping { ContainerPort = 80, HostPort = 30080, Protocol = Protocol.Tcp });
+                }),
+            })).PodSandboxId;
+
+            var add = (await File.ReadAllLinesAsync(log)).Single(l => l.StartsWith("ADD ", StringComparison.Ordinal));
+            Assert.Contains("\"bandwidth\":{\"ingressRate\":10000000,\"ingressBurst\":2147483647}", add, StringComparison.Ordinal);
+            Assert.Contains("\"dns\":{\"servers\":[\"10.96.0.10\"],\"searches\":[],\"options\":[]}", add, StringComparison.Ordinal);
+            Assert.Contains("\"ipRanges\":[[{\"subnet\":\"10.244.3.0/24\"}]]", add, StringComparison.Ordinal);
+            Assert.Contains("\"portMappings\":[{\"hostPort\":30080,\"containerPort\":80,\"protocol\":\"tcp\"", add, StringComparison.Ordinal);
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Network_readiness_follows_the_CNI_config()
     {
         await using var daemon = await BerthDaemon.StartAsync();
