@@ -80,7 +80,8 @@ public sealed partial class SandboxManager
         Validate(request);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var directory = Path.Combine(_options.StateDirectory, id);
-        var hostname = request.HostNetwork ? Environment.MachineName : string.IsNullOrEmpty(request.Hostname) ? request.Name : request.Hostname;
+        // Without a hostname (kubelet always sends one) the pod gets the node's, as containerd does.
+        var hostname = request.HostNetwork || string.IsNullOrEmpty(request.Hostname) ? Environment.MachineName : request.Hostname;
         var namespaces = (request.HostNetwork ? PodNamespaces.None : PodNamespaces.Network | PodNamespaces.Uts)
                          | (request.HostIpc ? PodNamespaces.None : PodNamespaces.Ipc);
         var nsDirectory = Path.Combine(directory, "ns");
@@ -100,7 +101,7 @@ public sealed partial class SandboxManager
             RuntimeHandler = request.RuntimeHandler,
             HostNetwork = request.HostNetwork,
             HostIpc = request.HostIpc,
-            HostPid = request.HostPid,
+            Pid = request.Pid,
             CgroupParent = request.CgroupParent,
             PortMappings = [.. request.PortMappings],
             NamespacePaths = Enum.GetValues<PodNamespaces>()
@@ -199,9 +200,11 @@ public sealed partial class SandboxManager
             };
         }
         if (podCidr is not null) capabilities["ipRanges"] = new JsonArray(new JsonArray(new JsonObject { ["subnet"] = podCidr }));
-        if (record.PortMappings.Count > 0)
+        // A mapping without a host port only documents the container port; nothing is exposed on the node.
+        var exposed = record.PortMappings.Where(p => p.HostPort > 0).ToList();
+        if (exposed.Count > 0)
         {
-            capabilities["portMappings"] = new JsonArray([.. record.PortMappings.Select(p => (JsonNode)new JsonObject
+            capabilities["portMappings"] = new JsonArray([.. exposed.Select(p => (JsonNode)new JsonObject
             {
                 ["hostPort"] = p.HostPort,
                 ["containerPort"] = p.ContainerPort,

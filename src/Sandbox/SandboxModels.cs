@@ -17,10 +17,18 @@ public sealed record SandboxRequest
     public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
     public bool HostNetwork { get; init; }
     public bool HostIpc { get; init; }
-    public bool HostPid { get; init; }
+    public PidMode Pid { get; init; } = PidMode.Container;
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
     public string? CgroupParent { get; init; }
     public string RuntimeHandler { get; init; } = "";
+}
+
+/// <summary>Whose PID namespace the pod's containers get: one shared by the pod, each its own, or the node's.</summary>
+public enum PidMode
+{
+    Pod,
+    Container,
+    Node,
 }
 
 public sealed record DnsSettings(IReadOnlyList<string> Servers, IReadOnlyList<string> Searches, IReadOnlyList<string> Options);
@@ -58,7 +66,7 @@ public sealed record SandboxRecord
     [JsonPropertyName("runtimeHandler")] public string RuntimeHandler { get; init; } = "";
     [JsonPropertyName("hostNetwork")] public bool HostNetwork { get; init; }
     [JsonPropertyName("hostIpc")] public bool HostIpc { get; init; }
-    [JsonPropertyName("hostPid")] public bool HostPid { get; init; }
+    [JsonPropertyName("pid")] public PidMode Pid { get; init; } = PidMode.Container;
     [JsonPropertyName("cgroupParent")] public string? CgroupParent { get; init; }
     [JsonPropertyName("portMappings")] public List<PortMapping> PortMappings { get; init; } = [];
     [JsonPropertyName("ips")] public List<string> Ips { get; init; } = [];

@@ -34,7 +34,12 @@ public sealed partial class RuntimeService
             Annotations = config.Annotations,
             HostNetwork = namespaces?.Network == NamespaceMode.Node,
             HostIpc = namespaces?.Ipc == NamespaceMode.Node,
-            HostPid = namespaces?.Pid == NamespaceMode.Node,
+            Pid = (namespaces?.Pid ?? NamespaceMode.Pod) switch
+            {
+                NamespaceMode.Node => PidMode.Node,
+                NamespaceMode.Container => PidMode.Container,
+                _ => PidMode.Pod,
+            },
             Sysctls = config.Linux?.Sysctls ?? new Google.Protobuf.Collections.MapField<string, string>(),
             CgroupParent = string.IsNullOrEmpty(config.Linux?.CgroupParent) ? null : config.Linux.CgroupParent,
             RuntimeHandler = request.RuntimeHandler,

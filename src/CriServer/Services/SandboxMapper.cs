@@ -52,7 +52,7 @@ internal static class SandboxMapper
                     {
                         Network = record.HostNetwork ? NamespaceMode.Node : NamespaceMode.Pod,
                         Ipc = record.HostIpc ? NamespaceMode.Node : NamespaceMode.Pod,
-                        Pid = record.HostPid ? NamespaceMode.Node : NamespaceMode.Container,
+                        Pid = record.Pid switch { PidMode.Node => NamespaceMode.Node, PidMode.Pod => NamespaceMode.Pod, _ => NamespaceMode.Container },
                     },
                 },
             },
