@@ -26,11 +26,12 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
     public ImageService.ImageServiceClient Images { get; }
     public int Pid => _process.Id;
 
-    public static async Task<ContainerdDaemon> StartAsync(string registryHost)
+    public static async Task<ContainerdDaemon> StartAsync(string registryHost, string? cniConfDir = null, string? sandboxImage = null)
     {
         var binary = TestEnvironment.RequireTool("/usr/bin/containerd", "containerd");
         var directory = System.IO.Directory.CreateTempSubdirectory("berth-bench-ctd-").FullName;
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "cni"));
+        cniConfDir ??= Path.Combine(directory, "cni");
         var config = Path.Combine(directory, "config.toml");
         await File.WriteAllTextAsync(config, $"""
             version = 2
@@ -42,9 +43,10 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
               address = "{directory}/containerd.sock.ttrpc"
             [plugins."io.containerd.grpc.v1.cri"]
               restrict_oom_score_adj = true
+              sandbox_image = "{sandboxImage ?? "registry.k8s.io/pause:3.6"}"
               [plugins."io.containerd.grpc.v1.cri".cni]
                 bin_dir = "/usr/lib/cni"
-                conf_dir = "{directory}/cni"
+                conf_dir = "{cniConfDir}"
               [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registryHost}"]
                 endpoint = ["http://{registryHost}"]
             """);
@@ -81,7 +83,7 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
-        // containerd leaves overlay snapshots; none are mounted by image pulls.
+        // Sandboxes were removed through CRI, so nothing is mounted; its shims exit with their tasks.
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 }

@@ -2,13 +2,20 @@ using Berth.Bench;
 
 // hack/bench: numbers go to stdout and, with --output, to a file for the README.
 var rounds = 3;
+var pods = 50;
 string? output = null;
+var only = "";
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--rounds") rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--pods") pods = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--only") only = args[++i];
     else if (args[i] == "--output") output = args[++i];
 }
 
-var report = await PullBenchmark.RunAsync(rounds);
+var reports = new List<string>();
+if (only is "" or "pull") reports.Add(await PullBenchmark.RunAsync(rounds));
+if (only is "" or "sandbox") reports.Add(await SandboxBenchmark.RunAsync(pods));
+var report = string.Join(Environment.NewLine + Environment.NewLine, reports);
 Console.WriteLine(report);
 if (output is not null) await File.WriteAllTextAsync(output, report + Environment.NewLine);
