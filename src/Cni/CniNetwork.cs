@@ -68,9 +68,17 @@ public sealed class CniNetwork
     /// Undoes an ADD with the config and result it used (from the cache), or with the current config when nothing
     /// was cached. Idempotent: a second DEL, or one after a failed ADD, succeeds.
     /// </summary>
-    public async Task DelAsync(CniRuntimeConfig runtime, CancellationToken cancellationToken)
+    public async Task DelAsync(CniRuntimeConfig runtime, CancellationToken cancellationToken) =>
+        await DelAsync(runtime, onlyIfAdded: false, cancellationToken);
+
+    /// <summary>
+    /// With <paramref name="onlyIfAdded"/>, nothing runs unless a completed ADD is cached: the cheap path for
+    /// tearing down what is known to be set up. Without it, a DEL runs anyway, for an ADD cut short by a crash.
+    /// </summary>
+    public async Task DelAsync(CniRuntimeConfig runtime, bool onlyIfAdded, CancellationToken cancellationToken)
     {
         var cached = await ReadCacheAsync(runtime, cancellationToken);
+        if (cached is null && onlyIfAdded) return;
         var config = cached?.Config ?? Current.Config;
         if (config is null) return; // Nothing was set up through CNI, and nothing can be undone.
         var previous = cached?.Result;

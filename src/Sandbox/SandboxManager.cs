@@ -69,8 +69,9 @@ public sealed partial class SandboxManager
             }
             else if (record.State == SandboxState.Ready && record.NamespacePaths.Values.Any(p => !File.Exists(p)))
             {
-                await TearDownAsync(record, cancellationToken);
+                // The namespaces are gone (a reboot emptied /run): the pod cannot run again here.
                 _store.Update(record with { State = SandboxState.NotReady });
+                await TearDownAsync(record, afterCrash: false, cancellationToken);
             }
         }
     }
@@ -141,13 +142,17 @@ public sealed partial class SandboxManager
         }
     }
 
-    /// <summary>Stops the pod's network and releases its namespaces. Idempotent; unknown IDs are fine, as kubelet expects.</summary>
+    /// <summary>
+    /// Stops the pod's network and releases its namespaces. The record turns NotReady first, so a crash midway
+    /// never leaves a Ready pod without its network; the teardown itself is idempotent and runs again on a
+    /// second Stop. Unknown IDs are fine, as kubelet expects.
+    /// </summary>
     public async Task StopAsync(string id, CancellationToken cancellationToken)
     {
         var record = _store.Get(id);
-        if (record is null || record.State == SandboxState.NotReady) return;
-        await TearDownAsync(record, cancellationToken);
-        _store.Update(record with { State = SandboxState.NotReady });
+        if (record is null) return;
+        if (record.State != SandboxState.NotReady) _store.Update(record = record with { State = SandboxState.NotReady });
+        await TearDownAsync(record, afterCrash: false, cancellationToken);
     }
 
     /// <summary>Stops if needed, then removes every trace. Unknown IDs are fine.</summary>
@@ -155,7 +160,7 @@ public sealed partial class SandboxManager
     {
         var record = _store.Get(id);
         if (record is null) return;
-        await TearDownAsync(record, cancellationToken);
+        await TearDownAsync(record, afterCrash: record.State == SandboxState.Creating, cancellationToken);
         if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
         _store.Delete(record);
     }
@@ -164,7 +169,7 @@ public sealed partial class SandboxManager
     {
         try
         {
-            await TearDownAsync(record, CancellationToken.None);
+            await TearDownAsync(record, afterCrash: true, CancellationToken.None);
             if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
             _store.Delete(record);
         }
@@ -175,10 +180,13 @@ public sealed partial class SandboxManager
         }
     }
 
-    /// <summary>CNI DEL (with the cached ADD), then the namespaces. Both are idempotent.</summary>
-    private async Task TearDownAsync(SandboxRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// CNI DEL, then the namespaces; both idempotent. After a failed or interrupted ADD the DEL runs even without a
+    /// cached result (the plugins may have half set up); otherwise only a completed, cached ADD is undone.
+    /// </summary>
+    private async Task TearDownAsync(SandboxRecord record, bool afterCrash, CancellationToken cancellationToken)
     {
-        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), cancellationToken);
+        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), onlyIfAdded: !afterCrash, cancellationToken);
         NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
     }
 

@@ -241,6 +241,52 @@ public sealed class PodSandboxTests
     }
 
     [Fact]
+    public async Task A_crash_in_the_middle_of_StopPodSandbox_is_finished_by_the_next_stop()
+    {
+        var bin = Directory.CreateTempSubdirectory("berth-e2e-bin-").FullName;
+        var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        TestNetwork? network = null;
+        try
+        {
+            // DEL runs in reverse, so this plugin (after bridge) hangs before bridge releases the address.
+            var plugin = Path.Combine(bin, "berth-hang-del");
+            var pidFile = Path.Combine(bin, "hanging");
+            await File.WriteAllTextAsync(plugin, $"#!/bin/sh\ninput=$(cat)\nif [ \"$CNI_COMMAND\" = DEL ] && [ ! -e {bin}/released ]; then echo $$ > {pidFile}; exec sleep 60; fi\n" +
+                "[ \"$CNI_COMMAND\" = ADD ] && echo \"$input\" | sed 's/.*\"prevResult\":\\(.*\\)}$/\\1/'\nexit 0\n");
+            File.SetUnixFileMode(plugin, (UnixFileMode)0x1ED);
+            var options = new DaemonOptions { Directory = directory, CniBinDirs = ["/usr/lib/cni", bin] };
+            string id;
+            await using (var first = await BerthDaemon.StartAsync(options))
+            {
+                network = TestNetwork.Create(first, """{"type":"berth-hang-del"}""");
+                id = (await first.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("stopping") })).PodSandboxId;
+                var stop = first.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id }).ResponseAsync;
+                for (var i = 0; i < 300 && !File.Exists(pidFile); i++) await Task.Delay(20);
+                first.Signal(Tmds.Linux.LibC.SIGKILL);
+                await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
+                await Assert.ThrowsAnyAsync<Exception>(() => stop);
+            }
+            await Task.Delay(50);
+            Host.Run("kill", "-9", (await File.ReadAllTextAsync(pidFile)).Trim());
+            await File.WriteAllTextAsync(Path.Combine(bin, "released"), "");
+            Assert.Single(network.Leases());
+
+            await using var second = await BerthDaemon.StartAsync(options);
+            var status = (await second.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
+            Assert.Equal(PodSandboxState.SandboxNotready, status.State); // never Ready without its network
+            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(network.Leases());
+            await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+        }
+        finally
+        {
+            network?.Dispose();
+            Directory.Delete(directory, recursive: true);
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Fifty_pods_at_once_then_removed_leave_nothing()
     {
         await using var daemon = await BerthDaemon.StartAsync();
