@@ -62,7 +62,7 @@ internal static class NamespacePinner
     public static void Remove(string directory)
     {
         if (!Directory.Exists(directory)) return;
-        foreach (var (_, file, _) in Kinds)
+        foreach (var file in Kinds.Select(k => k.File).Append(PodInfra.PidPin))
         {
             var path = Path.Combine(directory, file);
             if (!File.Exists(path)) continue;

@@ -14,6 +14,9 @@ public sealed record SandboxOptions
 
     /// <summary>The runtime handler names the node offers; "" means the default handler.</summary>
     public IReadOnlySet<string> RuntimeHandlers { get; init; } = new HashSet<string> { "" };
+
+    /// <summary>berth-shim, which plays the infra process of pods that share a PID namespace.</summary>
+    public required string ShimBinary { get; init; }
 }
 
 /// <summary>
@@ -38,7 +41,7 @@ public sealed partial class SandboxManager
 
     private volatile string? _podCidr;
 
-    public IReadOnlyList<SandboxRecord> List() => _store.List();
+    public IReadOnlyList<SandboxRecord> List() => [.. _store.List().Select(Refresh)];
 
     /// <summary>The node's pod CIDR from kubelet (UpdateRuntimeConfig), offered to IPAM plugins as the ipRanges capability.</summary>
     public void SetPodCidr(string? cidr)
@@ -48,7 +51,17 @@ public sealed partial class SandboxManager
         _podCidr = string.IsNullOrEmpty(cidr) ? null : cidr;
     }
 
-    public SandboxRecord? Get(string id) => _store.Get(id);
+    public SandboxRecord? Get(string id) => _store.Get(id) is { } record ? Refresh(record) : null;
+
+    /// <summary>A pod whose infra process died has lost its PID namespace: it is NotReady, as when a pause container dies.</summary>
+    private SandboxRecord Refresh(SandboxRecord record)
+    {
+        if (record is not { State: SandboxState.Ready, Infra: { } infra } || PodInfra.IsAlive(infra)) return record;
+        LogInfraDied(_logger, record.Id, infra.Pid);
+        record = record with { State = SandboxState.NotReady };
+        _store.Update(record);
+        return record;
+    }
 
     /// <summary>Is the pod network usable, and if not, why (for Status' NetworkReady).</summary>
     public (bool Ready, string Reason) NetworkStatus()
@@ -67,9 +80,10 @@ public sealed partial class SandboxManager
                 LogRecovering(_logger, record.Id);
                 await RollBackAsync(record);
             }
-            else if (record.State == SandboxState.Ready && record.NamespacePaths.Values.Any(p => !File.Exists(p)))
+            else if (record.State == SandboxState.Ready && (record.NamespacePaths.Values.Any(p => !File.Exists(p))
+                                                            || record.Infra is { } infra && !PodInfra.IsAlive(infra)))
             {
-                // The namespaces are gone (a reboot emptied /run): the pod cannot run again here.
+                // The namespaces or the infra process are gone (a reboot emptied /run): the pod cannot run again here.
                 _store.Update(record with { State = SandboxState.NotReady });
                 await TearDownAsync(record, afterCrash: false, cancellationToken);
             }
@@ -119,6 +133,17 @@ public sealed partial class SandboxManager
             Directory.CreateDirectory(directory);
             step = "creating the pod's namespaces";
             NamespacePinner.Create(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
+            if (request.Pid == PidMode.Pod)
+            {
+                step = "starting the infra process of the pod's PID namespace";
+                var infra = PodInfra.Start(_options.ShimBinary, id, nsDirectory, record.NamespacePaths);
+                record = record with
+                {
+                    Infra = infra,
+                    NamespacePaths = new(record.NamespacePaths) { ["pid"] = Path.Combine(nsDirectory, PodInfra.PidPin) },
+                };
+                _store.Update(record);
+            }
 
             List<string> ips = [];
             if (!request.HostNetwork)
@@ -181,11 +206,12 @@ public sealed partial class SandboxManager
     }
 
     /// <summary>
-    /// CNI DEL, then the namespaces; both idempotent. After a failed or interrupted ADD the DEL runs even without a
+    /// The infra process, CNI DEL, then the namespaces; all idempotent. After a failed or interrupted ADD the DEL runs even without a
     /// cached result (the plugins may have half set up); otherwise only a completed, cached ADD is undone.
     /// </summary>
     private async Task TearDownAsync(SandboxRecord record, bool afterCrash, CancellationToken cancellationToken)
     {
+        if (record.Pid == PidMode.Pod) await PodInfra.StopAsync(_options.ShimBinary, record.Id, cancellationToken);
         if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), onlyIfAdded: !afterCrash, cancellationToken);
         NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
     }
@@ -264,6 +290,9 @@ public sealed partial class SandboxManager
                 throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: its infra process {Pid} died; the sandbox is NotReady")]
+    private static partial void LogInfraDied(ILogger logger, string id, int pid);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: undoing what an interrupted RunPodSandbox left")]
     private static partial void LogRecovering(ILogger logger, string id);

@@ -71,6 +71,9 @@ public sealed record SandboxRecord
     [JsonPropertyName("portMappings")] public List<PortMapping> PortMappings { get; init; } = [];
     [JsonPropertyName("ips")] public List<string> Ips { get; init; } = [];
 
+    /// <summary>The infra process holding the pod's shared PID namespace; only for <see cref="PidMode.Pod"/>.</summary>
+    [JsonPropertyName("infra")] public InfraProcess? Infra { get; init; }
+
     /// <summary>Pinned namespace files that containers join (net, ipc, uts), absent for the host's.</summary>
     [JsonPropertyName("namespacePaths")] public Dictionary<string, string> NamespacePaths { get; init; } = [];
 

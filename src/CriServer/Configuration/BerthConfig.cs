@@ -42,6 +42,9 @@ public sealed record RuntimeConfig
     /// <summary>Handlers by RuntimeClass handler name; each names its OCI runtime binary.</summary>
     public IReadOnlyDictionary<string, RuntimeHandlerConfig> Handlers { get; init; } =
         new Dictionary<string, RuntimeHandlerConfig> { ["runc"] = new() };
+
+    /// <summary>berth-shim; by default the one beside berthd, as hack/publish and packages install them.</summary>
+    public string ShimBinary { get; init; } = Path.Combine(AppContext.BaseDirectory, "berth-shim");
 }
 
 public sealed record RuntimeHandlerConfig

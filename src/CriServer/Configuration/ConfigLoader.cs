@@ -189,7 +189,10 @@ public static class ConfigLoader
         {
             DefaultHandler = section.String("default_handler") ?? defaults.DefaultHandler,
             Handlers = handlers.Count > 0 ? handlers : defaults.Handlers,
+            ShimBinary = section.String("shim_binary") ?? defaults.ShimBinary,
         };
+        if (!Path.IsPathFullyQualified(runtime.ShimBinary))
+            throw new ConfigException($"runtime.shim_binary: '{runtime.ShimBinary}' must be an absolute path");
         section.RejectUnknownKeys();
         if (!runtime.Handlers.ContainsKey(runtime.DefaultHandler))
             throw new ConfigException($"runtime.default_handler: '{runtime.DefaultHandler}' is not one of runtime.handlers ({string.Join(", ", runtime.Handlers.Keys)})");

@@ -45,5 +45,6 @@ internal static class ComponentOptions
         StateDirectory = Path.Combine(config.State, "sandboxes"),
         // "" is the default handler, as kubelet sends it for pods without a RuntimeClass.
         RuntimeHandlers = new HashSet<string>(config.Runtime.Handlers.Keys.Append(""), StringComparer.Ordinal),
+        ShimBinary = config.Runtime.ShimBinary,
     };
 }

@@ -5,7 +5,8 @@ namespace Berth.Sandbox.Native;
 /// <summary>Namespace, mount and interface syscalls, bound with LibraryImport (AOT-safe). Linux x86-64 values.</summary>
 internal static unsafe partial class Linux
 {
-    public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewNet = 0x40000000;
+    public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNet = 0x40000000;
+    public const int SigKill = 9;
     public const ulong MsBind = 4096;
     public const int MntDetach = 2;
     public const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
@@ -26,6 +27,9 @@ internal static unsafe partial class Linux
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Text;
+using Berth.Sandbox.Native;
+
+namespace Berth.Sandbox;
+
+/// <summary>A running infra process, identified by PID and start time so that a reused PID is never mistaken for it.</summary>
+public sealed record InfraProcess(
+    [property: System.Text.Json.Serialization.JsonPropertyName("pid")] int Pid,
+    [property: System.Text.Json.Serialization.JsonPropertyName("startTime")] ulong StartTime);
+
+/// <summary>
+/// The infra process of a pod that shares one PID namespace: <c>berth-shim pause</c>, started as PID 1 of a new
+/// PID namespace inside the pod's other namespaces, whose PID namespace is pinned beside them for containers to
+/// join. It runs in its own session and outlives berthd, like the containers will.
+/// </summary>
+internal static class PodInfra
+{
+    public const string PidPin = "pid";
+
+    public static InfraProcess Start(string binary, string sandboxId, string nsDirectory, IReadOnlyDictionary<string, string> namespacePaths)
+    {
+        if (!File.Exists(binary)) throw new FileNotFoundException($"the infra binary {binary} does not exist (runtime.shim_binary)");
+        InfraProcess? started = null;
+        Exception? failure = null;
+        // Namespaces are per thread: this one joins the pod's, starts the child and ends, and runs nothing else.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                started = StartOnThisThread(binary, sandboxId, namespacePaths);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }, 256 * 1024)
+        { IsBackground = true, Name = "berth-infra" };
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw failure;
+
+        var pin = Path.Combine(nsDirectory, PidPin);
+        File.WriteAllBytes(pin, []);
+        if (Linux.Mount($"/proc/{started!.Pid}/ns/pid", pin, null, Linux.MsBind, 0) != 0)
+            throw Linux.Error("bind-mount", pin, Linux.LastError);
+        return started;
+    }
+
+    public static bool IsAlive(InfraProcess infra) => StartTimeOf(infra.Pid) == infra.StartTime;
+
+    /// <summary>
+    /// Kills the pod's infra (and with it everything in its PID namespace) and waits until it is gone. It is
+    /// found by its command line, so one started just before a crash, before its PID was recorded, dies too.
+    /// </summary>
+    public static async Task StopAsync(string binary, string sandboxId, CancellationToken cancellationToken)
+    {
+        var pids = FindBySandbox(binary, sandboxId);
+        foreach (var pid in pids) _ = Linux.Kill(pid, Linux.SigKill);
+        var deadline = Stopwatch.StartNew();
+        while (pids.Any(Running))
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(10))
+                throw new IOException($"the infra process of sandbox {sandboxId} did not die after SIGKILL");
+            await Task.Delay(10, cancellationToken);
+        }
+    }
+
+    private static InfraProcess StartOnThisThread(string binary, string sandboxId, IReadOnlyDictionary<string, string> namespacePaths)
+    {
+        var originals = new List<(int Fd, int Flag)>();
+        try
+        {
+            foreach (var (kind, flag) in new[] { ("net", Linux.CloneNewNet), ("ipc", Linux.CloneNewIpc), ("uts", Linux.CloneNewUts), ("pid", Linux.CloneNewPid) })
+            {
+                var fd = Linux.Open($"/proc/thread-self/ns/{kind}", Linux.ORdOnly | Linux.OCloExec);
+                if (fd < 0) throw Linux.Error("open", $"/proc/thread-self/ns/{kind}", Linux.LastError);
+                originals.Add((fd, flag));
+            }
+            foreach (var (kind, path) in namespacePaths)
+            {
+                var flag = kind switch { "network" => Linux.CloneNewNet, "ipc" => Linux.CloneNewIpc, "uts" => Linux.CloneNewUts, _ => 0 };
+                if (flag == 0) continue;
+                var fd = Linux.Open(path, Linux.ORdOnly | Linux.OCloExec);
+                if (fd < 0) throw Linux.Error("open", path, Linux.LastError);
+                var joined = Linux.SetNs(fd, flag);
+                var error = Linux.LastError;
+                _ = Linux.Close(fd);
+                if (joined != 0) throw Linux.Error("setns", path, error);
+            }
+            // The first child this thread forks from here on is PID 1 of a new PID namespace.
+            if (Linux.Unshare(Linux.CloneNewPid) != 0) throw Linux.Error("unshare", "a PID namespace", Linux.LastError);
+
+            using var process = Process.Start(new ProcessStartInfo(binary) { ArgumentList = { "pause", "--sandbox", sandboxId }, UseShellExecute = false })
+                                ?? throw new IOException($"{binary} did not start");
+            var startTime = StartTimeOf(process.Id)
+                            ?? throw new IOException($"the infra process of sandbox {sandboxId} exited at once");
+            return new InfraProcess(process.Id, startTime);
+        }
+        finally
+        {
+            foreach (var (fd, flag) in originals)
+            {
+                _ = Linux.SetNs(fd, flag);
+                _ = Linux.Close(fd);
+            }
+        }
+    }
+
+    private static List<int> FindBySandbox(string binary, string sandboxId)
+    {
+        var wanted = Encoding.UTF8.GetBytes($"{binary}\0pause\0--sandbox\0{sandboxId}\0");
+        var found = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), out var pid)) continue;
+            try
+            {
+                if (File.ReadAllBytes(Path.Combine(directory, "cmdline")).AsSpan().SequenceEqual(wanted)) found.Add(pid);
+            }
+            catch (IOException)
+            {
+                // It exited while we looked.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return found;
+    }
+
+    /// <summary>Alive and not a zombie: a zombie has died and waits only for its parent to reap it.</summary>
+    private static bool Running(int pid)
+    {
+        var stat = ReadStat(pid);
+        return stat is not null && stat.Value.State != 'Z';
+    }
+
+    private static ulong? StartTimeOf(int pid) => ReadStat(pid) is { State: not 'Z' } stat ? stat.StartTime : null;
+
+    /// <summary>/proc/PID/stat: the state is the field after the command's closing parenthesis, the start time the 20th after it.</summary>
+    private static (char State, ulong StartTime)? ReadStat(int pid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        return (fields[0][0], ulong.Parse(fields[19], System.Globalization.CultureInfo.InvariantCulture));
+    }
+}
