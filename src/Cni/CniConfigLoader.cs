@@ -71,6 +71,7 @@ public static class CniConfigLoader
                 throw new CniException($"plugins[{i}]: type '{type}' is not a plugin name");
         }
         var disableCheck = root["disableCheck"]?.GetValueKind() == JsonValueKind.True;
-        return new CniNetworkConfig(name, version, plugins, sourcePath, disableCheck);
+        var disableGc = root["disableGC"]?.GetValueKind() == JsonValueKind.True;
+        return new CniNetworkConfig(name, version, plugins, sourcePath, disableCheck, disableGc);
     }
 }

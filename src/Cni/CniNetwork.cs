@@ -102,6 +102,90 @@ public sealed class CniNetwork
         }
     }
 
+    /// <summary>
+    /// Whether the network can take new pods: a usable config, and for CNI 1.1 configs every plugin's STATUS
+    /// succeeding in chain order. Older plugins know no STATUS, so for them a usable config is all there is.
+    /// </summary>
+    public async Task<(bool Ready, string Reason)> StatusAsync(CancellationToken cancellationToken)
+    {
+        var (config, reason) = Current;
+        if (config is null) return (false, reason);
+        if (!config.SupportsStatusAndGc) return (true, "");
+        foreach (var plugin in config.Plugins)
+        {
+            try
+            {
+                await _runner.InvokeAsync("STATUS", (string)plugin["type"]!, PluginConfig(config, plugin, null, []), null, cancellationToken);
+            }
+            catch (CniException e)
+            {
+                return (false, $"{config.Name} ({config.SourcePath}): {e.Message}");
+            }
+        }
+        return (true, "");
+    }
+
+    /// <summary>
+    /// Frees what attachments of gone sandboxes still hold. A cached ADD whose container is not in
+    /// <paramref name="liveContainerIds"/> is DELeted with the config it used, whatever the CNI version (a leak
+    /// that only a crash between steps could leave). Then, for a CNI 1.1 config without <c>disableGC</c>, every
+    /// plugin gets GC with the attachments still valid. Errors do not stop the rest; they are returned.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> GarbageCollectAsync(IReadOnlySet<string> liveContainerIds, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        var valid = new List<(string Network, string ContainerId, string IfName)>();
+        foreach (var path in Directory.EnumerateFiles(_options.CacheDir, "*.json"))
+        {
+            CachedAttachment cached;
+            try
+            {
+                cached = await ReadCacheFileAsync(path, cancellationToken);
+            }
+            catch (Exception e) when (e is CniException or System.Text.Json.JsonException or IOException or InvalidOperationException)
+            {
+                errors.Add($"{path}: {e.Message}");
+                continue;
+            }
+            if (liveContainerIds.Contains(cached.Runtime.ContainerId))
+            {
+                valid.Add((cached.Config.Name, cached.Runtime.ContainerId, cached.Runtime.IfName));
+                continue;
+            }
+            try
+            {
+                await DelAsync(cached.Runtime, onlyIfAdded: true, cancellationToken);
+            }
+            catch (CniException e)
+            {
+                errors.Add($"DEL of stale attachment {cached.Runtime.ContainerId}: {e.Message}");
+            }
+        }
+
+        if (Current.Config is { SupportsStatusAndGc: true, DisableGc: false } config)
+        {
+            var attachments = new JsonArray([.. valid.Where(v => v.Network == config.Name).Select(v => (JsonNode)new JsonObject
+            {
+                ["containerID"] = v.ContainerId,
+                ["ifname"] = v.IfName,
+            })]);
+            foreach (var plugin in config.Plugins)
+            {
+                var pluginConfig = PluginConfig(config, plugin, null, []);
+                pluginConfig["cni.dev/valid-attachments"] = attachments.DeepClone();
+                try
+                {
+                    await _runner.InvokeAsync("GC", (string)plugin["type"]!, pluginConfig, null, cancellationToken);
+                }
+                catch (CniException e)
+                {
+                    errors.Add(e.Message);
+                }
+            }
+        }
+        return errors;
+    }
+
     /// <summary>The stdin of one plugin: its own config plus the list's name and version, prevResult and runtimeConfig.</summary>
     internal static JsonObject PluginConfig(CniNetworkConfig config, JsonObject plugin, JsonObject? previous, JsonObject capabilityArgs)
     {
@@ -122,7 +206,7 @@ public sealed class CniNetwork
         return result;
     }
 
-    private sealed record CachedAttachment(CniNetworkConfig Config, JsonObject Result, JsonObject CapabilityArgs);
+    private sealed record CachedAttachment(CniNetworkConfig Config, JsonObject Result, JsonObject CapabilityArgs, CniRuntimeConfig Runtime);
 
     private string CachePath(string network, CniRuntimeConfig runtime) =>
         Path.Combine(_options.CacheDir, $"{network}-{runtime.ContainerId}-{runtime.IfName}.json");
@@ -135,11 +219,13 @@ public sealed class CniNetwork
             ["containerId"] = runtime.ContainerId,
             ["ifName"] = runtime.IfName,
             ["netns"] = runtime.NetnsPath,
+            ["args"] = new JsonObject([.. runtime.Args.Select(a => KeyValuePair.Create(a.Key, (JsonNode?)JsonValue.Create(a.Value)))]),
             ["config"] = new JsonObject
             {
                 ["name"] = config.Name,
                 ["cniVersion"] = config.CniVersion,
                 ["disableCheck"] = config.DisableCheck,
+                ["disableGC"] = config.DisableGc,
                 ["plugins"] = new JsonArray([.. config.Plugins.Select(p => p.DeepClone())]),
             },
             ["sourcePath"] = config.SourcePath,
@@ -156,11 +242,25 @@ public sealed class CniNetwork
     {
         // The network name is part of the file name, and the config may have changed since: look for any.
         var match = Directory.EnumerateFiles(_options.CacheDir, $"*-{runtime.ContainerId}-{runtime.IfName}.json").FirstOrDefault();
-        if (match is null) return null;
-        var entry = JsonNode.Parse(await File.ReadAllTextAsync(match, cancellationToken)) as JsonObject
-                    ?? throw new CniException($"{match}: not a cache entry");
-        var config = CniConfigLoader.Parse(entry["config"]!.ToJsonString(), (string?)entry["sourcePath"] ?? match);
-        return new CachedAttachment(config, (JsonObject)entry["result"]!, entry["capabilityArgs"] as JsonObject ?? []);
+        return match is null ? null : await ReadCacheFileAsync(match, cancellationToken);
+    }
+
+    private static async Task<CachedAttachment> ReadCacheFileAsync(string path, CancellationToken cancellationToken)
+    {
+        var entry = JsonNode.Parse(await File.ReadAllTextAsync(path, cancellationToken)) as JsonObject
+                    ?? throw new CniException($"{path}: not a cache entry");
+        var config = CniConfigLoader.Parse(entry["config"]!.ToJsonString(), (string?)entry["sourcePath"] ?? path);
+        var capabilityArgs = entry["capabilityArgs"] as JsonObject ?? [];
+        var runtime = new CniRuntimeConfig
+        {
+            ContainerId = (string?)entry["containerId"] ?? throw new CniException($"{path}: no containerId"),
+            NetnsPath = (string?)entry["netns"] ?? "",
+            IfName = (string?)entry["ifName"] ?? "eth0",
+            Args = (entry["args"] as JsonObject)?.ToDictionary(a => a.Key, a => (string?)a.Value ?? "", StringComparer.Ordinal)
+                   ?? new Dictionary<string, string>(),
+            CapabilityArgs = capabilityArgs,
+        };
+        return new CachedAttachment(config, (JsonObject)entry["result"]!, capabilityArgs, runtime);
     }
 
     private string Signature()

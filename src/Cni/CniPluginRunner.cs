@@ -8,19 +8,23 @@ namespace Berth.Cni;
 /// <summary>Executes one plugin as the CNI spec's protocol says: environment variables in, config on stdin, result or error on stdout.</summary>
 internal sealed class CniPluginRunner(IReadOnlyList<string> binDirs)
 {
-    public async Task<JsonObject?> InvokeAsync(string command, string pluginType, JsonObject pluginConfig, CniRuntimeConfig runtime, CancellationToken cancellationToken)
+    /// <summary>Runs one command; <paramref name="runtime"/> is null for the network-wide STATUS and GC, which have no attachment.</summary>
+    public async Task<JsonObject?> InvokeAsync(string command, string pluginType, JsonObject pluginConfig, CniRuntimeConfig? runtime, CancellationToken cancellationToken)
     {
         var binary = binDirs.Select(dir => Path.Combine(dir, pluginType)).FirstOrDefault(File.Exists)
                      ?? throw new CniException($"CNI plugin '{pluginType}' was not found in {string.Join(", ", binDirs)}");
         var environment = new Dictionary<string, string?>(StringComparer.Ordinal)
         {
             ["CNI_COMMAND"] = command,
-            ["CNI_CONTAINERID"] = runtime.ContainerId,
-            ["CNI_NETNS"] = runtime.NetnsPath,
-            ["CNI_IFNAME"] = runtime.IfName,
-            ["CNI_ARGS"] = string.Join(';', runtime.Args.Select(a => $"{a.Key}={a.Value}")),
             ["CNI_PATH"] = string.Join(':', binDirs),
         };
+        if (runtime is not null)
+        {
+            environment["CNI_CONTAINERID"] = runtime.ContainerId;
+            environment["CNI_NETNS"] = runtime.NetnsPath;
+            environment["CNI_IFNAME"] = runtime.IfName;
+            environment["CNI_ARGS"] = string.Join(';', runtime.Args.Select(a => $"{a.Key}={a.Value}"));
+        }
         var stdin = Encoding.UTF8.GetBytes(pluginConfig.ToJsonString());
         using var stdout = new MemoryStream();
         var stderr = new StringBuilder();

@@ -64,11 +64,7 @@ public sealed partial class SandboxManager
     }
 
     /// <summary>Is the pod network usable, and if not, why (for Status' NetworkReady).</summary>
-    public (bool Ready, string Reason) NetworkStatus()
-    {
-        var (config, reason) = _network.Current;
-        return (config is not null, reason);
-    }
+    public Task<(bool Ready, string Reason)> NetworkStatusAsync(CancellationToken cancellationToken) => _network.StatusAsync(cancellationToken);
 
     /// <summary>Undoes what crashes left half made, and marks sandboxes whose namespaces are gone (a reboot) as not ready.</summary>
     public async Task RecoverAsync(CancellationToken cancellationToken)
@@ -88,6 +84,9 @@ public sealed partial class SandboxManager
                 await TearDownAsync(record, afterCrash: false, cancellationToken);
             }
         }
+        // Before any RPC, so no ADD is under way: what a sandbox without a record still holds in CNI is freed.
+        var live = _store.List().Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var error in await _network.GarbageCollectAsync(live, cancellationToken)) LogGcError(_logger, error);
     }
 
     public async Task<SandboxRecord> RunAsync(SandboxRequest request, CancellationToken cancellationToken)
@@ -290,6 +289,9 @@ public sealed partial class SandboxManager
                 throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "CNI garbage collection: {Error}")]
+    private static partial void LogGcError(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: its infra process {Pid} died; the sandbox is NotReady")]
     private static partial void LogInfraDied(ILogger logger, string id, int pid);

@@ -5,11 +5,11 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
         var status = new RuntimeStatus();
         status.Conditions.Add(new RuntimeCondition { Type = "RuntimeReady", Status = true });
-        var (networkReady, reason) = _sandboxes.NetworkStatus();
+        var (networkReady, reason) = await _sandboxes.NetworkStatusAsync(context.CancellationToken);
         status.Conditions.Add(networkReady
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
             : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = "NetworkPluginNotReady", Message = $"cni: {reason}" });
@@ -21,6 +21,6 @@ public sealed partial class RuntimeService
             response.Info.Add("config", StatusInfo.ConfigJson(_config));
             response.Info.Add("version", StatusInfo.VersionJson());
         }
-        return Task.FromResult(response);
+        return response;
     }
 }

@@ -31,6 +31,12 @@ public sealed class CniNetworkTests : IDisposable
             echo '{"cniVersion":"1.0.0","code":11,"msg":"no more addresses","details":"pool 10.99.0.0/24 is exhausted"}'
             exit 1
             """);
+        WritePlugin("unready", """
+            cat > /dev/null
+            [ "$CNI_COMMAND" = STATUS ] || exit 0
+            echo '{"cniVersion":"1.1.0","code":50,"msg":"the daemon is not running"}'
+            exit 1
+            """);
         WritePlugin("crashing", """
             cat > /dev/null
             echo "panic: nil pointer" >&2
@@ -47,9 +53,13 @@ public sealed class CniNetworkTests : IDisposable
         File.SetUnixFileMode(path, (UnixFileMode)0x1ED);
     }
 
-    private void WriteConfig(string name, params string[] plugins) =>
+    private void WriteConfig(string name, params string[] plugins) => WriteVersionedConfig("1.0.0", "", name, plugins);
+
+    private void WriteVersionedConfig(string version, string extra, string name, params string[] plugins) =>
         File.WriteAllText(Path.Combine(ConfDir, "10-test.conflist"),
-            $$"""{"cniVersion":"1.0.0","name":"{{name}}","plugins":[{{string.Join(",", plugins.Select(p => p.StartsWith('{') ? p : $$"""{"type":"{{p}}"}"""))}}]}""");
+            $$"""{"cniVersion":"{{version}}",{{extra}}"name":"{{name}}","plugins":[{{string.Join(",", plugins.Select(p => p.StartsWith('{') ? p : $$"""{"type":"{{p}}"}"""))}}]}""");
+
+    private string[] Commands() => [.. Calls().Select(c => string.Join(' ', c.Split(' ')[..3]))];
 
     private CniNetwork Network() => new(new CniOptions { ConfDirs = [ConfDir], BinDirs = ["/nonexistent", BinDir], CacheDir = Path.Combine(_root, "cache") });
 
@@ -140,5 +150,67 @@ public sealed class CniNetworkTests : IDisposable
 
         WriteConfig("pods", "first");
         Assert.Equal("pods", network.Current.Config?.Name);
+    }
+
+    [Fact]
+    public async Task Status_asks_every_plugin_of_a_CNI_1_1_config_and_reports_the_first_refusal()
+    {
+        WriteVersionedConfig("1.1.0", "", "pods", "first", "second");
+        var network = Network();
+
+        Assert.Equal((true, ""), await network.StatusAsync(CancellationToken.None));
+        // STATUS is about the network, not an attachment: no container, netns or ifname, and no runtimeConfig.
+        Assert.Equal(["STATUS first  ", "STATUS second  "], Calls().Select(c => c[..(c.IndexOf('{', StringComparison.Ordinal) - 3)]));
+        Assert.All(Calls(), c => Assert.Contains("\"cniVersion\":\"1.1.0\"", c, StringComparison.Ordinal));
+
+        WriteVersionedConfig("1.1.0", "", "pods", "first", "unready", "second");
+        var (ready, reason) = await network.StatusAsync(CancellationToken.None);
+        Assert.False(ready);
+        Assert.Contains("unready STATUS failed: the daemon is not running", reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Status_is_never_sent_to_plugins_of_an_older_config()
+    {
+        WriteVersionedConfig("1.0.0", "", "pods", "unready");
+        Assert.Equal((true, ""), await Network().StatusAsync(CancellationToken.None));
+        Assert.Empty(Calls());
+    }
+
+    [Fact]
+    public async Task Gc_deletes_stale_cached_attachments_then_sends_the_valid_ones_to_every_plugin()
+    {
+        WriteVersionedConfig("1.1.0", "", "pods", "first", "second");
+        var network = Network();
+        await network.AddAsync(Runtime("live"), CancellationToken.None);
+        await network.AddAsync(Runtime("gone"), CancellationToken.None);
+        File.Delete(CallLog);
+
+        var errors = await network.GarbageCollectAsync(new HashSet<string> { "live" }, CancellationToken.None);
+
+        Assert.Empty(errors);
+        var calls = Calls();
+        Assert.Equal(["DEL second gone", "DEL first gone", "GC first ", "GC second "], calls.Select(c => string.Join(' ', c.Split(' ')[..3])));
+        // The stale DEL is the one its ADD asked for: same netns and CNI_ARGS, from the cache.
+        Assert.Contains(" gone eth0 /run/berth/netns/gone K8S_POD_NAMESPACE=default;K8S_POD_NAME=web ", calls[0], StringComparison.Ordinal);
+        Assert.Contains("\"cni.dev/valid-attachments\":[{\"containerID\":\"live\",\"ifname\":\"eth0\"}]", calls[2], StringComparison.Ordinal);
+        Assert.DoesNotContain("runtimeConfig", calls[2], StringComparison.Ordinal);
+        Assert.Single(Directory.EnumerateFiles(Path.Combine(_root, "cache")));
+    }
+
+    [Fact]
+    public async Task Gc_sends_no_GC_to_older_configs_or_when_disabled_but_still_frees_stale_attachments()
+    {
+        WriteVersionedConfig("1.0.0", "", "pods", "first");
+        var network = Network();
+        await network.AddAsync(Runtime("gone"), CancellationToken.None);
+        File.Delete(CallLog);
+        Assert.Empty(await network.GarbageCollectAsync(new HashSet<string>(), CancellationToken.None));
+        Assert.Equal(["DEL first gone"], Commands());
+
+        File.Delete(CallLog);
+        WriteVersionedConfig("1.1.0", "\"disableGC\":true,", "pods", "first");
+        Assert.Empty(await network.GarbageCollectAsync(new HashSet<string>(), CancellationToken.None));
+        Assert.Empty(Calls());
     }
 }
