@@ -68,6 +68,8 @@ public sealed class SharedPidNamespaceTests
         Assert.Equal(NamespaceMode.Pod, status.Linux.Namespaces.Options.Pid);
         var namespaces = await NamespacesOf(daemon, id);
         var infra = Assert.Single(InfraOf(id));
+        var verbose = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
+        using (var info = JsonDocument.Parse(verbose.Info["info"])) Assert.Equal(infra, info.RootElement.GetProperty("pid").GetInt32());
         Assert.EndsWith("\t1", StatusField(infra, "NSpid"), StringComparison.Ordinal);
         Assert.Equal(Inode(namespaces["pid"]), Inode($"/proc/{infra}/ns/pid"));
         Assert.Equal(Inode(namespaces["network"]), Inode($"/proc/{infra}/ns/net"));

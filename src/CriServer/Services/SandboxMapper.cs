@@ -73,6 +73,8 @@ internal static class SandboxMapper
             writer.WriteString("hostname", record.Hostname);
             writer.WriteString("directory", record.Directory);
             writer.WriteString("cgroupParent", record.CgroupParent ?? "");
+            // The infra process of a shared PID namespace, as containerd reports its pause container's pid.
+            if (record.Infra is { } infra) writer.WriteNumber("pid", infra.Pid);
             writer.WriteStartObject("namespacePaths");
             foreach (var (kind, path) in record.NamespacePaths) writer.WriteString(kind, path);
             writer.WriteEndObject();
