@@ -1,0 +1,140 @@
+using Berth.Runtime.Spec;
+
+namespace Berth.Runtime.Tests;
+
+/// <summary>The builder's rules, one at a time: kubelet's command semantics, user resolution, and refusals that name their field.</summary>
+public sealed class OciSpecBuilderRulesTests
+{
+    private static readonly UserDatabase Users = UserDatabase.Parse(
+        "root:x:0:0::/root:/bin/sh\nwww:x:1000:1001::/srv:/bin/sh\nbroken line\n# comment\n",
+        "root:x:0:\nwww:x:1001:\nstaff:x:50:www\n");
+
+    private static readonly PodSettings Pod = new() { Id = "p", Name = "pod", Namespace = "ns", Uid = "u" };
+    private static readonly ImageSettings Image = new() { ImageRef = "sha256:ab", Entrypoint = ["/entry"], Cmd = ["default-arg"] };
+
+    private static OciSpec Build(ContainerRequest request, ImageSettings? image = null, PodSettings? pod = null, NodeSettings? node = null) =>
+        OciSpecBuilder.Build("c", request, pod ?? Pod, image ?? Image, node ?? new NodeSettings(), Users);
+
+    private static ContainerRequest Request => new() { Name = "c" };
+
+    [Theory]
+    [InlineData(new string[0], new string[0], new[] { "/entry", "default-arg" })]
+    [InlineData(new string[0], new[] { "x" }, new[] { "/entry", "x" })]
+    [InlineData(new[] { "/bin/cmd" }, new string[0], new[] { "/bin/cmd" })]
+    [InlineData(new[] { "/bin/cmd" }, new[] { "y" }, new[] { "/bin/cmd", "y" })]
+    public void Command_and_args_follow_kubelet_semantics(string[] command, string[] args, string[] expected) =>
+        Assert.Equal(expected, Build(Request with { Command = command, Args = args }).Process.Args);
+
+    [Fact]
+    public void No_command_anywhere_is_refused()
+    {
+        var error = Assert.Throws<ContainerSpecException>(() => Build(Request, Image with { Entrypoint = [], Cmd = [] }));
+        Assert.StartsWith("command:", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, 0u, 0u)]
+    [InlineData("www", 1000u, 1001u)]
+    [InlineData("1000", 1000u, 1001u)]
+    [InlineData("4242", 4242u, 0u)]
+    [InlineData("www:staff", 1000u, 50u)]
+    [InlineData("1000:7", 1000u, 7u)]
+    public void The_image_user_resolves_in_the_image_passwd(string? user, uint uid, uint gid)
+    {
+        var resolved = Build(Request, Image with { User = user }).Process.User;
+        Assert.Equal((uid, gid), (resolved.Uid, resolved.Gid));
+    }
+
+    [Fact]
+    public void Merge_adds_the_groups_that_list_the_user()
+    {
+        Assert.Equal([1001u, 50u], Build(Request with { Security = new ContainerSecurity { RunAsUser = 1000 } }).Process.User.AdditionalGids);
+        Assert.Equal([1001u], Build(Request with { Security = new ContainerSecurity { RunAsUser = 1000, SupplementalGroupsPolicy = SupplementalGroupsPolicy.Strict } }).Process.User.AdditionalGids);
+    }
+
+    [Theory]
+    [InlineData("nobody", null, "linux.security_context.run_as_username")]
+    [InlineData(null, "ghost", "image user 'ghost'")]
+    [InlineData(null, "www:ghosts", "no group 'ghosts'")]
+    public void Unknown_users_and_groups_are_refused(string? runAsUsername, string? imageUser, string expected)
+    {
+        var error = Assert.Throws<ContainerSpecException>(() =>
+            Build(Request with { Security = new ContainerSecurity { RunAsUsername = runAsUsername } }, Image with { User = imageUser }));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Request_env_replaces_image_env_in_place_and_PATH_has_a_default()
+    {
+        var env = Build(Request with { Env = [new("B", "request"), new("C", "3")] }, Image with { Env = ["A=1", "B=image"] }).Process.Env;
+        Assert.Equal(["A=1", "B=request", "C=3", OciSpecBuilder.DefaultPath], env);
+    }
+
+    [Fact]
+    public void Drop_ALL_then_add_leaves_only_the_added()
+    {
+        var caps = Build(Request with { Security = new ContainerSecurity { DropCapabilities = ["ALL"], AddCapabilities = ["NET_BIND_SERVICE"] } }).Process.Capabilities!;
+        Assert.Equal(["CAP_NET_BIND_SERVICE"], caps.Bounding);
+    }
+
+    [Fact]
+    public void Add_ALL_grants_every_capability_but_the_dropped()
+    {
+        var caps = Build(Request with { Security = new ContainerSecurity { AddCapabilities = ["ALL"], DropCapabilities = ["SYS_ADMIN"] } }).Process.Capabilities!;
+        Assert.Equal(40, caps.Bounding.Count);
+        Assert.DoesNotContain("CAP_SYS_ADMIN", caps.Bounding);
+    }
+
+    [Fact]
+    public void The_oom_score_adj_is_raised_to_the_floor_only_when_below_it()
+    {
+        var node = new NodeSettings { OomScoreAdjFloor = -500 };
+        Assert.Equal(-500, Build(Request with { Resources = new ContainerResources { OomScoreAdj = -999 } }, node: node).Process.OomScoreAdj);
+        Assert.Equal(1000, Build(Request with { Resources = new ContainerResources { OomScoreAdj = 1000 } }, node: node).Process.OomScoreAdj);
+        Assert.Equal(-999, Build(Request with { Resources = new ContainerResources { OomScoreAdj = -999 } }).Process.OomScoreAdj);
+    }
+
+    [Fact]
+    public void Without_swap_accounting_no_swap_limit_is_written()
+    {
+        var memory = Build(Request with { Resources = new ContainerResources { MemoryLimitInBytes = 1 << 20, MemorySwapLimitInBytes = 2 << 20 } }).Linux.Resources!.Memory!;
+        Assert.Equal((1L << 20, (long?)null), (memory.Limit!.Value, memory.Swap));
+    }
+
+    [Fact]
+    public void A_requested_mount_replaces_the_default_at_its_destination()
+    {
+        var spec = Build(Request with { Mounts = [new ContainerMount { ContainerPath = "/dev/shm/", HostPath = "/big-shm" }] },
+            pod: Pod with { ShmPath = "/run/shm" });
+        Assert.Equal("/big-shm", Assert.Single(spec.Mounts, m => m.Destination == "/dev/shm").Source);
+    }
+
+    public static TheoryData<ContainerRequest, PodSettings?, NodeSettings?, string> Refusals => new()
+    {
+        { Request with { Mounts = [new ContainerMount { ContainerPath = "data", HostPath = "/x" }] }, null, null, "mounts[0].container_path" },
+        { Request with { Mounts = [new ContainerMount { ContainerPath = "/data", HostPath = "x" }] }, null, null, "mounts[0].host_path" },
+        { Request with { WorkingDir = "relative" }, null, null, "working_dir" },
+        { Request with { Env = [new("A=B", "c")] }, null, null, "envs" },
+        { Request with { Resources = new ContainerResources { CpuShares = -1 } }, null, null, "linux.resources.cpu_shares" },
+        { Request with { Resources = new ContainerResources { CpuQuota = -2 } }, null, null, "linux.resources.cpu_quota" },
+        { Request with { Resources = new ContainerResources { MemoryLimitInBytes = -5 } }, null, null, "linux.resources.memory_limit_in_bytes" },
+        { Request with { Resources = new ContainerResources { OomScoreAdj = 1001 } }, null, null, "linux.resources.oom_score_adj" },
+        { Request with { Resources = new ContainerResources { HugepageLimits = [new("2XB", 1)] } }, null, null, "linux.resources.hugepage_limits" },
+        { Request with { Resources = new ContainerResources { Unified = new Dictionary<string, string> { ["memory.high"] = "1" } } }, null, null, "linux.resources.unified" },
+        { Request with { Security = new ContainerSecurity { AddCapabilities = ["CAP_FLY"] } }, null, null, "capabilities.add_capabilities" },
+        { Request with { Security = new ContainerSecurity { AddAmbientCapabilities = ["NET_ADMIN"] } }, null, null, "capabilities.add_ambient_capabilities" },
+        { Request with { Security = new ContainerSecurity { Privileged = true } }, null, null, "linux.security_context.privileged" },
+        { Request with { Security = new ContainerSecurity { Pid = ContainerPidMode.Pod } }, null, null, "namespace_options.pid" },
+        { Request with { Security = new ContainerSecurity { RunAsUser = -1 } }, null, null, "linux.security_context.run_as_user" },
+        { Request with { Devices = [new ContainerDevice { ContainerPath = "/dev/x", HostPath = "/dev/x", Type = 'c', Major = 1, Minor = 3, Permissions = "rwx" }] }, null, null, "devices[0].permissions" },
+        { Request with { Security = new ContainerSecurity { Seccomp = SeccompMode.Localhost } }, null, null, "seccomp.localhost_ref" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Refusals))]
+    public void Bad_input_is_refused_with_the_field_named(ContainerRequest request, PodSettings? pod, NodeSettings? node, string field)
+    {
+        var error = Assert.Throws<ContainerSpecException>(() => Build(request, pod: pod, node: node));
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
+    }
+}
