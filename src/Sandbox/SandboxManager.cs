@@ -122,6 +122,7 @@ public sealed partial class SandboxManager
                 .Where(k => k != PodNamespaces.None && namespaces.HasFlag(k))
                 .ToDictionary(k => k.ToString().ToLowerInvariant(), k => NamespacePinner.PathOf(nsDirectory, k)),
             Directory = directory,
+            ShmPath = request.HostIpc ? null : Path.Combine(directory, PodShm.Directory),
         };
 
         // The record first: a crash from here on leaves a Creating record that RecoverAsync undoes.
@@ -150,6 +151,11 @@ public sealed partial class SandboxManager
                 step = "setting up the pod network (CNI ADD)";
                 var result = await _network.AddAsync(CniRuntime(record, request.Dns, _podCidr), cancellationToken);
                 ips = [.. result.SandboxAddresses.Select(a => a.ToString())];
+            }
+            if (!request.HostIpc)
+            {
+                step = "mounting the pod's /dev/shm";
+                PodShm.Create(directory);
             }
             step = "writing hostname, hosts and resolv.conf";
             PodFiles.Write(directory, hostname, request.Dns, ips);
@@ -205,7 +211,7 @@ public sealed partial class SandboxManager
     }
 
     /// <summary>
-    /// The infra process, CNI DEL, then the namespaces; all idempotent. After a failed or interrupted ADD the DEL runs even without a
+    /// The infra process, CNI DEL, the namespaces, then /dev/shm; all idempotent. After a failed or interrupted ADD the DEL runs even without a
     /// cached result (the plugins may have half set up); otherwise only a completed, cached ADD is undone.
     /// </summary>
     private async Task TearDownAsync(SandboxRecord record, bool afterCrash, CancellationToken cancellationToken)
@@ -213,6 +219,7 @@ public sealed partial class SandboxManager
         if (record.Pid == PidMode.Pod) await PodInfra.StopAsync(_options.ShimBinary, record.Id, cancellationToken);
         if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), onlyIfAdded: !afterCrash, cancellationToken);
         NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
+        PodShm.Remove(record.Directory);
     }
 
     /// <summary>

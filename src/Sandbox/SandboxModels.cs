@@ -77,6 +77,9 @@ public sealed record SandboxRecord
     /// <summary>Pinned namespace files that containers join (net, ipc, uts), absent for the host's.</summary>
     [JsonPropertyName("namespacePaths")] public Dictionary<string, string> NamespacePaths { get; init; } = [];
 
+    /// <summary>The pod's /dev/shm (a tmpfs), or null when the pod uses the node's IPC namespace.</summary>
+    [JsonPropertyName("shmPath")] public string? ShmPath { get; init; }
+
     /// <summary>Directory of the pod's hostname, hosts and resolv.conf, which containers mount.</summary>
     [JsonPropertyName("directory")] public required string Directory { get; init; }
 

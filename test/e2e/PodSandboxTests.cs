@@ -47,10 +47,15 @@ public sealed class PodSandboxTests
         Assert.Contains("UP", Host.InNamespaces(namespaces, "ip", "-o", "link", "show", "lo").Output, StringComparison.Ordinal);
         Assert.Equal("web", Host.InNamespaces(namespaces, "/bin/busybox", "hostname").Output.Trim());
         Assert.Equal([status.Network.Ip], network.Leases());
+        // The pod's /dev/shm: a 64 MiB tmpfs its containers will share.
+        var shm = Host.Run("findmnt", "-n", "-o", "FSTYPE,OPTIONS", Path.Combine(daemon.StatePath, "sandboxes", id, "shm")).Output;
+        Assert.StartsWith("tmpfs", shm, StringComparison.Ordinal);
+        Assert.Contains("size=65536k", shm, StringComparison.Ordinal);
 
         await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
         Assert.Empty(network.Leases());
+        Assert.Empty(Host.MountsUnder(daemon.StatePath));
         Assert.All(namespaces.Values, path => Assert.False(File.Exists(path), $"{path} outlived the pod"));
     }
 
@@ -285,6 +290,7 @@ public sealed class PodSandboxTests
         await Task.WhenAll(ids.Select(async id => await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id })));
         Assert.Empty(network.Leases());
         Assert.Equal(veths, Host.VethCount());
+        Assert.Empty(Host.MountsUnder(daemon.StatePath));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(daemon.StatePath, "sandboxes")));
     }
 

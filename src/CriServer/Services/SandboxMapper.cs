@@ -72,6 +72,7 @@ internal static class SandboxMapper
             writer.WriteStartObject();
             writer.WriteString("hostname", record.Hostname);
             writer.WriteString("directory", record.Directory);
+            if (record.ShmPath is { } shm) writer.WriteString("shm", shm);
             writer.WriteString("cgroupParent", record.CgroupParent ?? "");
             // The infra process of a shared PID namespace, as containerd reports its pause container's pid.
             if (record.Infra is { } infra) writer.WriteNumber("pid", infra.Pid);

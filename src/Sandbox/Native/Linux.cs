@@ -7,7 +7,7 @@ internal static unsafe partial class Linux
 {
     public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNet = 0x40000000;
     public const int SigKill = 9;
-    public const ulong MsBind = 4096;
+    public const ulong MsNoSuid = 2, MsNoDev = 4, MsNoExec = 8, MsBind = 4096;
     public const int MntDetach = 2;
     public const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
     public const ulong SiocGifFlags = 0x8913, SiocSifFlags = 0x8914;
@@ -39,6 +39,9 @@ internal static unsafe partial class Linux
 
     [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Mount(string source, string target, string? fsType, ulong flags, nint data);
+
+    [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mount(string source, string target, string fsType, ulong flags, string data);
 
     [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Umount2(string target, int flags);

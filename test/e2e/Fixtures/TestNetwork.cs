@@ -79,5 +79,9 @@ public static class Host
         return Run("nsenter", [.. args]);
     }
 
+    /// <summary>Mount points at or under <paramref name="directory"/>, from this process's mountinfo.</summary>
+    public static string[] MountsUnder(string directory) =>
+        [.. File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4]).Where(p => p == directory || p.StartsWith(directory + "/", StringComparison.Ordinal))];
+
     public static int VethCount() => Run("ip", "-o", "link", "show", "type", "veth").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
 }
