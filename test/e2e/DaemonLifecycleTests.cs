@@ -222,4 +222,38 @@ public sealed class DaemonLifecycleTests
         await File.WriteAllTextAsync(path, "");
         return path;
     }
+
+    [Fact]
+    public async Task A_host_that_refuses_negative_oom_score_adj_is_named_at_startup_unless_the_clamp_is_on()
+    {
+        // The same probe as berthd's, from this (root) test process: lower our own value to a negative one.
+        var own = File.ReadAllText("/proc/self/oom_score_adj").Trim();
+        bool refused;
+        try
+        {
+            File.WriteAllText("/proc/self/oom_score_adj", "-1");
+            File.WriteAllText("/proc/self/oom_score_adj", own);
+            refused = false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            refused = true;
+        }
+
+        await using (var unclamped = await BerthDaemon.StartAsync(new DaemonOptions { RestrictOomScoreAdj = false }))
+        {
+            await WaitForOutputAsync(unclamped, "serving");
+            Assert.Equal(refused, unclamped.Output.Contains("set runtime.restrict_oom_score_adj = true", StringComparison.Ordinal));
+        }
+        await using var clamped = await BerthDaemon.StartAsync();
+        await WaitForOutputAsync(clamped, "serving");
+        Assert.Contains("runtime.restrict_oom_score_adj: container oom_score_adj values below berthd's own", clamped.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("refuses a negative oom_score_adj", clamped.Output, StringComparison.Ordinal);
+    }
+
+    private static async Task WaitForOutputAsync(BerthDaemon daemon, string text)
+    {
+        for (var i = 0; i < 500 && !daemon.Output.Contains(text, StringComparison.Ordinal); i++) await Task.Delay(10);
+        Assert.Contains(text, daemon.Output, StringComparison.Ordinal);
+    }
 }

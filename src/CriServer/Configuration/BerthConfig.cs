@@ -43,6 +43,12 @@ public sealed record RuntimeConfig
     public IReadOnlyDictionary<string, RuntimeHandlerConfig> Handlers { get; init; } =
         new Dictionary<string, RuntimeHandlerConfig> { ["runc"] = new() };
 
+    /// <summary>
+    /// containerd's restrict_oom_score_adj: a container's oom_score_adj below berthd's own is raised to it, for
+    /// hosts that refuse negative values (rootless, nested, restricted nodes).
+    /// </summary>
+    public bool RestrictOomScoreAdj { get; init; }
+
     /// <summary>berth-shim; by default the one beside berthd, as hack/publish and packages install them.</summary>
     public string ShimBinary { get; init; } = Path.Combine(AppContext.BaseDirectory, "berth-shim");
 }

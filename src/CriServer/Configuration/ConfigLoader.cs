@@ -190,6 +190,7 @@ public static class ConfigLoader
             DefaultHandler = section.String("default_handler") ?? defaults.DefaultHandler,
             Handlers = handlers.Count > 0 ? handlers : defaults.Handlers,
             ShimBinary = section.String("shim_binary") ?? defaults.ShimBinary,
+            RestrictOomScoreAdj = section.Boolean("restrict_oom_score_adj") ?? defaults.RestrictOomScoreAdj,
         };
         if (!Path.IsPathFullyQualified(runtime.ShimBinary))
             throw new ConfigException($"runtime.shim_binary: '{runtime.ShimBinary}' must be an absolute path");

@@ -51,6 +51,8 @@ internal static partial class BerthHost
             return 1;
         }
 
+        if (config.Runtime.RestrictOomScoreAdj) LogOomClamp(logger, Berth.Runtime.OomScoreAdjustment.ReadOwn());
+        else if (Berth.Runtime.OomScoreAdjustment.HostRefusesLowering()) LogOomRefused(logger);
         LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
         await app.WaitForShutdownAsync();
         await app.DisposeAsync();
@@ -128,4 +130,10 @@ internal static partial class BerthHost
 
     [LoggerMessage(Level = LogLevel.Information, Message = "berthd stopped")]
     private static partial void LogStopped(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "runtime.restrict_oom_score_adj: container oom_score_adj values below berthd's own ({Own}) are raised to it")]
+    private static partial void LogOomClamp(ILogger logger, int own);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "this host refuses a negative oom_score_adj, so containers that ask for one will fail to start; set runtime.restrict_oom_score_adj = true to raise such values to berthd's own")]
+    private static partial void LogOomRefused(ILogger logger);
 }

@@ -83,6 +83,9 @@ public sealed class BerthDaemon : IAsyncDisposable
         config.AppendLine("[cni]");
         config.AppendLine($"conf_dirs = [\"{cniDir}\"]");
         config.AppendLine($"bin_dirs = [{string.Join(", ", options.CniBinDirs.Select(d => $"\"{d}\""))}]");
+        // This host, like CI's, refuses a negative oom_score_adj (DESIGN.md §6).
+        config.AppendLine("[runtime]");
+        config.AppendLine($"restrict_oom_score_adj = {(options.RestrictOomScoreAdj ? "true" : "false")}");
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
 
@@ -233,4 +236,7 @@ public sealed record DaemonOptions
 
     /// <summary>TOML appended to the generated config.</summary>
     public string ExtraConfig { get; init; } = "";
+
+    /// <summary>runtime.restrict_oom_score_adj, on in the tests as this host needs.</summary>
+    public bool RestrictOomScoreAdj { get; init; } = true;
 }

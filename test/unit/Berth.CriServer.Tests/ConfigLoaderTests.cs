@@ -22,6 +22,26 @@ public sealed class ConfigLoaderTests
         Assert.Equal("linux/amd64", config.Images.Platform);
         Assert.Equal(3, config.Images.MaxConcurrentDownloads);
         Assert.Empty(config.Images.Registries);
+        Assert.False(config.Runtime.RestrictOomScoreAdj);
+    }
+
+    [Fact]
+    public void The_runtime_section_is_read()
+    {
+        var config = ConfigLoader.Parse("""
+            [runtime]
+            default_handler = "fast"
+            restrict_oom_score_adj = true
+            shim_binary = "/usr/libexec/berth/berth-shim"
+
+            [runtime.handlers.fast]
+            binary = "/usr/bin/crun"
+            """);
+
+        Assert.True(config.Runtime.RestrictOomScoreAdj);
+        Assert.Equal("/usr/libexec/berth/berth-shim", config.Runtime.ShimBinary);
+        Assert.Equal("fast", config.Runtime.DefaultHandler);
+        Assert.Equal("/usr/bin/crun", config.Runtime.Handlers["fast"].Binary);
     }
 
     [Fact]
@@ -93,6 +113,8 @@ public sealed class ConfigLoaderTests
     [InlineData("[metrics]\naddress = \"localhost\"", "metrics.address: 'localhost' is not an address with a port")]
     [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address: '127.0.0.1:0'")]
     [InlineData("root = ", "invalid TOML")]
+    [InlineData("[runtime]\nrestrict_oom_score_adj = \"yes\"", "runtime.restrict_oom_score_adj: expected true or false")]
+    [InlineData("[runtime]\nshim_binary = \"berth-shim\"", "runtime.shim_binary: 'berth-shim' must be an absolute path")]
     public void Bad_input_names_the_key(string toml, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml));
