@@ -35,26 +35,14 @@ internal static class NamespacePinner
     {
         if (namespaces == PodNamespaces.None) return;
         Directory.CreateDirectory(directory);
-        Exception? failure = null;
-        // A thread of its own: namespaces are per thread, and this one must never run anything else.
-        var thread = new Thread(() =>
+        try
         {
-            try
-            {
-                PinOnThisThread(directory, namespaces, hostname, sysctls);
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        }, 256 * 1024)
-        { IsBackground = true, Name = "berth-netns" };
-        thread.Start();
-        thread.Join();
-        if (failure is not null)
+            NamespaceThread.Run("berth-netns", () => PinOnThisThread(directory, namespaces, hostname, sysctls));
+        }
+        catch
         {
             Remove(directory);
-            throw failure;
+            throw;
         }
     }
 

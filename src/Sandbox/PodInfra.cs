@@ -21,28 +21,11 @@ internal static class PodInfra
     public static InfraProcess Start(string binary, string sandboxId, string nsDirectory, IReadOnlyDictionary<string, string> namespacePaths)
     {
         if (!File.Exists(binary)) throw new FileNotFoundException($"the infra binary {binary} does not exist (runtime.shim_binary)");
-        InfraProcess? started = null;
-        Exception? failure = null;
-        // Namespaces are per thread: this one joins the pod's, starts the child and ends, and runs nothing else.
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                started = StartOnThisThread(binary, sandboxId, namespacePaths);
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        }, 256 * 1024)
-        { IsBackground = true, Name = "berth-infra" };
-        thread.Start();
-        thread.Join();
-        if (failure is not null) throw failure;
+        var started = NamespaceThread.Run("berth-infra", () => StartOnThisThread(binary, sandboxId, namespacePaths));
 
         var pin = Path.Combine(nsDirectory, PidPin);
         File.WriteAllBytes(pin, []);
-        if (Linux.Mount($"/proc/{started!.Pid}/ns/pid", pin, null, Linux.MsBind, 0) != 0)
+        if (Linux.Mount($"/proc/{started.Pid}/ns/pid", pin, null, Linux.MsBind, 0) != 0)
             throw Linux.Error("bind-mount", pin, Linux.LastError);
         return started;
     }

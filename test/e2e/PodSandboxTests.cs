@@ -20,13 +20,6 @@ public sealed class PodSandboxTests
         return config;
     }
 
-    private static async Task<Dictionary<string, string>> NamespacesOf(BerthDaemon daemon, string id)
-    {
-        var status = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
-        using var info = JsonDocument.Parse(status.Info["info"]);
-        return info.RootElement.GetProperty("namespacePaths").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
-    }
-
     [Fact]
     public async Task A_pod_gets_its_own_network_namespace_with_an_IP_and_lo_up()
     {
@@ -41,7 +34,7 @@ public sealed class PodSandboxTests
         Assert.Equal("web", status.Metadata.Name);
         Assert.Equal(NamespaceMode.Pod, status.Linux.Namespaces.Options.Network);
 
-        var namespaces = await NamespacesOf(daemon, id);
+        var namespaces = await daemon.NamespacesOfAsync(id);
         var eth0 = Host.InNamespaces(namespaces, "ip", "-o", "-4", "addr", "show", "eth0");
         Assert.Contains($"inet {status.Network.Ip}/24", eth0.Output, StringComparison.Ordinal);
         Assert.Contains("UP", Host.InNamespaces(namespaces, "ip", "-o", "link", "show", "lo").Output, StringComparison.Ordinal);
@@ -68,7 +61,7 @@ public sealed class PodSandboxTests
         var b = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("b") })).PodSandboxId;
         var ipB = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = b })).Status.Network.Ip;
 
-        var ping = Host.InNamespaces(await NamespacesOf(daemon, a), "/bin/busybox", "ping", "-c", "1", "-W", "3", ipB);
+        var ping = Host.InNamespaces(await daemon.NamespacesOfAsync(a), "/bin/busybox", "ping", "-c", "1", "-W", "3", ipB);
 
         Assert.True(ping.ExitCode == 0, ping.Output);
         foreach (var id in new[] { a, b }) await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
@@ -119,7 +112,7 @@ public sealed class PodSandboxTests
         Assert.Equal(NamespaceMode.Node, status.Linux.Namespaces.Options.Network);
         Assert.Equal(veths, Host.VethCount());
         Assert.Empty(network.Leases());
-        Assert.DoesNotContain("network", await NamespacesOf(daemon, id));
+        Assert.DoesNotContain("network", await daemon.NamespacesOfAsync(id));
         await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
     }
 
@@ -145,7 +138,7 @@ public sealed class PodSandboxTests
         Assert.Equal("dns\n", await File.ReadAllTextAsync(Path.Combine(directory, "hostname")));
         Assert.Contains($"{status.Status.Network.Ip}\tdns", await File.ReadAllTextAsync(Path.Combine(directory, "hosts")), StringComparison.Ordinal);
 
-        var namespaces = await NamespacesOf(daemon, id);
+        var namespaces = await daemon.NamespacesOfAsync(id);
         Assert.Equal("80", Host.InNamespaces(namespaces, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start").Output.Trim());
         Assert.Equal("1", Host.InNamespaces(namespaces, "cat", "/proc/sys/kernel/shm_rmid_forced").Output.Trim());
         // The host's own values are untouched.
@@ -163,7 +156,7 @@ public sealed class PodSandboxTests
         {
             Config = Pod("ports", c => c.PortMappings.Add(new Cri.V1.PortMapping { ContainerPort = 8080, HostPort = hostPort, HostIp = "127.0.0.1", Protocol = Protocol.Tcp })),
         })).PodSandboxId;
-        var namespaces = await NamespacesOf(daemon, id);
+        var namespaces = await daemon.NamespacesOfAsync(id);
 
         // A one-shot listener inside the pod's network namespace, answering the first connection.
         using var listener = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("nsenter",

@@ -21,13 +21,6 @@ public sealed class SharedPidNamespaceTests
         },
     };
 
-    private static async Task<Dictionary<string, string>> NamespacesOf(BerthDaemon daemon, string id)
-    {
-        var status = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
-        using var info = JsonDocument.Parse(status.Info["info"]);
-        return info.RootElement.GetProperty("namespacePaths").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
-    }
-
     private static int[] InfraOf(string sandboxId) => ProcessesMatching($"berth-shim pause --sandbox {sandboxId}");
 
     private static int[] ProcessesMatching(string pattern)
@@ -66,7 +59,7 @@ public sealed class SharedPidNamespaceTests
 
         var status = (await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
         Assert.Equal(NamespaceMode.Pod, status.Linux.Namespaces.Options.Pid);
-        var namespaces = await NamespacesOf(daemon, id);
+        var namespaces = await daemon.NamespacesOfAsync(id);
         var infra = Assert.Single(InfraOf(id));
         var verbose = await daemon.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id, Verbose = true });
         using (var info = JsonDocument.Parse(verbose.Info["info"])) Assert.Equal(infra, info.RootElement.GetProperty("pid").GetInt32());
