@@ -3,6 +3,7 @@ using Berth.ImageStore.Content;
 using Berth.ImageStore.Distribution;
 using Berth.ImageStore.Images;
 using Berth.ImageStore.References;
+using Berth.ImageStore.Oci;
 using Berth.ImageStore.Snapshots;
 using Microsoft.Extensions.Logging;
 
@@ -154,6 +155,16 @@ public sealed partial class ImageManager : IDisposable
     public Task<byte[]> ReadConfigAsync(ImageRecord image, CancellationToken cancellationToken) =>
         _content.ReadAsync(Digest.Parse(image.Id), cancellationToken);
 
+    /// <summary>The image's config, parsed (entrypoint, cmd, env, user, volumes, stop signal).</summary>
+    public async Task<ImageConfigDocument?> ReadImageConfigAsync(ImageRecord image, CancellationToken cancellationToken) =>
+        System.Text.Json.JsonSerializer.Deserialize(await ReadConfigAsync(image, cancellationToken), OciJsonContext.Default.ImageConfigDocument);
+
+    /// <summary>
+    /// Snapshot directories that containers use (their overlay lower dirs), which garbage collection keeps even
+    /// when no image refers to them any more. The composition root connects it to the container records.
+    /// </summary>
+    public Func<IEnumerable<string>>? SnapshotsInUse { get; set; }
+
     /// <summary>Overlay lower dirs of the image, top layer first, as <c>lowerdir=</c> wants them.</summary>
     public IReadOnlyList<string> LowerDirs(ImageRecord image) =>
         [.. image.ChainIds.Select(c => _snapshots.PathOf(Digest.Parse(c))).Reverse()];
@@ -208,7 +219,9 @@ public sealed partial class ImageManager : IDisposable
             chains.UnionWith(image.ChainIds);
         }
         foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString())).ToList()) _content.Delete(blob);
-        foreach (var chain in _snapshots.List().Where(c => !chains.Contains(c.ToString())).ToList()) _snapshots.Remove(chain);
+        var inUse = new HashSet<string>(SnapshotsInUse?.Invoke() ?? [], StringComparer.Ordinal);
+        foreach (var chain in _snapshots.List().Where(c => !chains.Contains(c.ToString()) && !inUse.Contains(_snapshots.PathOf(c))).ToList())
+            _snapshots.Remove(chain);
     }
 
     private static ImageReference ParseReference(string image) =>

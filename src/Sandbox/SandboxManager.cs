@@ -116,6 +116,7 @@ public sealed partial class SandboxManager
             HostNetwork = request.HostNetwork,
             HostIpc = request.HostIpc,
             Pid = request.Pid,
+            Privileged = request.Privileged,
             CgroupParent = request.CgroupParent,
             PortMappings = [.. request.PortMappings],
             NamespacePaths = Enum.GetValues<PodNamespaces>()

@@ -18,6 +18,10 @@ public sealed record SandboxRequest
     public bool HostNetwork { get; init; }
     public bool HostIpc { get; init; }
     public PidMode Pid { get; init; } = PidMode.Container;
+
+    /// <summary>linux.security_context.privileged: only a privileged pod may hold privileged containers.</summary>
+    public bool Privileged { get; init; }
+
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
     public string? CgroupParent { get; init; }
     public string RuntimeHandler { get; init; } = "";
@@ -67,6 +71,7 @@ public sealed record SandboxRecord
     [JsonPropertyName("hostNetwork")] public bool HostNetwork { get; init; }
     [JsonPropertyName("hostIpc")] public bool HostIpc { get; init; }
     [JsonPropertyName("pid")] public PidMode Pid { get; init; } = PidMode.Container;
+    [JsonPropertyName("privileged")] public bool Privileged { get; init; }
     [JsonPropertyName("cgroupParent")] public string? CgroupParent { get; init; }
     [JsonPropertyName("portMappings")] public List<PortMapping> PortMappings { get; init; } = [];
     [JsonPropertyName("ips")] public List<string> Ips { get; init; } = [];
@@ -84,6 +89,11 @@ public sealed record SandboxRecord
     [JsonPropertyName("directory")] public required string Directory { get; init; }
 
     [JsonIgnore] public string NameKey => NameKeyOf(Name, Namespace, Uid, Attempt);
+
+    /// <summary>The pod's files that its containers mount.</summary>
+    [JsonIgnore] public string HostnamePath => Path.Combine(Directory, PodFiles.HostnameFile);
+    [JsonIgnore] public string HostsPath => Path.Combine(Directory, PodFiles.HostsFile);
+    [JsonIgnore] public string ResolvConfPath => Path.Combine(Directory, PodFiles.ResolvConfFile);
 
     public static string NameKeyOf(string name, string ns, string uid, uint attempt) => $"{name}_{ns}_{uid}_{attempt}";
 }

@@ -208,6 +208,8 @@ public static class ConfigLoader
         Grpc = options.Socket is null ? config.Grpc : config.Grpc with { Socket = options.Socket },
     };
 
+    public const int MaxStateLength = 27;
+
     private static BerthConfig Validate(BerthConfig config)
     {
         RequireAbsolute("root", config.Root);
@@ -216,6 +218,9 @@ public static class ConfigLoader
         // sun_path holds 108 bytes including the terminating NUL.
         if (System.Text.Encoding.UTF8.GetByteCount(config.Grpc.Socket) > 107)
             throw new ConfigException($"grpc.socket: '{config.Grpc.Socket}' is longer than the 107 bytes a unix socket path may have");
+        // Each container's shim serves sockets at <state>/c/<64-hex id>/control.sock: 80 bytes after the state dir.
+        if (System.Text.Encoding.UTF8.GetByteCount(config.State.TrimEnd('/')) > MaxStateLength)
+            throw new ConfigException($"state: '{config.State}' is longer than {MaxStateLength} bytes, which the shims' unix socket paths below it need");
         return config;
     }
 

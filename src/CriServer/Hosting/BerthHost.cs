@@ -3,6 +3,7 @@ using Berth.CriServer.Observability;
 using Berth.CriServer.Services;
 using Berth.Cni;
 using Berth.ImageStore;
+using Berth.Runtime.Containers;
 using Berth.Sandbox;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
@@ -20,7 +21,10 @@ internal static partial class BerthHost
         try
         {
             // Components open their stores now, so a bad store or option stops startup instead of the first RPC.
-            app.Services.GetRequiredService<ImageManager>();
+            var images = app.Services.GetRequiredService<ImageManager>();
+            var containers = app.Services.GetRequiredService<ContainerManager>();
+            images.SnapshotsInUse = () => containers.List().SelectMany(c => c.LowerDirs);
+            await containers.RecoverAsync(CancellationToken.None);
             await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
         }
         catch (ImageStoreException e)
@@ -107,6 +111,8 @@ internal static partial class BerthHost
         builder.Services.AddSingleton(new CniNetwork(ComponentOptions.Cni(config)));
         builder.Services.AddSingleton(ComponentOptions.Sandbox(config));
         builder.Services.AddSingleton<SandboxManager>();
+        builder.Services.AddSingleton(ComponentOptions.Containers(config));
+        builder.Services.AddSingleton<ContainerManager>();
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<RpcInterceptor>();

@@ -1,6 +1,9 @@
 using Berth.CriServer.Configuration;
 using Berth.Cni;
 using Berth.ImageStore;
+using Berth.Runtime;
+using Berth.Runtime.Containers;
+using Berth.Runtime.Spec;
 using Berth.Sandbox;
 
 namespace Berth.CriServer.Hosting;
@@ -47,4 +50,26 @@ internal static class ComponentOptions
         RuntimeHandlers = new HashSet<string>(config.Runtime.Handlers.Keys.Append(""), StringComparer.Ordinal),
         ShimBinary = config.Runtime.ShimBinary,
     };
+
+    public static ContainerOptions Containers(BerthConfig config)
+    {
+        var handlers = config.Runtime.Handlers.ToDictionary(h => h.Key, h => new RuntimeHandlerSettings(h.Value.Binary), StringComparer.Ordinal);
+        // "" is what kubelet sends for pods without a RuntimeClass.
+        handlers[""] = handlers[config.Runtime.DefaultHandler];
+        return new ContainerOptions
+        {
+            DataDirectory = Path.Combine(config.Root, "containers"),
+            StateDirectory = Path.Combine(config.State, "containers"),
+            BundleDirectory = Path.Combine(config.State, "c"),
+            ShimBinary = config.Runtime.ShimBinary,
+            Handlers = handlers,
+            Node = new NodeSettings
+            {
+                CgroupV2 = NodeProbe.CgroupV2,
+                SwapAccounting = NodeProbe.SwapAccounting,
+                OomScoreAdjFloor = config.Runtime.RestrictOomScoreAdj ? OomScoreAdjustment.ReadOwn() : null,
+                HostDevices = NodeProbe.HostDevices(),
+            },
+        };
+    }
 }

@@ -66,6 +66,7 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
         RpcException rpc => rpc,
         ImageStoreException image => new RpcException(new Status(StatusMapper.CodeOf(image), image.Message)),
         SandboxException sandbox => new RpcException(new Status(StatusMapper.CodeOf(sandbox), sandbox.Message)),
+        Berth.Runtime.Containers.ContainerException container => new RpcException(new Status(StatusMapper.CodeOf(container), container.Message)),
         OperationCanceledException when context.CancellationToken.IsCancellationRequested =>
             new RpcException(new Status(StatusCode.Cancelled, "the client cancelled the call or its deadline passed")),
         _ => Internal(e, context),

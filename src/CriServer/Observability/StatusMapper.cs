@@ -1,4 +1,5 @@
 using Berth.ImageStore;
+using Berth.Runtime.Containers;
 using Berth.Sandbox;
 using Grpc.Core;
 
@@ -23,6 +24,15 @@ internal static class StatusMapper
         SandboxRequestException => StatusCode.InvalidArgument,
         SandboxExistsException => StatusCode.AlreadyExists,
         SandboxNotFoundException => StatusCode.NotFound,
+        _ => StatusCode.Unknown,
+    };
+
+    public static StatusCode CodeOf(ContainerException exception) => exception switch
+    {
+        ContainerRequestException => StatusCode.InvalidArgument,
+        ContainerExistsException => StatusCode.AlreadyExists,
+        ContainerNotFoundException => StatusCode.NotFound,
+        ContainerStateException => StatusCode.FailedPrecondition,
         _ => StatusCode.Unknown,
     };
 }

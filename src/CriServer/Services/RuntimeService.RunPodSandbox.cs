@@ -40,6 +40,7 @@ public sealed partial class RuntimeService
                 NamespaceMode.Container => PidMode.Container,
                 _ => PidMode.Pod,
             },
+            Privileged = config.Linux?.SecurityContext?.Privileged ?? false,
             Sysctls = config.Linux?.Sysctls ?? new Google.Protobuf.Collections.MapField<string, string>(),
             CgroupParent = string.IsNullOrEmpty(config.Linux?.CgroupParent) ? null : config.Linux.CgroupParent,
             RuntimeHandler = request.RuntimeHandler,

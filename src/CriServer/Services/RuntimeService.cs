@@ -1,4 +1,6 @@
 using Berth.CriServer.Configuration;
+using Berth.ImageStore;
+using Berth.Runtime.Containers;
 using Berth.Sandbox;
 
 namespace Berth.CriServer.Services;
@@ -8,8 +10,11 @@ namespace Berth.CriServer.Services;
 /// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
 /// overridden answer Unimplemented through the generated base class.
 /// </summary>
-public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes) : Cri.V1.RuntimeService.RuntimeServiceBase
+public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images)
+    : Cri.V1.RuntimeService.RuntimeServiceBase
 {
     private readonly BerthConfig _config = config;
     private readonly SandboxManager _sandboxes = sandboxes;
+    private readonly ContainerManager _containers = containers;
+    private readonly ImageManager _images = images;
 }

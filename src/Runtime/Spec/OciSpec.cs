@@ -93,7 +93,7 @@ public sealed record OciDevice
 
 public sealed record OciResources
 {
-    [JsonPropertyName("devices")] public List<OciDeviceCgroup> Devices { get; init; } = [];
+    [JsonPropertyName("devices")] public List<OciDeviceCgroup>? Devices { get; init; }
     [JsonPropertyName("memory")] public OciMemory? Memory { get; init; }
     [JsonPropertyName("cpu")] public OciCpu? Cpu { get; init; }
     [JsonPropertyName("pids")] public OciPids? Pids { get; init; }
@@ -158,5 +158,6 @@ public sealed record OciSeccompArg
 
 [JsonSerializable(typeof(OciSpec))]
 [JsonSerializable(typeof(OciSeccomp))]
+[JsonSerializable(typeof(OciResources))]
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 public sealed partial class OciJsonContext : JsonSerializerContext;

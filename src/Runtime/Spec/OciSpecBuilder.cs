@@ -346,6 +346,10 @@ public static class OciSpecBuilder
         };
     }
 
+    /// <summary>The resources UpdateContainerResources applies to a running container (<c>runc update</c>); devices stay as they are.</summary>
+    public static OciResources UpdatedResources(ContainerResources resources, NodeSettings node) =>
+        Resources(new ContainerRequest { Name = "", Resources = resources }, node, [], privileged: false) with { Devices = null };
+
     private static bool IsPageSize(string text)
     {
         var unit = text.Length >= 2 ? text[^2..] : "";

@@ -1,0 +1,54 @@
+using Berth.Cri.V1;
+using Berth.Runtime.Containers;
+using Berth.Sandbox;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override async Task<CreateContainerResponse> CreateContainer(CreateContainerRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
+        var config = request.Config ?? throw InvalidArgument("config is required");
+        if (config.Metadata is null || string.IsNullOrEmpty(config.Metadata.Name)) throw InvalidArgument("config.metadata.name is required");
+        var imageName = config.Image?.Image;
+        if (string.IsNullOrEmpty(imageName)) throw InvalidArgument("config.image.image is required");
+
+        var sandbox = _sandboxes.Get(request.PodSandboxId)
+                      ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: sandbox {request.PodSandboxId} not found"));
+        if (sandbox.State != SandboxState.Ready)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: sandbox {sandbox.Id} is not ready"));
+        var image = _images.Find(imageName)
+                    ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
+        var imageConfig = await _images.ReadImageConfigAsync(image, context.CancellationToken);
+
+        var spec = ContainerMapper.ToRequest(config, _containers.Get);
+        ContainerMapper.CreateMissingHostPaths(spec.Mounts);
+        var logPath = string.IsNullOrEmpty(sandbox.LogDirectory) || string.IsNullOrEmpty(config.LogPath)
+            ? null
+            : Path.Combine(sandbox.LogDirectory, config.LogPath);
+
+        var record = await _containers.CreateAsync(new ContainerCreateRequest
+        {
+            PodId = sandbox.Id,
+            PodNameKey = sandbox.NameKey,
+            Name = config.Metadata.Name,
+            Attempt = config.Metadata.Attempt,
+            Spec = spec,
+            Pod = ContainerMapper.Pod(sandbox),
+            Image = ContainerMapper.Image(image, imageConfig, imageName),
+            LowerDirs = _images.LowerDirs(image),
+            ImageSpec = imageName,
+            LogPath = logPath,
+            Stdin = config.Stdin,
+            StdinOnce = config.StdinOnce,
+            RuntimeHandler = sandbox.RuntimeHandler,
+            Labels = config.Labels,
+            Annotations = config.Annotations,
+            Mounts = spec.Mounts,
+            StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal,
+        }, context.CancellationToken);
+        return new CreateContainerResponse { ContainerId = record.Id };
+    }
+}

@@ -1,0 +1,37 @@
+using Berth.Cri.V1;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+    {
+        var filter = request.Filter;
+        var response = new ListContainersResponse();
+        foreach (var record in _containers.List())
+        {
+            if (record.State == Runtime.Containers.ContainerState.Creating) continue;
+            if (filter is not null)
+            {
+                if (filter.Id.Length > 0 && record.Id != filter.Id) continue;
+                if (filter.PodSandboxId.Length > 0 && record.PodId != filter.PodSandboxId) continue;
+                if (filter.State is { } state && ContainerMapper.StateOf(record.State) != state.State) continue;
+                if (filter.LabelSelector.Any(l => !record.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
+            }
+            response.Containers.Add(ContainerMapper.ToListItem(record));
+        }
+        return Task.FromResult(response);
+    }
+
+    public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        var record = _containers.Get(request.ContainerId);
+        if (record is null || record.State == Runtime.Containers.ContainerState.Creating)
+            throw new RpcException(new Status(StatusCode.NotFound, $"container_id: container {request.ContainerId} not found"));
+        var response = new ContainerStatusResponse { Status = ContainerMapper.ToStatus(record) };
+        if (request.Verbose) response.Info.Add("info", ContainerInfo.Verbose(record));
+        return Task.FromResult(response);
+    }
+}

@@ -1,0 +1,44 @@
+using Berth.Cri.V1;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        if (request.Linux is null) throw InvalidArgument("linux is required");
+        await _containers.UpdateResourcesAsync(request.ContainerId, ContainerMapper.Resources(request.Linux), context.CancellationToken);
+        return new UpdateContainerResourcesResponse();
+    }
+
+    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        await _containers.ReopenLogAsync(request.ContainerId, context.CancellationToken);
+        return new ReopenContainerLogResponse();
+    }
+
+    public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        if (request.Cmd.Count == 0) throw InvalidArgument("cmd is required");
+        if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
+        try
+        {
+            var result = await _containers.ExecSyncAsync(request.ContainerId, [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
+            return new ExecSyncResponse
+            {
+                ExitCode = result.ExitCode,
+                Stdout = Google.Protobuf.ByteString.CopyFrom(result.Stdout),
+                Stderr = Google.Protobuf.ByteString.CopyFrom(result.Stderr),
+            };
+        }
+        catch (TimeoutException e)
+        {
+            // kubelet reads DeadlineExceeded from ExecSync as the probe's timeout.
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, e.Message));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace Berth.Runtime.Containers;
+
+/// <summary>A failure CriServer maps to a gRPC status; the message names the field or the container.</summary>
+public abstract class ContainerException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>InvalidArgument: the request is wrong.</summary>
+public sealed class ContainerRequestException(string message) : ContainerException(message);
+
+/// <summary>AlreadyExists: the name is taken.</summary>
+public sealed class ContainerExistsException(string message) : ContainerException(message);
+
+/// <summary>NotFound: no container with that ID.</summary>
+public sealed class ContainerNotFoundException(string id) : ContainerException($"container {id} not found");
+
+/// <summary>FailedPrecondition: the container is not in a state that allows it.</summary>
+public sealed class ContainerStateException(string message) : ContainerException(message);
+
+/// <summary>Internal: the host or the OCI runtime failed.</summary>
+public sealed class ContainerRuntimeException(string message, Exception? inner = null) : ContainerException(message, inner);

@@ -1,0 +1,56 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Tmds.Linux;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>The container's root filesystem: an overlay of the image's snapshots with its own upper and work dirs.</summary>
+internal static unsafe class ContainerRootfs
+{
+    public static void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target)
+    {
+        Directory.CreateDirectory(upper);
+        Directory.CreateDirectory(work);
+        Directory.CreateDirectory(target);
+        // overlay wants two layers at least: a single-layer image gets an empty second one below it.
+        var lowers = lowerDirs.Count > 1 ? lowerDirs : [.. lowerDirs, EmptyLayer(work)];
+        var options = $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},index=off";
+        if (options.Length >= 4096)
+            throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
+        var result = Call("overlay", target, "overlay", 0, options);
+        if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+    }
+
+    /// <summary>Unmounts (lazily, in case a process still holds it) if mounted; idempotent.</summary>
+    public static void Unmount(string target)
+    {
+        if (!Directory.Exists(target)) return;
+        var bytes = Encoding.UTF8.GetBytes(target + "\0");
+        fixed (byte* path = bytes)
+        {
+            // EINVAL: not a mount point (any more).
+            while (LibC.umount2(path, LibC.MNT_DETACH) == 0)
+            {
+            }
+        }
+    }
+
+    private static string EmptyLayer(string work)
+    {
+        var empty = Path.Combine(Path.GetDirectoryName(work)!, "empty");
+        Directory.CreateDirectory(empty);
+        return empty;
+    }
+
+    private static int Call(string source, string target, string type, ulong flags, string data)
+    {
+        var s = Encoding.UTF8.GetBytes(source + "\0");
+        var t = Encoding.UTF8.GetBytes(target + "\0");
+        var f = Encoding.UTF8.GetBytes(type + "\0");
+        var d = Encoding.UTF8.GetBytes(data + "\0");
+        fixed (byte* ps = s, pt = t, pf = f, pd = d)
+        {
+            return LibC.mount(ps, pt, pf, (ulong_t)flags, pd) == 0 ? 0 : LibC.errno;
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using System.Text.Json;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>
+/// Container records, one JSON file each under the persistent root, written to a temp name, fsynced and renamed,
+/// with an in-memory index by ID and by name (the name is reserved per pod and attempt).
+/// </summary>
+internal sealed class ContainerStore
+{
+    private readonly string _directory;
+    private readonly Dictionary<string, ContainerRecord> _byId = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _idByName = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+
+    public ContainerStore(string directory)
+    {
+        _directory = directory;
+        Directory.CreateDirectory(directory);
+        foreach (var stale in Directory.EnumerateFiles(directory, "*.tmp")) File.Delete(stale);
+        foreach (var path in Directory.EnumerateFiles(directory, "*.json"))
+        {
+            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), ContainerJsonContext.Default.ContainerRecord)
+                         ?? throw new InvalidDataException($"{path}: empty container record");
+            _byId[record.Id] = record;
+            _idByName[record.NameKey] = record.Id;
+        }
+    }
+
+    public IReadOnlyList<ContainerRecord> List()
+    {
+        lock (_lock) return [.. _byId.Values];
+    }
+
+    public ContainerRecord? Get(string id)
+    {
+        lock (_lock) return _byId.GetValueOrDefault(id);
+    }
+
+    /// <summary>Claims the record's name and stores it; the name of another container of the pod is refused.</summary>
+    public void Reserve(ContainerRecord record)
+    {
+        lock (_lock)
+        {
+            if (_idByName.TryGetValue(record.NameKey, out var existing))
+                throw new ContainerExistsException(
+                    $"metadata: a container named {record.Name} (attempt {record.Attempt}) exists already in pod {record.PodId}: {existing}");
+            _idByName[record.NameKey] = record.Id;
+            _byId[record.Id] = record;
+        }
+        Write(record);
+    }
+
+    public void Update(ContainerRecord record)
+    {
+        lock (_lock)
+        {
+            if (!_byId.ContainsKey(record.Id)) return; // removed meanwhile
+            _byId[record.Id] = record;
+        }
+        Write(record);
+    }
+
+    public void Delete(ContainerRecord record)
+    {
+        File.Delete(PathOf(record.Id));
+        lock (_lock)
+        {
+            _byId.Remove(record.Id);
+            if (_idByName.GetValueOrDefault(record.NameKey) == record.Id) _idByName.Remove(record.NameKey);
+        }
+    }
+
+    private string PathOf(string id) => Path.Combine(_directory, id + ".json");
+
+    private void Write(ContainerRecord record)
+    {
+        var path = PathOf(record.Id);
+        var temp = path + ".tmp";
+        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        {
+            file.Write(JsonSerializer.SerializeToUtf8Bytes(record, ContainerJsonContext.Default.ContainerRecord));
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+}

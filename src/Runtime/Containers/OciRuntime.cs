@@ -1,0 +1,84 @@
+using CliWrap;
+using CliWrap.Buffered;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>
+/// One OCI runtime binary (runc, crun) and its state root, driven through its command line. Creation is the
+/// shim's (it must own the container's stdio); berthd runs start, kill, delete, update and exec itself.
+/// </summary>
+internal sealed class OciRuntime(string binary, string root)
+{
+    public string Binary { get; } = binary;
+    public string Root { get; } = root;
+
+    public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], null, cancellationToken);
+
+    /// <summary>Sends a signal; with <paramref name="all"/> to every process of the container's cgroup.</summary>
+    public async Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken)
+    {
+        var result = await Command(all ? ["kill", "--all", id, signal] : ["kill", id, signal]).ExecuteBufferedAsync(cancellationToken);
+        // "container not running" or "does not exist" mean there is nothing left to signal.
+        return result.ExitCode == 0;
+    }
+
+    /// <summary>Removes the runtime's state and the cgroup, killing what is left; a missing container is fine.</summary>
+    public async Task DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        var result = await Command(["delete", "--force", id]).ExecuteBufferedAsync(cancellationToken);
+        if (result.ExitCode != 0 && !result.StandardError.Contains("does not exist", StringComparison.Ordinal))
+            throw new ContainerRuntimeException($"{Binary} delete {id}: {LastLine(result.StandardError)}");
+    }
+
+    public Task UpdateAsync(string id, byte[] resourcesJson, CancellationToken cancellationToken) =>
+        RunAsync(["update", "--resources", "-", id], resourcesJson, cancellationToken);
+
+    public Command Command(IEnumerable<string> args) =>
+        Cli.Wrap(Binary).WithArguments(["--root", Root, .. args]).WithValidation(CommandResultValidation.None);
+
+    private async Task RunAsync(string[] args, byte[]? stdin, CancellationToken cancellationToken)
+    {
+        var command = Command(args);
+        if (stdin is not null) command = command.WithStandardInputPipe(PipeSource.FromBytes(stdin));
+        var result = await command.ExecuteBufferedAsync(cancellationToken);
+        if (result.ExitCode != 0)
+            throw new ContainerRuntimeException($"{Binary} {args[0]} {args[^1]}: {LastLine(result.StandardError)}");
+    }
+
+    /// <summary>runc logs as logrus text on stderr; its last line holds the error.</summary>
+    public static string LastLine(string output)
+    {
+        var line = output.TrimEnd().Split('\n')[^1];
+        var message = line.IndexOf("msg=\"", StringComparison.Ordinal);
+        if (message < 0) return line;
+        var text = line[(message + 5)..];
+        var end = text.LastIndexOf('"');
+        return (end < 0 ? text : text[..end]).Replace("\\\"", "\"", StringComparison.Ordinal);
+    }
+}
+
+/// <summary>What ExecSync returns.</summary>
+public sealed record ExecResult(int ExitCode, byte[] Stdout, byte[] Stderr);
+
+/// <summary>A bounded in-memory sink: output past the cap is read and dropped, so the process never blocks on a full pipe.</summary>
+internal sealed class CappedBuffer(int cap) : IDisposable
+{
+    private readonly MemoryStream _stream = new();
+
+    public PipeTarget Target => PipeTarget.Create((source, cancellationToken) => CopyAsync(source, cancellationToken));
+
+    public byte[] ToArray() => _stream.ToArray();
+
+    public void Dispose() => _stream.Dispose();
+
+    private async Task CopyAsync(Stream source, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            var room = cap - (int)_stream.Length;
+            if (room > 0) _stream.Write(buffer, 0, Math.Min(room, read));
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using Berth.Runtime.Spec;
+using Tmds.Linux;
+
+namespace Berth.Runtime;
+
+/// <summary>What the node offers containers, read once at startup: the cgroup version, swap accounting, its devices.</summary>
+public static unsafe class NodeProbe
+{
+    public static bool CgroupV2 => File.Exists("/sys/fs/cgroup/cgroup.controllers");
+
+    public static bool SwapAccounting => CgroupV2
+        ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
+        : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+
+    /// <summary>The device nodes under /dev (not its pseudo-filesystems), which privileged containers get.</summary>
+    public static IReadOnlyList<ContainerDevice> HostDevices()
+    {
+        var devices = new List<ContainerDevice>();
+        Walk("/dev", devices);
+        return devices;
+    }
+
+    private static void Walk(string directory, List<ContainerDevice> devices)
+    {
+        IEnumerable<string> entries;
+        try
+        {
+            entries = Directory.EnumerateFileSystemEntries(directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        foreach (var path in entries)
+        {
+            if (path is "/dev/pts" or "/dev/shm" or "/dev/mqueue" or "/dev/hugepages" or "/dev/console") continue;
+            if (Stat(path) is not { } st) continue;
+            var type = st.st_mode & LibC.S_IFMT;
+            if (type == LibC.S_IFDIR) Walk(path, devices);
+            else if (type == LibC.S_IFCHR || type == LibC.S_IFBLK)
+            {
+                devices.Add(new ContainerDevice
+                {
+                    ContainerPath = path,
+                    HostPath = path,
+                    Type = type == LibC.S_IFCHR ? 'c' : 'b',
+                    Major = (long)Major(st.st_rdev),
+                    Minor = (long)Minor(st.st_rdev),
+                    FileMode = (uint)st.st_mode & 0xFFF,
+                });
+            }
+        }
+    }
+
+    /// <summary>A CRI device's host node, or null when it is missing or not a device.</summary>
+    public static ContainerDevice? Device(string hostPath, string containerPath, string permissions)
+    {
+        if (Stat(hostPath) is not { } st) return null;
+        var type = st.st_mode & LibC.S_IFMT;
+        if (type != LibC.S_IFCHR && type != LibC.S_IFBLK) return null;
+        return new ContainerDevice
+        {
+            ContainerPath = containerPath,
+            HostPath = hostPath,
+            Type = type == LibC.S_IFCHR ? 'c' : 'b',
+            Major = (long)Major(st.st_rdev),
+            Minor = (long)Minor(st.st_rdev),
+            FileMode = (uint)st.st_mode & 0xFFF,
+            Permissions = permissions,
+        };
+    }
+
+    private static stat? Stat(string path)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        stat st;
+        fixed (byte* p = bytes)
+        {
+            // Not following links: /dev has many, and their targets are listed themselves.
+            if (LibC.lstat(p, &st) != 0) return null;
+        }
+        return st;
+    }
+
+    private static ulong Major(ulong dev) => ((dev >> 32) & 0xfffff000) | ((dev >> 8) & 0xfff);
+
+    private static ulong Minor(ulong dev) => ((dev >> 12) & 0xffffff00) | (dev & 0xff);
+}

@@ -1,0 +1,416 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Berth.Shim.Logging;
+using Berth.Shim.Native;
+
+namespace Berth.Shim.Container;
+
+/// <summary>
+/// One container's keeper, conmon-style. It detaches from berthd, becomes the subreaper, runs
+/// <c>runc create</c> with pipes (or a pty received on the console socket) as the container's stdio, reports the
+/// init PID on its stdout, then logs the container's output in the CRI format, feeds its stdin, serves attach
+/// and control sockets, and when the init exits writes the exit file atomically and leaves. berthd restarts do
+/// not touch it: everything berthd needs later is in files and sockets in the bundle.
+/// </summary>
+internal sealed unsafe class ContainerShim : IDisposable
+{
+    /// <summary>How long output may keep flowing after the init exits, from processes that still hold the pipes.</summary>
+    private static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(2);
+
+    private readonly ShimOptions _options;
+    private readonly List<int> _attachClients = [];
+    private CriLogWriter? _log;
+    private int _stdinWrite = -1;
+    private int _console = -1;
+    private bool _stdinClaimed;
+
+    private ContainerShim(ShimOptions options) => _options = options;
+
+    public static int Run(ShimOptions options)
+    {
+        using var shim = new ContainerShim(options);
+        return shim.Run();
+    }
+
+    public void Dispose() => _log?.Dispose();
+
+    private int Run()
+    {
+        _ = Libc.SetSid();
+        _ = Libc.Prctl(Libc.PrSetChildSubreaper, 1, 0, 0, 0);
+        Directory.SetCurrentDirectory(_options.Bundle);
+        var devNull = Fd.OpenDevNull();
+        // The shim's own diagnostics (and an unhandled exception's trace) go to a file in the bundle.
+        var diagnostics = Libc.Open("shim.log", Libc.OWrOnly | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | Libc.OCloExec, 0x1A0);
+        _ = Libc.Dup2(devNull, 0);
+        if (diagnostics >= 0) _ = Libc.Dup2(diagnostics, 2);
+
+        using var reaper = new Reaper();
+        var created = false;
+        try
+        {
+            if (_options.LogPath is { } logPath)
+                _log = new CriLogWriter(OpenLog(logPath));
+            var (initPid, outputs) = Create(reaper, devNull);
+            Report($"created {initPid.ToString(CultureInfo.InvariantCulture)}\n");
+            created = true;
+            _ = Libc.Dup2(devNull, 1);
+            var exitCode = Serve(reaper, initPid, outputs);
+            _log?.Dispose();
+            WriteExitFile(exitCode);
+            return 0;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"{DateTime.UtcNow:O} {e}");
+            // Before the report, berthd is listening and undoes the container; after it, the exit file tells.
+            if (!created) Report($"error {e.Message.ReplaceLineEndings(" ")}\n");
+            else WriteExitFile(255);
+            return 1;
+        }
+        finally
+        {
+            File.Delete(ShimOptions.AttachSocket);
+            File.Delete(ShimOptions.ControlSocket);
+        }
+    }
+
+    private static FileStream OpenLog(string path) =>
+        new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+
+    /// <summary>Runs <c>runc create</c>; returns the init PID and the descriptors the container writes to.</summary>
+    private (int InitPid, List<(int Fd, LogStream Stream)> Outputs) Create(Reaper reaper, int devNull)
+    {
+        var outputs = new List<(int, LogStream)>();
+        int stdin = devNull, stdout = devNull, stderr = devNull;
+        var consoleListener = -1;
+        if (_options.Tty)
+        {
+            consoleListener = Fd.Listen(ShimOptions.ConsoleSocket);
+        }
+        else
+        {
+            var outPipe = Fd.Pipe();
+            var errPipe = Fd.Pipe();
+            (stdout, stderr) = (outPipe.Write, errPipe.Write);
+            outputs.Add((outPipe.Read, LogStream.Stdout));
+            outputs.Add((errPipe.Read, LogStream.Stderr));
+            if (_options.Stdin)
+            {
+                var inPipe = Fd.Pipe();
+                stdin = inPipe.Read;
+                _stdinWrite = inPipe.Write;
+            }
+        }
+
+        var args = new List<string>
+        {
+            "--root", _options.RuntimeRoot, "--log", Path.Combine(_options.Bundle, ShimOptions.RuntimeLog), "--log-format", "json",
+            "create", "--bundle", _options.Bundle, "--pid-file", Path.Combine(_options.Bundle, ShimOptions.InitPidFile),
+        };
+        if (_options.Tty) args.AddRange(["--console-socket", Path.Combine(_options.Bundle, ShimOptions.ConsoleSocket)]);
+        args.Add(_options.Id);
+        File.Delete(ShimOptions.InitPidFile);
+        var runtime = Fd.Spawn(_options.Runtime, args, stdin, stdout, stderr);
+        // The container holds these now; the shim keeps only its own ends, so it sees end-of-file when the container's close.
+        foreach (var fd in new[] { stdin, stdout, stderr })
+        {
+            if (fd != devNull) _ = Libc.Close(fd);
+        }
+
+        if (consoleListener >= 0)
+        {
+            _console = AcceptConsole(consoleListener, runtime, reaper);
+            _ = Libc.Close(consoleListener);
+            File.Delete(ShimOptions.ConsoleSocket);
+            outputs.Add((_console, LogStream.Stdout));
+            if (_options.Stdin) _stdinWrite = _console;
+        }
+
+        var code = reaper.WaitFor(runtime);
+        if (code != 0) throw new IOException(RuntimeError(code));
+        var initPid = int.Parse(File.ReadAllText(ShimOptions.InitPidFile).Trim(), CultureInfo.InvariantCulture);
+        return (initPid, outputs);
+    }
+
+    /// <summary>Waits for runc to send the pty master, or to fail first.</summary>
+    private static int AcceptConsole(int listener, int runtime, Reaper reaper)
+    {
+        var poll = new Libc.PollFd { Fd = listener, Events = Libc.PollIn };
+        var waited = Stopwatch.StartNew();
+        while (Libc.Poll(&poll, 1, 100) <= 0)
+        {
+            if (Libc.Kill(runtime, 0) != 0 || IsZombie(runtime) || waited.Elapsed > TimeSpan.FromMinutes(1))
+            {
+                var code = reaper.WaitFor(runtime);
+                throw new IOException(RuntimeError(code));
+            }
+        }
+        var connection = Fd.Accept(listener);
+        if (connection < 0) throw Fd.Failure("accept on the console socket");
+        try
+        {
+            return Fd.ReceiveFd(connection);
+        }
+        finally
+        {
+            _ = Libc.Close(connection);
+        }
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>runc's own account of a failure: the last message of its JSON log.</summary>
+    private static string RuntimeError(int code)
+    {
+        var message = $"the OCI runtime failed to create the container (exit code {code})";
+        try
+        {
+            foreach (var line in File.ReadLines(ShimOptions.RuntimeLog))
+            {
+                var start = line.IndexOf("\"msg\":\"", StringComparison.Ordinal);
+                if (start < 0 || !line.Contains("\"level\":\"error\"", StringComparison.Ordinal)) continue;
+                start += 7;
+                var end = line.IndexOf("\",\"", start, StringComparison.Ordinal);
+                message = System.Text.RegularExpressions.Regex.Unescape(end < 0 ? line[start..] : line[start..end]);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return message;
+    }
+
+    /// <summary>The event loop: output, attach clients and control requests, until the init has exited and its output drained.</summary>
+    private int Serve(Reaper reaper, int initPid, List<(int Fd, LogStream Stream)> outputs)
+    {
+        var attach = Fd.Listen(ShimOptions.AttachSocket);
+        var control = Fd.Listen(ShimOptions.ControlSocket);
+        var wake = Fd.Pipe();
+        var exitCode = -1;
+        reaper.Watch(initPid, code =>
+        {
+            Volatile.Write(ref exitCode, code);
+            Fd.WriteAll(wake.Write, "x"u8);
+        });
+
+        var buffer = new byte[32 * 1024];
+        var fds = new Libc.PollFd[3 + outputs.Count + 16];
+        long? drainUntil = null;
+        while (true)
+        {
+            var count = 0;
+            fds[count++] = new Libc.PollFd { Fd = wake.Read, Events = Libc.PollIn };
+            fds[count++] = new Libc.PollFd { Fd = attach, Events = Libc.PollIn };
+            fds[count++] = new Libc.PollFd { Fd = control, Events = Libc.PollIn };
+            foreach (var (fd, _) in outputs) fds[count++] = new Libc.PollFd { Fd = fd, Events = Libc.PollIn };
+            if (fds.Length < count + _attachClients.Count) Array.Resize(ref fds, count + _attachClients.Count + 16);
+            foreach (var client in _attachClients) fds[count++] = new Libc.PollFd { Fd = client, Events = Libc.PollIn };
+
+            if (drainUntil is { } until && (outputs.Count == 0 || Stopwatch.GetTimestamp() >= until)) break;
+            var timeout = drainUntil is { } deadline ? Math.Max(0, (int)Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline).TotalMilliseconds) + 1 : -1;
+            int ready;
+            fixed (Libc.PollFd* start = fds) ready = Libc.Poll(start, (nuint)count, timeout);
+            if (ready <= 0) continue;
+
+            var index = 0;
+            if (fds[index++].REvents != 0)
+            {
+                _ = Fd.Read(wake.Read, buffer);
+                drainUntil = Stopwatch.GetTimestamp() + (long)(DrainTime.TotalSeconds * Stopwatch.Frequency);
+            }
+            if (fds[index++].REvents != 0 && Fd.Accept(attach) is var newClient and >= 0) _attachClients.Add(newClient);
+            if (fds[index++].REvents != 0 && Fd.Accept(control) is var request and >= 0) HandleControl(request);
+
+            for (var o = 0; o < outputs.Count; index++)
+            {
+                if (fds[index].REvents == 0)
+                {
+                    o++;
+                    continue;
+                }
+                var (fd, stream) = outputs[o];
+                var read = Fd.Read(fd, buffer);
+                if (read > 0)
+                {
+                    Output(stream, buffer.AsSpan(0, read));
+                    o++;
+                    continue;
+                }
+                if (read < 0)
+                {
+                    o++;
+                    continue;
+                }
+                _log?.Complete(stream);
+                if (fd != _console) _ = Libc.Close(fd);
+                outputs.RemoveAt(o);
+            }
+
+            for (var c = 0; c < _attachClients.Count; index++)
+            {
+                if (fds[index].REvents == 0)
+                {
+                    c++;
+                    continue;
+                }
+                var client = _attachClients[c];
+                var read = Fd.Read(client, buffer);
+                if (read > 0)
+                {
+                    Stdin(buffer.AsSpan(0, read));
+                    c++;
+                    continue;
+                }
+                if (read < 0)
+                {
+                    c++;
+                    continue;
+                }
+                _attachClients.RemoveAt(c);
+                _ = Libc.Close(client);
+                if (_options.StdinOnce && _stdinClaimed) CloseStdin();
+            }
+        }
+
+        foreach (var (fd, stream) in outputs) _log?.Complete(stream);
+        foreach (var client in _attachClients) _ = Libc.Close(client);
+        return Volatile.Read(ref exitCode);
+    }
+
+    /// <summary>Output goes to the log and to every attached client, framed as [stream][length, big-endian][bytes].</summary>
+    private void Output(LogStream stream, ReadOnlySpan<byte> data)
+    {
+        _log?.Write(stream, data);
+        if (_attachClients.Count == 0) return;
+        Span<byte> header = stackalloc byte[5];
+        header[0] = stream == LogStream.Stdout ? (byte)1 : (byte)2;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header[1..], data.Length);
+        for (var c = _attachClients.Count - 1; c >= 0; c--)
+        {
+            try
+            {
+                Fd.WriteAll(_attachClients[c], header);
+                Fd.WriteAll(_attachClients[c], data);
+            }
+            catch (IOException)
+            {
+                _ = Libc.Close(_attachClients[c]);
+                _attachClients.RemoveAt(c);
+            }
+        }
+    }
+
+    /// <summary>What attached clients type goes to the container's stdin; with stdin_once the first client's end closes it.</summary>
+    private void Stdin(ReadOnlySpan<byte> data)
+    {
+        if (_stdinWrite < 0) return;
+        _stdinClaimed = true;
+        try
+        {
+            Fd.WriteAll(_stdinWrite, data);
+        }
+        catch (IOException)
+        {
+            CloseStdin();
+        }
+    }
+
+    private void CloseStdin()
+    {
+        if (_stdinWrite < 0 || _stdinWrite == _console) return;
+        _ = Libc.Close(_stdinWrite);
+        _stdinWrite = -1;
+    }
+
+    /// <summary>One request per connection, one line each: <c>reopen</c> or <c>resize COLUMNS ROWS</c>; answered <c>ok</c> or <c>error …</c>.</summary>
+    private void HandleControl(int connection)
+    {
+        try
+        {
+            var buffer = new byte[256];
+            var length = 0;
+            var poll = new Libc.PollFd { Fd = connection, Events = Libc.PollIn };
+            while (length < buffer.Length && Array.IndexOf(buffer, (byte)'\n', 0, length) < 0 && Libc.Poll(&poll, 1, 1000) > 0)
+            {
+                var read = Fd.Read(connection, buffer.AsSpan(length));
+                if (read <= 0) break;
+                length += read;
+            }
+            var words = Encoding.UTF8.GetString(buffer, 0, length).Trim().Split(' ');
+            var reply = words switch
+            {
+                ["reopen"] => Reopen(),
+                ["resize", var columns, var rows] when ushort.TryParse(columns, out var c) && ushort.TryParse(rows, out var r) => Resize(c, r),
+                _ => "error unknown request",
+            };
+            Fd.WriteAll(connection, Encoding.UTF8.GetBytes(reply + "\n"));
+        }
+        catch (IOException)
+        {
+        }
+        finally
+        {
+            _ = Libc.Close(connection);
+        }
+    }
+
+    private string Reopen()
+    {
+        if (_log is null || _options.LogPath is null) return "ok";
+        try
+        {
+            _log.Reopen(OpenLog(_options.LogPath));
+            return "ok";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"error {e.Message}";
+        }
+    }
+
+    private string Resize(ushort columns, ushort rows)
+    {
+        if (_console < 0) return "error the container has no terminal";
+        var size = new Libc.WinSize { Columns = columns, Rows = rows };
+        return Libc.Ioctl(_console, Libc.TiocSWinSz, &size) == 0 ? "ok" : $"error ioctl TIOCSWINSZ: errno {Libc.LastError}";
+    }
+
+    private static void Report(string line)
+    {
+        try
+        {
+            Fd.WriteAll(1, Encoding.UTF8.GetBytes(line));
+        }
+        catch (IOException)
+        {
+            // berthd is gone; the exit file still tells.
+        }
+    }
+
+    /// <summary>Written to a temporary name and renamed, so berthd's watch never sees half a file.</summary>
+    private void WriteExitFile(int exitCode)
+    {
+        var exitedAt = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
+        var temporary = _options.ExitFile + ".tmp";
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 0))
+        {
+            file.Write(Encoding.UTF8.GetBytes(
+                $"{{\"exitCode\":{exitCode.ToString(CultureInfo.InvariantCulture)},\"exitedAt\":{exitedAt.ToString(CultureInfo.InvariantCulture)}}}\n"));
+            file.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, _options.ExitFile, overwrite: true);
+    }
+}
