@@ -12,6 +12,15 @@ public static unsafe class NodeProbe
         ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
         : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
 
+    /// <summary>berthd's capability bounding set (CapBnd in /proc/self/status).</summary>
+    public static ulong? BoundingCapabilities()
+    {
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("CapBnd:", StringComparison.Ordinal));
+        return line is not null && ulong.TryParse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var bits)
+            ? bits
+            : null;
+    }
+
     /// <summary>The device nodes under /dev (not its pseudo-filesystems), which privileged containers get.</summary>
     public static IReadOnlyList<ContainerDevice> HostDevices()
     {

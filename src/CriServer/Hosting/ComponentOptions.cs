@@ -69,6 +69,7 @@ internal static class ComponentOptions
                 SwapAccounting = NodeProbe.SwapAccounting,
                 OomScoreAdjFloor = config.Runtime.RestrictOomScoreAdj ? OomScoreAdjustment.ReadOwn() : null,
                 HostDevices = NodeProbe.HostDevices(),
+                BoundingCapabilities = NodeProbe.BoundingCapabilities(),
             },
         };
     }

@@ -168,6 +168,8 @@ public sealed partial class ContainerManager : IDisposable
         var record = GetRequired(id);
         if (record.State != ContainerState.Created)
             throw new ContainerStateException($"container {id} is {record.State}, and only a Created container can be started");
+        // Taken before: a container that exits at once must not finish before it started.
+        var startedAt = Now();
         try
         {
             await RuntimeOf(record).StartAsync(id, cancellationToken);
@@ -185,7 +187,7 @@ public sealed partial class ContainerManager : IDisposable
         record = _store.Get(id)!;
         if (record.State == ContainerState.Created)
         {
-            record = record with { State = ContainerState.Running, StartedAt = Now() };
+            record = record with { State = ContainerState.Running, StartedAt = startedAt };
             _store.Update(record);
             Changed?.Invoke(id, record);
         }

@@ -26,8 +26,11 @@ internal static class ShimClient
                 "--runtime-root", runtime.Root, "--exit-file", exitFile,
             },
             UseShellExecute = false,
+            // berthd's own stdio (a terminal, a journal) must not reach a process that outlives it: the shim
+            // reports on stdout, and the pipes' other ends close when this Process is disposed.
             RedirectStandardOutput = true,
-            RedirectStandardInput = false,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
         };
         if (record.LogPath is { } log)
         {

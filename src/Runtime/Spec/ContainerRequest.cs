@@ -164,6 +164,12 @@ public sealed record NodeSettings
     public long PidsLimit { get; init; }
     public IReadOnlyList<OciRlimit> Rlimits { get; init; } = [new("RLIMIT_NOFILE", 1024, 1024)];
 
+    /// <summary>
+    /// The capability bounding set berthd runs with (bit n = capability n), or null for all: a privileged
+    /// container gets what the node has, never more, or runc fails to apply the set.
+    /// </summary>
+    public ulong? BoundingCapabilities { get; init; }
+
     /// <summary>The node's devices, given to privileged containers.</summary>
     public IReadOnlyList<ContainerDevice> HostDevices { get; init; } = [];
 }

@@ -27,7 +27,7 @@ public static class OciSpecBuilder
             throw new ContainerSpecException("linux.security_context.privileged: a privileged container needs a privileged pod sandbox");
 
         var capabilities = security.Privileged
-            ? [.. Capabilities.All]
+            ? [.. Capabilities.All.Where((_, bit) => node.BoundingCapabilities is not { } bounding || (bounding & (1UL << bit)) != 0)]
             : Capabilities.Apply(security.AddCapabilities, security.DropCapabilities);
         var ambient = security.AddAmbientCapabilities.Select(c => Capabilities.Normalize(c, "capabilities.add_ambient_capabilities")).ToList();
         var missingAmbient = ambient.FirstOrDefault(c => !capabilities.Contains(c));

@@ -62,7 +62,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         TestEnvironment.RequireRoot();
         var ownsDirectory = options.Directory is null;
         // Short paths: a unix socket path must fit in 107 bytes.
-        var directory = options.Directory ?? System.IO.Directory.CreateTempSubdirectory("berth-e2e-").FullName;
+        var directory = options.Directory ?? System.IO.Directory.CreateTempSubdirectory("be-").FullName;
         var socketPath = options.SocketPath ?? Path.Combine(directory, "berth.sock");
         int? metricsPort = options.EnableMetrics ? RegistryServer.FreePort() : null;
 
@@ -86,6 +86,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         // This host, like CI's, refuses a negative oom_score_adj (DESIGN.md §6).
         config.AppendLine("[runtime]");
         config.AppendLine($"restrict_oom_score_adj = {(options.RestrictOomScoreAdj ? "true" : "false")}");
+        if (options.ShimBinary is not null) config.AppendLine($"shim_binary = \"{options.ShimBinary}\"");
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
 
@@ -173,6 +174,8 @@ public sealed class BerthDaemon : IAsyncDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        // A test that failed midway leaves containers and pods; a daemon of its own directory cleans them up.
+        if (_ownsDirectory && !_process.HasExited) await RemoveEverythingAsync();
         Channel.Dispose();
         if (!_process.HasExited)
         {
@@ -190,7 +193,30 @@ public sealed class BerthDaemon : IAsyncDisposable
         }
         _process.Dispose();
         if (_ownsDirectory && System.IO.Directory.Exists(Directory))
+        {
+            // Never delete through a mount that something left behind.
+            foreach (var mount in Host.MountsUnder(Directory).Reverse()) Host.Run("umount", "-l", mount);
             System.IO.Directory.Delete(Directory, recursive: true);
+        }
+    }
+
+    private async Task RemoveEverythingAsync()
+    {
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            foreach (var container in (await Runtime.ListContainersAsync(new ListContainersRequest(), deadline: deadline)).Containers)
+                await Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = container.Id }, deadline: deadline);
+            foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest(), deadline: deadline)).Items)
+            {
+                await Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = pod.Id }, deadline: deadline);
+                await Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = pod.Id }, deadline: deadline);
+            }
+        }
+        catch (RpcException)
+        {
+            // Best effort: the test has failed already, or berthd is broken, and the directory goes anyway.
+        }
     }
 
     private async Task WaitReadyAsync(TimeSpan timeout)
@@ -239,4 +265,7 @@ public sealed record DaemonOptions
 
     /// <summary>runtime.restrict_oom_score_adj, on in the tests as this host needs.</summary>
     public bool RestrictOomScoreAdj { get; init; } = true;
+
+    /// <summary>runtime.shim_binary; null uses the berth-shim published beside berthd.</summary>
+    public string? ShimBinary { get; init; }
 }

@@ -40,6 +40,7 @@ public sealed class TestImageBuilder
     private readonly List<(byte[] Tar, Compression Compression)> _layers = [];
     private string _architecture = "amd64";
     private string? _user;
+    private Action<JsonObject>? _runConfig;
     private bool _docker;
     private Func<IReadOnlyList<string>, IReadOnlyList<string>>? _diffIdOverride;
     private Func<TestBlob, long>? _sizeOverride;
@@ -53,6 +54,13 @@ public sealed class TestImageBuilder
     public TestImageBuilder Architecture(string architecture)
     {
         _architecture = architecture;
+        return this;
+    }
+
+    /// <summary>Changes the image's run config (Entrypoint, Cmd, Env, WorkingDir, StopSignal, Volumes).</summary>
+    public TestImageBuilder RunConfig(Action<JsonObject> change)
+    {
+        _runConfig = change;
         return this;
     }
 
@@ -95,6 +103,7 @@ public sealed class TestImageBuilder
             ["Cmd"] = new JsonArray("/bin/sh"),
         };
         if (_user is not null) runConfig["User"] = _user;
+        _runConfig?.Invoke(runConfig);
         var config = new JsonObject
         {
             ["created"] = Mtime.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
