@@ -3,12 +3,16 @@ using Berth.Bench;
 // hack/bench: numbers go to stdout and, with --output, to a file for the README.
 var rounds = 3;
 var pods = 50;
+var containers = 50;
+var listed = 500;
 string? output = null;
 var only = "";
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--rounds") rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--pods") pods = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--containers") containers = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--list") listed = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--only") only = args[++i];
     else if (args[i] == "--output") output = args[++i];
 }
@@ -16,6 +20,7 @@ for (var i = 0; i < args.Length; i++)
 var reports = new List<string>();
 if (only is "" or "pull") reports.Add(await PullBenchmark.RunAsync(rounds));
 if (only is "" or "sandbox") reports.Add(await SandboxBenchmark.RunAsync(pods));
+if (only is "" or "container") reports.Add(await ContainerBenchmark.RunAsync(containers, listed));
 var report = string.Join(Environment.NewLine + Environment.NewLine, reports);
 Console.WriteLine(report);
 if (output is not null) await File.WriteAllTextAsync(output, report + Environment.NewLine);

@@ -195,12 +195,13 @@ public sealed partial class ContainerManager : IDisposable
 
     /// <summary>
     /// The stop signal (the image's, or SIGTERM), up to <paramref name="timeout"/> to exit, then SIGKILL to all the
-    /// container's processes. Stopping a container that is not running is fine.
+    /// container's processes. Stopping a container that is not running, or is gone, is fine.
     /// </summary>
     public async Task StopAsync(string id, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var record = GetRequired(id);
-        if (record.State is not (ContainerState.Running or ContainerState.Created)) return;
+        // An unknown ID is fine too: kubelet retries stops after crashes and expects idempotence.
+        var record = _store.Get(id);
+        if (record is null || record.State is not (ContainerState.Running or ContainerState.Created)) return;
         var runtime = RuntimeOf(record);
         var exited = ExitOf(id);
         if (timeout > TimeSpan.Zero && record.State == ContainerState.Running)

@@ -26,9 +26,12 @@ public static class OciSpecBuilder
         if (security.Privileged && !pod.Privileged)
             throw new ContainerSpecException("linux.security_context.privileged: a privileged container needs a privileged pod sandbox");
 
-        var capabilities = security.Privileged
-            ? [.. Capabilities.All.Where((_, bit) => node.BoundingCapabilities is not { } bounding || (bounding & (1UL << bit)) != 0)]
-            : Capabilities.Apply(security.AddCapabilities, security.DropCapabilities);
+        if (security.RunAsGroup is not null && security.RunAsUser is null && string.IsNullOrEmpty(security.RunAsUsername))
+            throw new ContainerSpecException("linux.security_context.run_as_group: needs run_as_user or run_as_username");
+        // Never more than the node's bounding set (privileged, or "ALL" added), or runc fails to apply the set.
+        var capabilities = (security.Privileged ? [.. Capabilities.All] : Capabilities.Apply(security.AddCapabilities, security.DropCapabilities))
+            .Where(c => node.BoundingCapabilities is not { } bounding || Array.IndexOf(Capabilities.All, c) is var bit && (bit < 0 || (bounding & (1UL << bit)) != 0))
+            .ToList();
         var ambient = security.AddAmbientCapabilities.Select(c => Capabilities.Normalize(c, "capabilities.add_ambient_capabilities")).ToList();
         var missingAmbient = ambient.FirstOrDefault(c => !capabilities.Contains(c));
         if (missingAmbient is not null)

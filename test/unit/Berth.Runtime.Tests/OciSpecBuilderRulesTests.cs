@@ -128,6 +128,7 @@ public sealed class OciSpecBuilderRulesTests
         { Request with { Security = new ContainerSecurity { RunAsUser = -1 } }, null, null, "linux.security_context.run_as_user" },
         { Request with { Devices = [new ContainerDevice { ContainerPath = "/dev/x", HostPath = "/dev/x", Type = 'c', Major = 1, Minor = 3, Permissions = "rwx" }] }, null, null, "devices[0].permissions" },
         { Request with { Security = new ContainerSecurity { Seccomp = SeccompMode.Localhost } }, null, null, "seccomp.localhost_ref" },
+        { Request with { Security = new ContainerSecurity { RunAsGroup = 5 } }, null, null, "linux.security_context.run_as_group" },
     };
 
     [Theory]
@@ -136,5 +137,19 @@ public sealed class OciSpecBuilderRulesTests
     {
         var error = Assert.Throws<ContainerSpecException>(() => Build(request, pod: pod, node: node));
         Assert.Contains(field, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Capabilities_never_exceed_the_nodes_bounding_set()
+    {
+        // Bit 24 is CAP_SYS_RESOURCE, which this node lacks.
+        var node = new NodeSettings { BoundingCapabilities = 0x1fffeffffff };
+        var privileged = Build(Request with { Security = new ContainerSecurity { Privileged = true } }, pod: Pod with { Privileged = true }, node: node);
+        var all = Build(Request with { Security = new ContainerSecurity { AddCapabilities = ["ALL"] } }, node: node);
+        foreach (var spec in new[] { privileged, all })
+        {
+            Assert.DoesNotContain("CAP_SYS_RESOURCE", spec.Process.Capabilities!.Bounding);
+            Assert.Contains("CAP_SYS_ADMIN", spec.Process.Capabilities.Bounding);
+        }
     }
 }
