@@ -16,13 +16,25 @@ internal static class ContainerBenchmark
     {
         await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
         using var pusher = new RegistryPusher(registry);
-        await pusher.PushAsync("bench/busybox", new TestImageBuilder().Layer(TestLayers.Base()).Build(), "1");
+        // Also containerd's sandbox image, so its Cmd must keep running, as a pause container does.
+        await pusher.PushAsync("bench/busybox", new TestImageBuilder().Layer(TestLayers.Base())
+            .RunConfig(c => c["Cmd"] = new System.Text.Json.Nodes.JsonArray("/bin/busybox", "sleep", "2147483647")).Build(), "1");
         var image = $"{registry.Host}/bench/busybox:1";
 
         await using var berth = await BerthDaemon.StartAsync();
         await using var containerd = await ContainerdDaemon.StartAsync(registry.Host, sandboxImage: image);
         var b = await MeasureAsync("berth", berth.Runtime, berth.Images, berth.Pid, image, containers, listed, ShimsOf("berth-shim run"));
-        var c = await MeasureAsync("containerd", containerd.Runtime, containerd.Images, containerd.Pid, image, containers, listed, ShimsOf("containerd-shim-runc-v2"));
+        Result c;
+        try
+        {
+            c = await MeasureAsync("containerd", containerd.Runtime, containerd.Images, containerd.Pid, image, containers, listed, ShimsOf("containerd-shim-runc-v2"));
+        }
+        catch (Exception e)
+        {
+            // Reported before the daemon's disposal, whose own failure would hide it.
+            Console.Error.WriteLine($"containerd: {e}");
+            throw;
+        }
         return $"""
             Containers in one host-network pod, {containers} created and started one after another, then stopped (timeout 0), then removed (ms):
                                        berth p50   p99   | containerd p50   p99   | ratio p50
@@ -31,8 +43,9 @@ internal static class ContainerBenchmark
               RemoveContainer        {P(b.Remove, 50),7:F1} {P(b.Remove, 99),6:F1} |       {P(c.Remove, 50),7:F1} {P(c.Remove, 99),6:F1} | {P(b.Remove, 50) / P(c.Remove, 50):F2}
               ListContainers ({listed} created) {P(b.List, 50),5:F1} {P(b.List, 99),6:F1} |       {P(c.List, 50),7:F1} {P(c.List, 99),6:F1} | {P(b.List, 50) / P(c.List, 50):F2}
             Memory (RSS, MiB):                 berth | containerd
-              one shim                        {b.ShimRss,6:F1} | {c.ShimRss,6:F1}   (berth: one shim per container; containerd 1.6: one per pod)
-              all shims, 100 containers       {b.AllShimsRss,6:F1} | {c.AllShimsRss,6:F1}
+              one shim, RSS                   {b.ShimRss,6:F1} | {c.ShimRss,6:F1}   (berth: one shim per container; containerd 1.6: one per pod)
+              one shim, PSS                   {b.ShimPss,6:F1} | {c.ShimPss,6:F1}   (shared pages of the binary and libc divided among the shims)
+              all shims, 100 containers, PSS  {b.AllShimsPss,6:F1} | {c.AllShimsPss,6:F1}
               daemon idle                     {b.IdleRss,6:F1} | {c.IdleRss,6:F1}
               daemon with 100 containers      {b.LoadedRss,6:F1} | {c.LoadedRss,6:F1}
             """;
@@ -40,7 +53,7 @@ internal static class ContainerBenchmark
 
     private sealed record Result(
         List<double> CreateStart, List<double> Stop, List<double> Remove, List<double> List,
-        double ShimRss, double AllShimsRss, double IdleRss, double LoadedRss);
+        double ShimRss, double ShimPss, double AllShimsPss, double IdleRss, double LoadedRss);
 
     private static Func<int[]> ShimsOf(string pattern) => () =>
         Host.Run("pgrep", "-f", pattern) is { ExitCode: 0 } found
@@ -52,6 +65,7 @@ internal static class ContainerBenchmark
         string image, int containers, int listed, Func<int[]> shims)
     {
         await images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = image } });
+        var shimsBefore = shims().ToHashSet();
         var pod = new PodSandboxConfig
         {
             Metadata = new PodSandboxMetadata { Name = $"{name}-bench", Namespace = "bench", Uid = Guid.NewGuid().ToString() },
@@ -60,7 +74,6 @@ internal static class ContainerBenchmark
         var podId = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
         await Task.Delay(2000);
         var idle = Rss(daemonPid);
-        var shimsBefore = shims().ToHashSet();
 
         ContainerConfig Config(string container)
         {
@@ -83,7 +96,8 @@ internal static class ContainerBenchmark
         var loaded = Rss(daemonPid);
         var newShims = shims().Where(p => !shimsBefore.Contains(p)).ToList();
         var shimRss = newShims.Count > 0 ? Rss(newShims[0]) : 0;
-        var allShims = newShims.Sum(Rss);
+        var shimPss = newShims.Count > 0 ? Rss(newShims[0], "Pss:") : 0;
+        var allShims = newShims.Sum(p => Rss(p, "Pss:"));
 
         var stop = new List<double>();
         var remove = new List<double>();
@@ -115,13 +129,17 @@ internal static class ContainerBenchmark
         foreach (var id in created) await runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = id });
         await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
         await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
-        return new Result(createStart[..containers], stop[..containers], remove[..containers], list, shimRss, allShims, idle, loaded);
+        return new Result(createStart[..containers], stop[..containers], remove[..containers], list, shimRss, shimPss, allShims, idle, loaded);
     }
 
-    private static double Rss(int pid)
+    /// <summary>VmRSS, or a field of smaps_rollup (Pss: shared pages divided among the processes sharing them).</summary>
+    private static double Rss(int pid) => Rss(pid, "VmRSS:");
+
+    private static double Rss(int pid, string field)
     {
-        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
+        var file = field == "VmRSS:" ? $"/proc/{pid}/status" : $"/proc/{pid}/smaps_rollup";
+        var line = File.ReadLines(file).First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
     }
 
     private static double P(List<double> values, int percentile)

@@ -83,7 +83,8 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
-        // Sandboxes were removed through CRI, so nothing is mounted; its shims exit with their tasks.
+        // Sandboxes were removed through CRI, so nothing should be mounted; after a failure, something may be.
+        foreach (var mount in Host.MountsUnder(Directory).Reverse()) Host.Run("umount", "-l", mount);
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 }

@@ -457,8 +457,17 @@ public sealed partial class ContainerManager : IDisposable
     /// <summary>Shim, runtime state, rootfs mount, bundle and layers; each step idempotent.</summary>
     private async Task TearDownAsync(ContainerRecord record)
     {
-        foreach (var pid in ShimClient.Find(_options.ShimBinary, record.Id)) ProcessStat.Kill(pid);
-        await RuntimeOf(record).DeleteAsync(record.Id, CancellationToken.None);
+        if (record.State == ContainerState.Exited)
+        {
+            // The exit was handled: the runtime's state is deleted and the shim has gone or is going.
+            if (record.Shim is { } shim && ProcessStat.IsAlive(shim)) ProcessStat.Kill(shim.Pid);
+        }
+        else
+        {
+            // A shim started just before a crash has no PID on record yet: find it by its command line.
+            foreach (var pid in ShimClient.Find(_options.ShimBinary, record.Id)) ProcessStat.Kill(pid);
+            await RuntimeOf(record).DeleteAsync(record.Id, CancellationToken.None);
+        }
         var rootfs = Path.Combine(record.Bundle, "rootfs");
         ContainerRootfs.Unmount(rootfs);
         if (Directory.Exists(record.Bundle)) Directory.Delete(record.Bundle, recursive: true);

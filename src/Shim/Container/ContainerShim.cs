@@ -76,8 +76,7 @@ internal sealed unsafe class ContainerShim : IDisposable
         }
     }
 
-    private static FileStream OpenLog(string path) =>
-        new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+    private static AppendOnlyFile OpenLog(string path) => new(path);
 
     /// <summary>Runs <c>runc create</c>; returns the init PID and the descriptors the container writes to.</summary>
     private (int InitPid, List<(int Fd, LogStream Stream)> Outputs) Create(Reaper reaper, int devNull)
@@ -184,13 +183,30 @@ internal sealed unsafe class ContainerShim : IDisposable
                 if (start < 0 || !line.Contains("\"level\":\"error\"", StringComparison.Ordinal)) continue;
                 start += 7;
                 var end = line.IndexOf("\",\"", start, StringComparison.Ordinal);
-                message = System.Text.RegularExpressions.Regex.Unescape(end < 0 ? line[start..] : line[start..end]);
+                message = UnescapeJson(end < 0 ? line[start..] : line[start..end]);
             }
         }
         catch (IOException)
         {
         }
         return message;
+    }
+
+    /// <summary>Enough JSON string unescaping for runc's messages, without pulling a JSON or regex engine into the shim.</summary>
+    private static string UnescapeJson(string text)
+    {
+        var result = new StringBuilder(text.Length);
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] != '\\' || i + 1 == text.Length)
+            {
+                result.Append(text[i]);
+                continue;
+            }
+            var next = text[++i];
+            result.Append(next switch { 'n' => ' ', 't' => ' ', _ => next });
+        }
+        return result.ToString();
     }
 
     /// <summary>The event loop: output, attach clients and control requests, until the init has exited and its output drained.</summary>

@@ -1,0 +1,53 @@
+using Berth.Cri.V1;
+using Berth.E2E.Tests.Fixtures;
+
+namespace Berth.E2E.Tests;
+
+/// <summary>A pod's runtime handler picks the OCI runtime binary and state root its containers use.</summary>
+public sealed class RuntimeHandlerTests(ContainerTestBed bed) : IClassFixture<ContainerTestBed>
+{
+    [Fact]
+    public async Task A_second_handler_runs_its_containers_with_its_own_binary_and_root()
+    {
+        // A wrapper around runc that leaves a mark, so the test sees which binary berthd and the shim ran.
+        var directory = Directory.CreateTempSubdirectory("be-").FullName;
+        var marks = Path.Combine(directory, "marks");
+        var wrapper = Path.Combine(directory, "second-runtime");
+        await File.WriteAllTextAsync(wrapper, $"#!/bin/sh\necho \"$@\" >> {marks}\nexec /usr/sbin/runc \"$@\"\n");
+        File.SetUnixFileMode(wrapper, (UnixFileMode)0x1ED);
+        try
+        {
+            await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions
+            {
+                ExtraConfig = $"[runtime.handlers.runc]\nbinary = \"runc\"\n[runtime.handlers.second]\nbinary = \"{wrapper}\"\n",
+            });
+            await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Image } });
+            var pod = bed.Pod("second-handler", hostNetwork: true);
+            pod.LogDirectory = Path.Combine(directory, "logs");
+            var podId = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod, RuntimeHandler = "second" })).PodSandboxId;
+            var id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = bed.Container("c", "sleep", "60"), SandboxConfig = pod,
+            })).ContainerId;
+            await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            var exec = new ExecSyncRequest { ContainerId = id, Timeout = 10 };
+            exec.Cmd.AddRange(["echo", "ok"]);
+            Assert.Equal("ok\n", (await daemon.Runtime.ExecSyncAsync(exec)).Stdout.ToStringUtf8());
+
+            var root = Path.Combine(daemon.StatePath, "containers", "runtime", "second");
+            Assert.True(Directory.Exists(Path.Combine(root, id)), $"no runtime state for {id} under {root}");
+            var calls = await File.ReadAllLinesAsync(marks);
+            foreach (var verb in new[] { "create", "start", "exec" })
+                Assert.Contains(calls, c => c.StartsWith($"--root {root} ", StringComparison.Ordinal) && c.Contains($" {verb} ", StringComparison.Ordinal));
+
+            await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+            Assert.Contains(await File.ReadAllLinesAsync(marks), c => c.Contains(" delete ", StringComparison.Ordinal));
+            Assert.False(Directory.Exists(Path.Combine(root, id)));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
