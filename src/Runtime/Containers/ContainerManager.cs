@@ -117,7 +117,9 @@ public sealed partial class ContainerManager : IDisposable
         };
 
         // The record first: a crash from here on leaves a Creating record that RecoverAsync undoes.
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         _store.Reserve(record);
+        var reserved = watch.Elapsed.TotalMilliseconds;
         var step = "preparing the bundle";
         try
         {
@@ -148,9 +150,12 @@ public sealed partial class ContainerManager : IDisposable
             if (record.LogPath is { } log) Directory.CreateDirectory(Path.GetDirectoryName(log)!);
 
             step = "creating the container (berth-shim, runtime create)";
+            var prepared = watch.Elapsed.TotalMilliseconds;
             var (shim, initPid) = await ShimClient.StartAsync(_options.ShimBinary, runtime, record, ExitFileOf(id), cancellationToken);
+            var shimmed = watch.Elapsed.TotalMilliseconds;
             record = record with { State = ContainerState.Created, Shim = shim, InitPid = initPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "" };
             _store.Update(record);
+            LogCreated(_logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);
             Changed?.Invoke(id, record);
             return record;
         }
@@ -524,6 +529,9 @@ public sealed partial class ContainerManager : IDisposable
     private static long Now() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
 
     public void Dispose() => _exitWatcher.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "container {Id} created in {TotalMs:F1} ms (record {RecordMs:F1}, rootfs and spec {PrepareMs:F1}, shim and runtime create {ShimMs:F1})")]
+    private static partial void LogCreated(ILogger logger, string id, double totalMs, double recordMs, double prepareMs, double shimMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: undoing what an interrupted CreateContainer left")]
     private static partial void LogRecovering(ILogger logger, string id);
