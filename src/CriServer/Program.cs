@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Berth.CriServer.Configuration;
 using Berth.CriServer.Hosting;
 
@@ -7,6 +8,9 @@ internal static class Program
 {
     private static async Task<int> Main(string[] args)
     {
+        // A berthd started in the background of a non-interactive shell inherits SIGINT as ignored, and .NET keeps an
+        // inherited SIG_IGN. Reset it before the runtime reads it, so Ctrl-C and `kill -INT` stop berthd as SIGTERM does.
+        signal(SigInt, SigDfl);
         BerthConfig config;
         try
         {
@@ -34,4 +38,10 @@ internal static class Program
 
         return await BerthHost.RunAsync(config);
     }
+
+    private const int SigInt = 2;
+    private static readonly nint SigDfl = 0;
+
+    [DllImport("libc", EntryPoint = "signal")]
+    private static extern nint signal(int signum, nint handler);
 }

@@ -103,7 +103,9 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
                 var pod = bed.Pod("interrupted", hostNetwork: true);
                 podId = (await first.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
                 var create = first.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = bed.Container("c", "true"), SandboxConfig = pod }).ResponseAsync;
-                for (var i = 0; i < 200 && Host.MountsUnder(Path.Combine(directory, "state", "c")).Length == 0; i++) await Task.Delay(50);
+                // The shim is spawned after the rootfs is mounted, so its pid file means both are there.
+                for (var i = 0; i < 400 && !File.Exists(hangingPid); i++) await Task.Delay(50);
+                for (var i = 0; i < 40 && (await File.ReadAllTextAsync(hangingPid)).Trim().Length == 0; i++) await Task.Delay(50);
                 Assert.NotEmpty(Host.MountsUnder(Path.Combine(directory, "state", "c")));
                 first.Signal(Tmds.Linux.LibC.SIGKILL);
                 await first.WaitForExitAsync(TimeSpan.FromSeconds(20));
