@@ -13,3 +13,6 @@ public sealed class SandboxNotFoundException(string message) : SandboxException(
 
 /// <summary>A step of setting a sandbox up failed; everything it had made was undone.</summary>
 public sealed class SandboxSetupException(string message, Exception? inner = null) : SandboxException(message, inner);
+
+/// <summary>The sandbox exists but is not in a state that allows the operation.</summary>
+public sealed class SandboxStateException(string message) : SandboxException(message);

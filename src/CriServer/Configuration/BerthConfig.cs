@@ -21,6 +21,8 @@ public sealed record BerthConfig
 
     public MetricsConfig Metrics { get; init; } = new();
 
+    public StreamingConfig Streaming { get; init; } = new();
+
     public ImagesConfig Images { get; init; } = new();
 
     public CniConfig Cni { get; init; } = new();
@@ -99,4 +101,24 @@ public sealed record MetricsConfig
 {
     /// <summary>Where <c>/metrics</c> is served; null when metrics are off (the default).</summary>
     public IPEndPoint? Address { get; init; }
+}
+
+public sealed record StreamingConfig
+{
+    /// <summary>Where exec, attach and port-forward URLs point. Port 0 picks a free port at each start.</summary>
+    public IPEndPoint Address { get; init; } = new(IPAddress.Loopback, 0);
+
+    /// <summary>PEM certificate and key for https URLs; both or neither.</summary>
+    public string? TlsCertFile { get; init; }
+
+    public string? TlsKeyFile { get; init; }
+
+    /// <summary>A streaming session with no traffic for this long is closed.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(4);
+
+    /// <summary>URLs handed out and not yet used; more requests fail with ResourceExhausted.</summary>
+    public int MaxOutstanding { get; init; } = 1000;
+
+    /// <summary>Streaming connections served at once.</summary>
+    public int MaxSessions { get; init; } = 1000;
 }

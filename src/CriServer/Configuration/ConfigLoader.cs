@@ -87,6 +87,7 @@ public static class ConfigLoader
             LogFormat = root.Enum("log_format", LogFormats) ?? defaults.LogFormat,
             Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
             Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
+            Streaming = ParseStreaming(root.Section("streaming"), defaults.Streaming),
             Images = ParseImages(root.Section("images"), defaults.Images),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
             Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime),
@@ -117,6 +118,30 @@ public static class ConfigLoader
         return IPEndPoint.TryParse(address, out var endpoint) && endpoint.Port != 0
             ? defaults with { Address = endpoint }
             : throw new ConfigException($"metrics.address: '{address}' is not an address with a port, such as \"127.0.0.1:9400\"");
+    }
+
+    private static StreamingConfig ParseStreaming(TomlSection? section, StreamingConfig defaults)
+    {
+        if (section is null) return defaults;
+        var address = section.String("address");
+        var streaming = defaults with
+        {
+            Address = address is null ? defaults.Address
+                : IPEndPoint.TryParse(address, out var endpoint) && address.Contains(':', StringComparison.Ordinal)
+                    ? endpoint
+                    : throw new ConfigException($"streaming.address: '{address}' is not an address with a port, such as \"127.0.0.1:0\""),
+            TlsCertFile = section.String("tls_cert_file") ?? defaults.TlsCertFile,
+            TlsKeyFile = section.String("tls_key_file") ?? defaults.TlsKeyFile,
+            IdleTimeout = section.Duration("idle_timeout") ?? defaults.IdleTimeout,
+            MaxOutstanding = (int?)section.Integer("max_outstanding", 1, 100_000) ?? defaults.MaxOutstanding,
+            MaxSessions = (int?)section.Integer("max_sessions", 1, 100_000) ?? defaults.MaxSessions,
+        };
+        section.RejectUnknownKeys();
+        if ((streaming.TlsCertFile is null) != (streaming.TlsKeyFile is null))
+            throw new ConfigException("streaming.tls_cert_file and streaming.tls_key_file go together: set both or neither");
+        foreach (var (key, file) in new[] { ("tls_cert_file", streaming.TlsCertFile), ("tls_key_file", streaming.TlsKeyFile) })
+            if (file is not null && !File.Exists(file)) throw new ConfigException($"streaming.{key}: '{file}' does not exist");
+        return streaming;
     }
 
     private static ImagesConfig ParseImages(TomlSection? section, ImagesConfig defaults)

@@ -5,6 +5,8 @@ using Berth.Cni;
 using Berth.ImageStore;
 using Berth.Runtime.Containers;
 using Berth.Sandbox;
+using Berth.CriServer.Streaming;
+using Berth.Streaming.Server;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
@@ -47,6 +49,9 @@ internal static partial class BerthHost
                 Tmds.Linux.LibC.umask(previousMask);
             }
             SocketGuard.Secure(socket, config.Grpc.Gid);
+            var bound = app.Services.GetRequiredService<StreamingListener>().Options!.IPEndPoint!;
+            app.Services.GetRequiredService<StreamingUrls>().BaseUri =
+                new Uri($"{(config.Streaming.TlsCertFile is null ? "http" : "https")}://{bound}/");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -58,6 +63,7 @@ internal static partial class BerthHost
         if (config.Runtime.RestrictOomScoreAdj) LogOomClamp(logger, Berth.Runtime.OomScoreAdjustment.ReadOwn());
         else if (Berth.Runtime.OomScoreAdjustment.HostRefusesLowering()) LogOomRefused(logger);
         LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
+        LogStreaming(logger, app.Services.GetRequiredService<StreamingUrls>().BaseUri!);
         await app.WaitForShutdownAsync();
         await app.DisposeAsync();
         File.Delete(socket);
@@ -67,6 +73,7 @@ internal static partial class BerthHost
 
     internal static WebApplication Build(BerthConfig config)
     {
+        var streamingListener = new StreamingListener();
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "berthd" });
 
         builder.Logging.SetMinimumLevel(config.LogLevel);
@@ -100,9 +107,22 @@ internal static partial class BerthHost
             kestrel.ListenUnixSocket(config.Grpc.Socket, o => o.Protocols = HttpProtocols.Http2);
             if (config.Metrics.Address is { } metrics)
                 kestrel.Listen(metrics, o => o.Protocols = HttpProtocols.Http1);
+            // SPDY and WebSocket both start as HTTP/1.1 upgrades.
+            kestrel.Listen(config.Streaming.Address, o =>
+            {
+                o.Protocols = HttpProtocols.Http1;
+                if (config.Streaming.TlsCertFile is { } cert)
+                    o.UseHttps(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, config.Streaming.TlsKeyFile));
+                streamingListener.Options = o;
+            });
+            kestrel.Limits.MaxConcurrentUpgradedConnections = config.Streaming.MaxSessions;
         });
 
         builder.Services.AddRoutingCore();
+        builder.Services.AddSingleton(streamingListener);
+        builder.Services.AddSingleton(new StreamingOptions { IdleTimeout = config.Streaming.IdleTimeout, MaxOutstandingTokens = config.Streaming.MaxOutstanding });
+        builder.Services.AddSingleton<StreamingSessions>(s => new StreamingSessions(s.GetRequiredService<StreamingOptions>()));
+        builder.Services.AddSingleton<StreamingUrls>();
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(Metrics.DefaultRegistry);
         builder.Services.AddSingleton<RpcMetrics>();
@@ -120,9 +140,13 @@ internal static partial class BerthHost
         });
 
         var app = builder.Build();
+        app.UseWebSockets();
         app.UseRouting();
         app.MapGrpcService<RuntimeService>();
         app.MapGrpcService<ImageService>();
+        app.MapStreaming(app.Services.GetRequiredService<StreamingSessions>(), app.Services.GetRequiredService<StreamingOptions>(),
+            context => streamingListener.Options?.IPEndPoint is { } bound && context.Connection.LocalPort == bound.Port,
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Berth.Streaming"));
         if (config.Metrics.Address is { } address)
             app.MapMetrics("/metrics").RequireHost($"*:{address.Port}");
         return app;
@@ -130,6 +154,9 @@ internal static partial class BerthHost
 
     [LoggerMessage(Level = LogLevel.Information, Message = "berthd {Version} serving CRI v1 on {Socket} (metrics: {Metrics})")]
     private static partial void LogServing(ILogger logger, string version, string socket, string metrics);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "streaming (exec, attach, port-forward) on {BaseUri}")]
+    private static partial void LogStreaming(ILogger logger, Uri baseUri);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "cannot serve on {Socket}")]
     private static partial void LogStartFailed(ILogger logger, string socket, Exception exception);
@@ -142,4 +169,10 @@ internal static partial class BerthHost
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "this host refuses a negative oom_score_adj, so containers that ask for one will fail to start; set runtime.restrict_oom_score_adj = true to raise such values to berthd's own")]
     private static partial void LogOomRefused(ILogger logger);
+}
+
+/// <summary>The streaming endpoint as Kestrel bound it (with the port the kernel picked for port 0).</summary>
+internal sealed class StreamingListener
+{
+    public ListenOptions? Options { get; set; }
 }

@@ -1,4 +1,5 @@
 using Berth.CriServer.Configuration;
+using Berth.CriServer.Streaming;
 using Berth.ImageStore;
 using Berth.Runtime.Containers;
 using Berth.Sandbox;
@@ -10,11 +11,12 @@ namespace Berth.CriServer.Services;
 /// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
 /// overridden answer Unimplemented through the generated base class.
 /// </summary>
-public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images)
+public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images, StreamingUrls streaming)
     : Cri.V1.RuntimeService.RuntimeServiceBase
 {
     private readonly BerthConfig _config = config;
     private readonly SandboxManager _sandboxes = sandboxes;
     private readonly ContainerManager _containers = containers;
     private readonly ImageManager _images = images;
+    private readonly StreamingUrls _streaming = streaming;
 }

@@ -20,6 +20,9 @@ internal sealed unsafe class ContainerShim : IDisposable
 
     private readonly ShimOptions _options;
     private readonly List<int> _attachClients = [];
+
+    // Clients that ended their input (shutdown of their sending side) but still read output.
+    private readonly HashSet<int> _inputEnded = [];
     private CriLogWriter? _log;
     private int _stdinWrite = -1;
     private int _console = -1;
@@ -233,7 +236,7 @@ internal sealed unsafe class ContainerShim : IDisposable
             fds[count++] = new Libc.PollFd { Fd = control, Events = Libc.PollIn };
             foreach (var (fd, _) in outputs) fds[count++] = new Libc.PollFd { Fd = fd, Events = Libc.PollIn };
             if (fds.Length < count + _attachClients.Count) Array.Resize(ref fds, count + _attachClients.Count + 16);
-            foreach (var client in _attachClients) fds[count++] = new Libc.PollFd { Fd = client, Events = Libc.PollIn };
+            foreach (var client in _attachClients) fds[count++] = new Libc.PollFd { Fd = client, Events = _inputEnded.Contains(client) ? (short)0 : Libc.PollIn };
 
             if (drainUntil is { } until && (outputs.Count == 0 || Stopwatch.GetTimestamp() >= until)) break;
             var timeout = drainUntil is { } deadline ? Math.Max(0, (int)Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline).TotalMilliseconds) + 1 : -1;
@@ -283,6 +286,14 @@ internal sealed unsafe class ContainerShim : IDisposable
                     continue;
                 }
                 var client = _attachClients[c];
+                if (_inputEnded.Contains(client))
+                {
+                    // Only hangup or error is reported for these: the client is gone.
+                    _attachClients.RemoveAt(c);
+                    _inputEnded.Remove(client);
+                    _ = Libc.Close(client);
+                    continue;
+                }
                 var read = Fd.Read(client, buffer);
                 if (read > 0)
                 {
@@ -295,9 +306,10 @@ internal sealed unsafe class ContainerShim : IDisposable
                     c++;
                     continue;
                 }
-                _attachClients.RemoveAt(c);
-                _ = Libc.Close(client);
+                // End of the client's input: it may still be reading output, so it stays until it hangs up.
+                _inputEnded.Add(client);
                 if (_options.StdinOnce && _stdinClaimed) CloseStdin();
+                c++;
             }
         }
 
@@ -324,6 +336,7 @@ internal sealed unsafe class ContainerShim : IDisposable
             catch (IOException)
             {
                 _ = Libc.Close(_attachClients[c]);
+                _inputEnded.Remove(_attachClients[c]);
                 _attachClients.RemoveAt(c);
             }
         }

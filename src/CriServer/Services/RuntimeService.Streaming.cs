@@ -1,0 +1,63 @@
+using Berth.Cri.V1;
+using Berth.CriServer.Streaming;
+using Berth.Streaming;
+using Berth.Streaming.Server;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override Task<ExecResponse> Exec(ExecRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        if (request.Cmd.Count == 0) throw InvalidArgument("cmd is required");
+        var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
+        _containers.RequireRunning(request.ContainerId);
+        var url = Issue(new RemoteCommandSession(StreamingSession.ExecKind, new ExecCommand(_containers, request.ContainerId, [.. request.Cmd], options)));
+        return Task.FromResult(new ExecResponse { Url = url });
+    }
+
+    public override Task<AttachResponse> Attach(AttachRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
+        var container = _containers.RequireRunning(request.ContainerId);
+        if (request.Stdin && !container.Stdin)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"stdin: container {request.ContainerId} was not created with stdin open"));
+        var url = Issue(new RemoteCommandSession(StreamingSession.AttachKind, new AttachCommand(_containers, request.ContainerId, options)));
+        return Task.FromResult(new AttachResponse { Url = url });
+    }
+
+    public override Task<PortForwardResponse> PortForward(PortForwardRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
+        foreach (var port in request.Port)
+            if (port is < 1 or > 65535) throw InvalidArgument($"port: {port} is out of range 1-65535");
+        var sandbox = _sandboxes.Get(request.PodSandboxId)
+                      ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod sandbox {request.PodSandboxId} not found"));
+        if (sandbox.State != Berth.Sandbox.SandboxState.Ready)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod sandbox {request.PodSandboxId} is not ready"));
+        var url = Issue(new PortForwardSession(new PodPortForward(_sandboxes, request.PodSandboxId, [.. request.Port])));
+        return Task.FromResult(new PortForwardResponse { Url = url });
+    }
+
+    private static RemoteCommandOptions StreamOptions(bool stdin, bool stdout, bool stderr, bool tty)
+    {
+        if (!stdin && !stdout && !stderr) throw InvalidArgument("one of stdin, stdout or stderr must be set");
+        if (tty && stderr) throw InvalidArgument("tty and stderr cannot both be true: a terminal has one output stream");
+        return new RemoteCommandOptions(stdin, stdout, stderr, tty);
+    }
+
+    private string Issue(StreamingSession request)
+    {
+        try
+        {
+            return _streaming.Issue(request);
+        }
+        catch (StreamingCapacityException e)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
+        }
+    }
+}

@@ -1,0 +1,172 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+
+namespace Berth.Streaming.RemoteCommand;
+
+/// <summary>Names and formats of Kubernetes' remotecommand protocol (k8s.io/apimachinery/pkg/util/remotecommand).</summary>
+public static class RemoteCommandProtocol
+{
+    public const string V1 = "channel.k8s.io";
+    public const string V2 = "v2.channel.k8s.io";
+    public const string V3 = "v3.channel.k8s.io";
+    public const string V4 = "v4.channel.k8s.io";
+    public const string V5 = "v5.channel.k8s.io";
+
+    /// <summary>SPDY subprotocols, best first.</summary>
+    public static readonly string[] SpdyProtocols = [V4, V3, V2, V1];
+
+    /// <summary>WebSocket subprotocols, best first ("" is a client that asked for none).</summary>
+    public static readonly string[] WebSocketProtocols = [V5, V4, V1];
+
+    public const string StreamTypeHeader = "streamType";
+    public const string StreamError = "error";
+    public const string StreamStdin = "stdin";
+    public const string StreamStdout = "stdout";
+    public const string StreamStderr = "stderr";
+    public const string StreamResize = "resize";
+
+    public const byte StdinChannel = 0;
+    public const byte StdoutChannel = 1;
+    public const byte StderrChannel = 2;
+    public const byte ErrorChannel = 3;
+    public const byte ResizeChannel = 4;
+
+    /// <summary>Whether a negotiated protocol reports the outcome as a JSON Status (v4 and v5) rather than bare text.</summary>
+    public static bool UsesStatusJson(string protocol) => protocol is V4 or V5;
+
+    /// <summary>Whether a SPDY protocol has a resize stream (v3 and later).</summary>
+    public static bool HasResizeStream(string protocol) => protocol is V3 or V4;
+
+    /// <summary>
+    /// The error stream's content for an outcome: a metav1.Status in JSON for v4/v5; for older versions only the failure
+    /// message, and nothing on success. <paramref name="exitCode"/> null with no failure means success (attach).
+    /// </summary>
+    public static byte[] Outcome(string protocol, int? exitCode, string? failure)
+    {
+        if (!UsesStatusJson(protocol))
+        {
+            if (failure is not null) return Encoding.UTF8.GetBytes($"Internal error occurred: {failure}");
+            return exitCode is null or 0 ? [] : Encoding.UTF8.GetBytes($"command terminated with non-zero exit code: exit status {exitCode}");
+        }
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("metadata");
+            json.WriteEndObject();
+            if (failure is not null)
+            {
+                json.WriteString("status", "Failure");
+                json.WriteString("message", $"Internal error occurred: {failure}");
+                json.WriteString("reason", "InternalError");
+                json.WriteStartObject("details");
+                json.WriteStartArray("causes");
+                json.WriteStartObject();
+                json.WriteString("message", failure);
+                json.WriteEndObject();
+                json.WriteEndArray();
+                json.WriteEndObject();
+                json.WriteNumber("code", 500);
+            }
+            else if (exitCode is { } code && code != 0)
+            {
+                json.WriteString("status", "Failure");
+                json.WriteString("message", $"command terminated with non-zero exit code: exit status {code}");
+                json.WriteString("reason", "NonZeroExitCode");
+                json.WriteStartObject("details");
+                json.WriteStartArray("causes");
+                json.WriteStartObject();
+                json.WriteString("reason", "ExitCode");
+                json.WriteString("message", code.ToString(CultureInfo.InvariantCulture));
+                json.WriteEndObject();
+                json.WriteEndArray();
+                json.WriteEndObject();
+            }
+            else
+            {
+                json.WriteString("status", "Success");
+            }
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Reads the resize stream: a sequence of JSON objects <c>{"Width":W,"Height":H}</c> (Go's encoder separates them
+    /// with newlines; nothing else is assumed). Ends when the stream does; malformed input ends it too.
+    /// </summary>
+    public static async Task ReadResizesAsync(Stream stream, ChannelWriter<TerminalSize> sizes, CancellationToken cancellationToken)
+    {
+        var pending = new ArrayBufferWriter<byte>(256);
+        var buffer = new byte[1024];
+        try
+        {
+            while (true)
+            {
+                var read = await stream.ReadAsync(buffer, cancellationToken);
+                if (read == 0) break;
+                pending.Write(buffer.AsSpan(0, read));
+                if (pending.WrittenCount > 64 * 1024) break;
+                var consumed = 0;
+                while (TryParseSize(pending.WrittenSpan[consumed..], out var size, out var length))
+                {
+                    consumed += length;
+                    if (size is { } value) await sizes.WriteAsync(value, cancellationToken);
+                }
+                if (consumed > 0)
+                {
+                    var rest = pending.WrittenSpan[consumed..].ToArray();
+                    pending.ResetWrittenCount();
+                    pending.Write(rest);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or JsonException)
+        {
+        }
+        finally
+        {
+            sizes.TryComplete();
+        }
+    }
+
+    /// <summary>Parses one complete JSON value at the start of <paramref name="data"/>, skipping leading whitespace.</summary>
+    internal static bool TryParseSize(ReadOnlySpan<byte> data, out TerminalSize? size, out int consumed)
+    {
+        size = null;
+        consumed = 0;
+        var reader = new Utf8JsonReader(data, isFinalBlock: false, state: default);
+        {
+            if (!reader.Read()) return false;
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                if (!reader.TrySkip()) return false;
+                consumed = (int)reader.BytesConsumed;
+                return true;
+            }
+            int width = 0, height = 0;
+            while (true)
+            {
+                if (!reader.Read()) return false;
+                if (reader.TokenType == JsonTokenType.EndObject) break;
+                var name = reader.GetString();
+                if (!reader.Read()) return false;
+                if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var number))
+                {
+                    if (string.Equals(name, "Width", StringComparison.OrdinalIgnoreCase)) width = number;
+                    else if (string.Equals(name, "Height", StringComparison.OrdinalIgnoreCase)) height = number;
+                }
+                else if (!reader.TrySkip())
+                {
+                    return false;
+                }
+            }
+            consumed = (int)reader.BytesConsumed;
+            if (width is > 0 and <= ushort.MaxValue && height is > 0 and <= ushort.MaxValue) size = new TerminalSize((ushort)width, (ushort)height);
+            return true;
+        }
+    }
+}

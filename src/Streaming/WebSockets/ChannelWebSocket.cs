@@ -1,0 +1,209 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+
+namespace Berth.Streaming.WebSockets;
+
+/// <summary>
+/// Kubernetes' channel framing over a WebSocket (<c>channel.k8s.io</c> and its <c>v4.</c>/<c>v5.</c> versions):
+/// every binary message starts with the channel number. In <c>v5.channel.k8s.io</c> a message of
+/// <c>[255, channel]</c> closes that channel from the sender's side (how a client ends stdin).
+/// </summary>
+public sealed class ChannelWebSocket : IAsyncDisposable
+{
+    public const byte CloseSignal = 255;
+    private const int MaxMessage = 1024 * 1024;
+
+    private readonly WebSocket _socket;
+    private readonly bool _closeSignals;
+    private readonly Pipe?[] _inbound;
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly CancellationTokenSource _closed = new();
+    private Task? _receiveLoop;
+
+    /// <param name="socket">An accepted WebSocket.</param>
+    /// <param name="readable">Per channel, whether the peer may send on it; data on other channels is dropped.</param>
+    /// <param name="closeSignals">Whether the v5 close signal is understood.</param>
+    public ChannelWebSocket(WebSocket socket, IReadOnlyList<bool> readable, bool closeSignals)
+    {
+        _socket = socket;
+        _closeSignals = closeSignals;
+        _inbound = new Pipe?[readable.Count];
+        for (var i = 0; i < readable.Count; i++)
+            if (readable[i]) _inbound[i] = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false));
+    }
+
+    /// <summary>Cancelled when the peer closes or the connection fails.</summary>
+    public CancellationToken Closed => _closed.Token;
+
+    public Task RunAsync() => _receiveLoop ??= Task.Run(ReceiveLoopAsync);
+
+    /// <summary>A stream for one channel: reads what the peer sends on it, writes go out prefixed with its number.</summary>
+    public Stream Channel(byte channel) => new ChannelStream(this, channel);
+
+    private async Task ReceiveLoopAsync()
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            var message = new ArrayBufferWriter<byte>();
+            while (true)
+            {
+                var result = await _socket.ReceiveAsync(buffer.AsMemory(), _closed.Token);
+                if (result.MessageType == WebSocketMessageType.Close) break;
+                message.Write(buffer.AsSpan(0, result.Count));
+                if (message.WrittenCount > MaxMessage) throw new WebSocketException(WebSocketError.InvalidState, $"a message exceeds {MaxMessage} bytes");
+                if (!result.EndOfMessage) continue;
+                await DispatchAsync(message.WrittenMemory);
+                message.ResetWrittenCount();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            foreach (var pipe in _inbound) pipe?.Writer.Complete();
+            _closed.Cancel();
+        }
+    }
+
+    private async ValueTask DispatchAsync(ReadOnlyMemory<byte> message)
+    {
+        if (message.Length == 0) return;
+        var channel = message.Span[0];
+        if (_closeSignals && channel == CloseSignal)
+        {
+            if (message.Length >= 2 && message.Span[1] < _inbound.Length) _inbound[message.Span[1]]?.Writer.Complete();
+            return;
+        }
+        if (channel >= _inbound.Length || _inbound[channel] is not { } pipe || message.Length == 1) return;
+        try
+        {
+            await pipe.Writer.WriteAsync(message[1..], _closed.Token);
+        }
+        catch (InvalidOperationException)
+        {
+            // The channel was closed by a close signal; late data is dropped.
+        }
+    }
+
+    /// <summary>Sends one message on a channel. An empty payload still sends the channel byte (how a server says "open").</summary>
+    public async ValueTask SendAsync(byte channel, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var message = ArrayPool<byte>.Shared.Rent(data.Length + 1);
+        try
+        {
+            message[0] = channel;
+            data.Span.CopyTo(message.AsSpan(1));
+            await _sendLock.WaitAsync(cancellationToken);
+            try
+            {
+                await _socket.SendAsync(message.AsMemory(0, data.Length + 1), WebSocketMessageType.Binary, true, cancellationToken);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (WebSocketException e)
+        {
+            throw new IOException("the WebSocket is closed", e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(message);
+        }
+    }
+
+    /// <summary>Ends the v5 way for one channel, when the peer understands close signals; otherwise does nothing.</summary>
+    public async ValueTask CloseChannelAsync(byte channel, CancellationToken cancellationToken)
+    {
+        if (!_closeSignals) return;
+        await SendAsync(CloseSignal, new[] { channel }, cancellationToken);
+    }
+
+    private async ValueTask<int> ReadAsync(byte channel, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (channel >= _inbound.Length || _inbound[channel] is not { } pipe) return 0;
+        ReadResult result;
+        try
+        {
+            result = await pipe.Reader.ReadAsync(cancellationToken);
+        }
+        catch (InvalidOperationException)
+        {
+            return 0;
+        }
+        var available = result.Buffer;
+        if (available.IsEmpty && result.IsCompleted)
+        {
+            pipe.Reader.AdvanceTo(available.End);
+            return 0;
+        }
+        var count = (int)Math.Min(available.Length, buffer.Length);
+        available.Slice(0, count).CopyTo(buffer.Span);
+        pipe.Reader.AdvanceTo(available.GetPosition(count));
+        return count;
+    }
+
+    /// <summary>Closes the WebSocket normally (and stops receiving).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _sendLock.WaitAsync();
+            try
+            {
+                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, timeout.Token);
+                }
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+        }
+        _closed.Cancel();
+        if (_receiveLoop is not null) await _receiveLoop.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    private sealed class ChannelStream(ChannelWebSocket owner, byte channel) : Stream
+    {
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            buffer.Length == 0 ? ValueTask.FromResult(0) : owner.ReadAsync(channel, buffer, cancellationToken);
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+            buffer.Length == 0 ? ValueTask.CompletedTask : owner.SendAsync(channel, buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public override void Flush()
+        {
+        }
+
+        public override bool CanRead => true;
+        public override bool CanWrite => true;
+        public override bool CanSeek => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}
