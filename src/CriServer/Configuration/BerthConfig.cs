@@ -113,6 +113,9 @@ public sealed record StreamingConfig
 
     public string? TlsKeyFile { get; init; }
 
+    /// <summary>How long a URL from Exec, Attach or PortForward stays usable.</summary>
+    public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(1);
+
     /// <summary>A streaming session with no traffic for this long is closed.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromHours(4);
 

@@ -132,6 +132,7 @@ public static class ConfigLoader
                     : throw new ConfigException($"streaming.address: '{address}' is not an address with a port, such as \"127.0.0.1:0\""),
             TlsCertFile = section.String("tls_cert_file") ?? defaults.TlsCertFile,
             TlsKeyFile = section.String("tls_key_file") ?? defaults.TlsKeyFile,
+            TokenLifetime = section.Duration("token_lifetime") ?? defaults.TokenLifetime,
             IdleTimeout = section.Duration("idle_timeout") ?? defaults.IdleTimeout,
             MaxOutstanding = (int?)section.Integer("max_outstanding", 1, 100_000) ?? defaults.MaxOutstanding,
             MaxSessions = (int?)section.Integer("max_sessions", 1, 100_000) ?? defaults.MaxSessions,

@@ -120,7 +120,7 @@ internal static partial class BerthHost
 
         builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(streamingListener);
-        builder.Services.AddSingleton(new StreamingOptions { IdleTimeout = config.Streaming.IdleTimeout, MaxOutstandingTokens = config.Streaming.MaxOutstanding });
+        builder.Services.AddSingleton(new StreamingOptions { TokenLifetime = config.Streaming.TokenLifetime, IdleTimeout = config.Streaming.IdleTimeout, MaxOutstandingTokens = config.Streaming.MaxOutstanding });
         builder.Services.AddSingleton<StreamingSessions>(s => new StreamingSessions(s.GetRequiredService<StreamingOptions>()));
         builder.Services.AddSingleton<StreamingUrls>();
         builder.Services.AddSingleton(config);

@@ -170,6 +170,9 @@ public sealed class ChannelWebSocket : IAsyncDisposable
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
         {
         }
+        // Wait for the peer's close before giving up on it: cancelling a pending receive aborts the socket, and a
+        // reset can destroy what the peer has not read yet (the final status above all).
+        if (_receiveLoop is not null) await _receiveLoop.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
         _closed.Cancel();
         if (_receiveLoop is not null) await _receiveLoop.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
     }

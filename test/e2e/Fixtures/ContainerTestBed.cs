@@ -14,7 +14,7 @@ public sealed class ContainerTestBed : IAsyncLifetime
     private static readonly string[] Applets =
     [
         "echo", "sleep", "cat", "id", "ps", "grep", "head", "tail", "ls", "wc", "true", "false", "kill", "nc", "hostname",
-        "touch", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip",
+        "touch", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip", "stty", "tty", "sha256sum",
     ];
 
     private RegistryServer? _registry;
@@ -33,7 +33,8 @@ public sealed class ContainerTestBed : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync(RegistryMode.Plain);
-        _daemon = await BerthDaemon.StartAsync();
+        // Short-lived streaming URLs, so a test can watch one expire.
+        _daemon = await BerthDaemon.StartAsync(new DaemonOptions { ExtraConfig = "[streaming]\ntoken_lifetime = \"5s\"\n" });
         _network = TestNetwork.Create(_daemon);
         using var pusher = new RegistryPusher(_registry);
         var applets = TestLayers.Tar(w =>

@@ -112,6 +112,11 @@ public sealed class ConfigLoaderTests
     [InlineData("[grpc]\nshutdown_timeout = 10", "grpc.shutdown_timeout: expected a string, got the integer 10")]
     [InlineData("[metrics]\naddress = \"localhost\"", "metrics.address: 'localhost' is not an address with a port")]
     [InlineData("[metrics]\naddress = \"127.0.0.1:0\"", "metrics.address: '127.0.0.1:0'")]
+    [InlineData("[streaming]\naddress = \"localhost\"", "streaming.address: 'localhost' is not an address with a port")]
+    [InlineData("[streaming]\ntls_cert_file = \"/etc/berth/cert.pem\"", "streaming.tls_cert_file and streaming.tls_key_file go together")]
+    [InlineData("[streaming]\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"/nonexistent/k.pem\"", "streaming.tls_cert_file: '/nonexistent/c.pem' does not exist")]
+    [InlineData("[streaming]\nmax_outstanding = 0", "streaming.max_outstanding: 0 is out of range")]
+    [InlineData("[streaming]\ntoken_lifetime = \"forever\"", "streaming.token_lifetime: 'forever' is not a duration")]
     [InlineData("root = ", "invalid TOML")]
     [InlineData("[runtime]\nrestrict_oom_score_adj = \"yes\"", "runtime.restrict_oom_score_adj: expected true or false")]
     [InlineData("[runtime]\nshim_binary = \"berth-shim\"", "runtime.shim_binary: 'berth-shim' must be an absolute path")]
@@ -119,6 +124,18 @@ public sealed class ConfigLoaderTests
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml));
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Streaming_defaults_to_a_random_loopback_port_and_takes_its_keys()
+    {
+        var defaults = ConfigLoader.Parse("");
+        Assert.Equal("127.0.0.1:0", defaults.Streaming.Address.ToString());
+        Assert.Equal(TimeSpan.FromMinutes(1), defaults.Streaming.TokenLifetime);
+        var config = ConfigLoader.Parse("[streaming]\naddress = \"[::1]:10010\"\ntoken_lifetime = \"30s\"\nidle_timeout = \"1h\"\nmax_outstanding = 10\nmax_sessions = 20\n");
+        Assert.Equal("[::1]:10010", config.Streaming.Address.ToString());
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromHours(1), 10, 20),
+            (config.Streaming.TokenLifetime, config.Streaming.IdleTimeout, config.Streaming.MaxOutstanding, config.Streaming.MaxSessions));
     }
 
     [Fact]
