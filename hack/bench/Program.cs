@@ -5,6 +5,7 @@ var rounds = 3;
 var pods = 50;
 var containers = 50;
 var listed = 500;
+var execs = 50;
 string? output = null;
 var only = "";
 for (var i = 0; i < args.Length; i++)
@@ -13,6 +14,7 @@ for (var i = 0; i < args.Length; i++)
     else if (args[i] == "--pods") pods = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--containers") containers = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--list") listed = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
+    else if (args[i] == "--execs") execs = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
     else if (args[i] == "--only") only = args[++i];
     else if (args[i] == "--output") output = args[++i];
 }
@@ -21,6 +23,7 @@ var reports = new List<string>();
 if (only is "" or "pull") reports.Add(await PullBenchmark.RunAsync(rounds));
 if (only is "" or "sandbox") reports.Add(await SandboxBenchmark.RunAsync(pods));
 if (only is "" or "container") reports.Add(await ContainerBenchmark.RunAsync(containers, listed));
+if (only is "" or "streaming") reports.Add(await StreamingBenchmark.RunAsync(execs));
 var report = string.Join(Environment.NewLine + Environment.NewLine, reports);
 Console.WriteLine(report);
 if (output is not null) await File.WriteAllTextAsync(output, report + Environment.NewLine);

@@ -18,7 +18,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
 {
     private const int InitialWindow = 64 * 1024;
     private readonly TcpClient _tcp;
-    private readonly NetworkStream _network;
+    private readonly Stream _network;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly MemoryStream _compressedOut = new();
     private readonly ZLibStream _deflater;
@@ -33,7 +33,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
     public string Protocol { get; }
     public TaskCompletionSource GoAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private SpdyTestClient(TcpClient tcp, NetworkStream network, string protocol)
+    private SpdyTestClient(TcpClient tcp, Stream network, string protocol)
     {
         _tcp = tcp;
         _network = network;
@@ -43,12 +43,24 @@ public sealed class SpdyTestClient : IAsyncDisposable
     }
 
     /// <summary>Upgrades a streaming URL; returns the HTTP status and body instead when the server refuses.</summary>
-    public static async Task<(SpdyTestClient? Client, int Status, string Body)> ConnectAsync(string url, params string[] protocols)
+    public static Task<(SpdyTestClient? Client, int Status, string Body)> ConnectAsync(string url, params string[] protocols) =>
+        ConnectAsync(url, trusted: null, protocols);
+
+    /// <summary>As above; an https URL must present <paramref name="trusted"/>.</summary>
+    public static async Task<(SpdyTestClient? Client, int Status, string Body)> ConnectAsync(
+        string url, System.Security.Cryptography.X509Certificates.X509Certificate2? trusted, params string[] protocols)
     {
         var uri = new Uri(url);
         var tcp = new TcpClient();
         await tcp.ConnectAsync(uri.Host, uri.Port);
-        var network = tcp.GetStream();
+        Stream network = tcp.GetStream();
+        if (uri.Scheme == "https")
+        {
+            var tls = new System.Net.Security.SslStream(network, false, (_, certificate, _, _) =>
+                trusted is not null && certificate is not null && certificate.GetCertHashString() == trusted.GetCertHashString());
+            await tls.AuthenticateAsClientAsync(uri.Host);
+            network = tls;
+        }
         var request = new StringBuilder($"POST {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n");
         foreach (var protocol in protocols) request.Append($"X-Stream-Protocol-Version: {protocol}\r\n");
         await network.WriteAsync(Encoding.ASCII.GetBytes(request.Append("\r\n").ToString()));
@@ -64,7 +76,6 @@ public sealed class SpdyTestClient : IAsyncDisposable
         if (status != 101)
         {
             var body = new byte[4096];
-            network.ReadTimeout = 2000;
             var read = 0;
             try
             {
