@@ -90,16 +90,14 @@ public sealed class SpdyConnection : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
+        // One timer, pushed back at every read, instead of a token source per read.
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         try
         {
             while (!_closed.IsCancellationRequested)
             {
-                ReadResult result;
-                using (var idle = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token))
-                {
-                    idle.CancelAfter(_options.IdleTimeout);
-                    result = await _reader.ReadAsync(idle.Token);
-                }
+                idle.CancelAfter(_options.IdleTimeout);
+                var result = await _reader.ReadAsync(idle.Token);
                 var buffer = result.Buffer;
                 while (TryReadFrame(ref buffer, out var header, out var payload))
                     await HandleFrameAsync(header, payload);

@@ -140,6 +140,19 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
         await _connection.RunAsync().WaitAsync(Wait);
     }
 
+    [Fact]
+    public async Task A_silent_peer_is_dropped_after_the_idle_timeout()
+    {
+        var (server, client) = DuplexPipe.Create();
+        await using var connection = new SpdyConnection(server, new SpdyConnectionOptions { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        var run = connection.RunAsync();
+        await client.WriteAsync(Convert.FromHexString("800300060000000400000001")); // a ping keeps it alive a little longer
+        await run.WaitAsync(Wait);
+        Assert.True(connection.Closed.IsCancellationRequested);
+        client.Dispose();
+        server.Dispose();
+    }
+
     private async Task SendSynStream(int id, params (string Name, string Value)[] headers)
     {
         var plain = new ArrayBufferWriter<byte>();
