@@ -6,8 +6,9 @@ namespace Berth.E2E.Tests;
 /// <summary>Containers outlive berthd: kill -9 and restart on the same state, and nothing running notices.</summary>
 public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<ContainerTestBed>
 {
-    private static int[] Shims() =>
-        Host.Run("pgrep", "-f", "berth-shim run") is { ExitCode: 0 } found
+    // Only this test's shims: other test classes run containers at the same time.
+    private static int[] Shims(string directory) =>
+        Host.Run("pgrep", "-f", $"berth-shim run .*--bundle {directory}/state/") is { ExitCode: 0 } found
             ? [.. found.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)]
             : [];
 
@@ -36,7 +37,7 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
                 var exiting = bed.Container("exits-while-down", "sh", "-c", "sleep 2; exit 42");
                 var exitingId = (await first.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = exiting, SandboxConfig = pod })).ContainerId;
                 await first.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = exitingId });
-                var shimsBefore = Shims();
+                var shimsBefore = Shims(directory);
                 Assert.Equal(21, shimsBefore.Length);
 
                 first.Signal(Tmds.Linux.LibC.SIGKILL);
@@ -53,7 +54,7 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
                 var exited = (await second.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = exitingId })).Status;
                 Assert.Equal(ContainerState.ContainerExited, exited.State);
                 Assert.Equal(42, exited.ExitCode);
-                Assert.Equal(20, Shims().Length);
+                Assert.Equal(20, Shims(directory).Length);
 
                 // The restarted berthd still drives them: exec, stop, and the exit watch.
                 var exec = new ExecSyncRequest { ContainerId = ids[0], Timeout = 10 };
@@ -65,7 +66,7 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
                 await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
                 await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
                 Assert.Empty((await second.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
-                Assert.Empty(Shims());
+                Assert.Empty(Shims(directory));
                 Assert.Empty(Host.MountsUnder(directory));
                 Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(directory, "state", "c")));
                 Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(directory, "state", "containers", "runtime", "default")));

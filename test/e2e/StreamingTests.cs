@@ -153,16 +153,16 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
         var (podId, id) = await RunAsync("exec-killed");
         try
         {
-            var client = await Connect(await ExecUrl(id, false, true, false, false, "sleep", "4242"));
+            var client = await Connect(await ExecUrl(id, false, true, false, false, "sleep", "4343"));
             await client.OpenAsync(("streamType", "error"));
             await client.OpenAsync(("streamType", "stdout"));
             var deadline = DateTime.UtcNow.AddSeconds(10);
-            while (!Sleeping4242() && DateTime.UtcNow < deadline) await Task.Delay(50);
-            Assert.True(Sleeping4242(), "the exec'd process never started");
+            while (!Sleeping4343() && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.True(Sleeping4343(), "the exec'd process never started");
             client.Abort();
             deadline = DateTime.UtcNow.AddSeconds(15);
-            while (Sleeping4242() && DateTime.UtcNow < deadline) await Task.Delay(100);
-            Assert.False(Sleeping4242(), "sleep 4242 outlived its client");
+            while (Sleeping4343() && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.False(Sleeping4343(), "sleep 4343 outlived its client");
             // The container itself is untouched.
             Assert.Equal(ContainerState.ContainerRunning, (await bed.StatusAsync(id)).State);
             await client.DisposeAsync();
@@ -172,11 +172,11 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
             await bed.RemovePodAsync(podId);
         }
 
-        static bool Sleeping4242() => Directory.EnumerateDirectories("/proc").Any(d =>
+        static bool Sleeping4343() => Directory.EnumerateDirectories("/proc").Any(d =>
         {
             try
             {
-                return File.ReadAllText(Path.Combine(d, "cmdline")) == "sleep\04242\0";
+                return File.ReadAllText(Path.Combine(d, "cmdline")) == "sleep\04343\0";
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
