@@ -81,6 +81,12 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
         }
         finally
         {
+            // A failure above may leave containers with no daemon: a fresh one takes them in and removes them.
+            if (Shims(directory).Length > 0)
+            {
+                await using var cleaner = await BerthDaemon.StartAsync(options);
+                await cleaner.RemoveEverythingAsync();
+            }
             foreach (var mount in Host.MountsUnder(directory).Reverse()) Host.Run("umount", "-l", mount);
             Directory.Delete(directory, recursive: true);
         }

@@ -36,6 +36,12 @@ public sealed record SpdyConnectionOptions
 public sealed class SpdyConnection : IAsyncDisposable
 {
     internal const int DefaultWindow = 64 * 1024;
+
+    /// <summary>
+    /// The window this side offers per stream and for the session: 64 KiB (the protocol's default) caps a
+    /// flow-controlled sender at 64 KiB per round trip, far below loopback speed. It matches the inbound buffer.
+    /// </summary>
+    internal const int ReceiveWindow = 1024 * 1024;
     private const int MaxDataChunk = 32 * 1024;
 
     private readonly PipeReader _reader;
@@ -71,7 +77,15 @@ public sealed class SpdyConnection : IAsyncDisposable
     /// <summary>Starts reading frames. Completes when the session ends.</summary>
     public Task RunAsync()
     {
-        _readLoop ??= Task.Run(ReadLoopAsync);
+        _readLoop ??= Task.Run(async () =>
+        {
+            await WriteControlAsync(w =>
+            {
+                SpdyFrameWriter.WriteSettings(w, 0, [(SpdySettingId.InitialWindowSize, ReceiveWindow)]);
+                SpdyFrameWriter.WriteWindowUpdate(w, 0, ReceiveWindow - DefaultWindow);
+            });
+            await ReadLoopAsync();
+        });
         return _readLoop;
     }
 
@@ -316,7 +330,7 @@ public sealed class SpdyConnection : IAsyncDisposable
     private void CreditSession(int consumed)
     {
         var total = Interlocked.Add(ref _sessionUnacknowledged, consumed);
-        if (total < DefaultWindow / 2) return;
+        if (total < ReceiveWindow / 4) return;
         var delta = Interlocked.Exchange(ref _sessionUnacknowledged, 0);
         if (delta > 0) _ = WriteControlAsync(w => SpdyFrameWriter.WriteWindowUpdate(w, 0, delta));
     }

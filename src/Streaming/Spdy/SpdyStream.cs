@@ -110,7 +110,7 @@ public sealed class SpdyStream : Stream
     internal int TakeCredit(int consumed)
     {
         var total = Interlocked.Add(ref _unacknowledged, consumed);
-        return total >= SpdyConnection.DefaultWindow / 2 ? Interlocked.Exchange(ref _unacknowledged, 0) : 0;
+        return total >= SpdyConnection.ReceiveWindow / 4 ? Interlocked.Exchange(ref _unacknowledged, 0) : 0;
     }
 
     private void MarkLocalClosed()

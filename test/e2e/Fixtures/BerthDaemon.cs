@@ -200,7 +200,8 @@ public sealed class BerthDaemon : IAsyncDisposable
         }
     }
 
-    private async Task RemoveEverythingAsync()
+    /// <summary>Best effort: removes every container and pod (done on disposal when the daemon owns its directory).</summary>
+    public async Task RemoveEverythingAsync()
     {
         try
         {

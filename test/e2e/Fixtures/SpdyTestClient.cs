@@ -17,6 +17,7 @@ namespace Berth.E2E.Tests.Fixtures;
 public sealed class SpdyTestClient : IAsyncDisposable
 {
     private const int InitialWindow = 64 * 1024;
+    private const int OfferedWindow = 1024 * 1024;
     private readonly TcpClient _tcp;
     private readonly Stream _network;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -29,6 +30,9 @@ public sealed class SpdyTestClient : IAsyncDisposable
     private long _sessionWindow = InitialWindow;
     private TaskCompletionSource _windowOpened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _nextId = 1;
+    private volatile bool _peerKeepsWindows;
+    private int _sessionUnacknowledged;
+    private int _initialSendWindow = InitialWindow;
 
     public string Protocol { get; }
     public TaskCompletionSource GoAway { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -39,7 +43,19 @@ public sealed class SpdyTestClient : IAsyncDisposable
         _network = network;
         Protocol = protocol;
         _deflater = new ZLibStream(_compressedOut, CompressionLevel.Optimal, leaveOpen: true);
-        _readLoop = Task.Run(ReadLoopAsync);
+        _readLoop = Task.Run(async () =>
+        {
+            // Offer the server a 1 MiB window per stream (SETTINGS) and for the session (WINDOW_UPDATE on stream 0).
+            var settings = new byte[20];
+            BinaryPrimitives.WriteUInt32BigEndian(settings, 0x80030004);
+            BinaryPrimitives.WriteUInt32BigEndian(settings.AsSpan(4), 12);
+            BinaryPrimitives.WriteInt32BigEndian(settings.AsSpan(8), 1);
+            BinaryPrimitives.WriteInt32BigEndian(settings.AsSpan(12), 7);
+            BinaryPrimitives.WriteInt32BigEndian(settings.AsSpan(16), OfferedWindow);
+            await WriteFrameAsync(settings);
+            await WindowUpdateAsync(0, OfferedWindow - InitialWindow);
+            await ReadLoopAsync();
+        });
     }
 
     /// <summary>Upgrades a streaming URL; returns the HTTP status and body instead when the server refuses.</summary>
@@ -115,7 +131,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
         await _writeLock.WaitAsync();
         try
         {
-            stream = new ClientStream(this, _nextId);
+            stream = new ClientStream(this, _nextId) { SendWindow = _initialSendWindow };
             _nextId += 2;
             _streams[stream.Id] = stream;
             _compressedOut.SetLength(0);
@@ -154,8 +170,10 @@ public sealed class SpdyTestClient : IAsyncDisposable
     {
         do
         {
-            var chunk = Math.Min(data.Length, 16 * 1024);
-            while (chunk > 0)
+            var chunk = Math.Min(data.Length, 32 * 1024);
+            // Like berthd, hold to the server's windows once it shows it keeps them: a spdystream server (containerd,
+            // the kubelet's library) never grants window.
+            while (chunk > 0 && _peerKeepsWindows)
             {
                 Task opened;
                 lock (_windowLock)
@@ -211,8 +229,19 @@ public sealed class SpdyTestClient : IAsyncDisposable
                     if (payload.Length > 0)
                     {
                         stream.Inbound.Writer.TryWrite(payload);
-                        await WindowUpdateAsync(id, payload.Length);
-                        await WindowUpdateAsync(0, payload.Length);
+                        // Window goes back in batches of half the initial window, per stream and for the session.
+                        stream.Unacknowledged += payload.Length;
+                        if (stream.Unacknowledged >= OfferedWindow / 4)
+                        {
+                            await WindowUpdateAsync(id, stream.Unacknowledged);
+                            stream.Unacknowledged = 0;
+                        }
+                        _sessionUnacknowledged += payload.Length;
+                        if (_sessionUnacknowledged >= OfferedWindow / 4)
+                        {
+                            await WindowUpdateAsync(0, _sessionUnacknowledged);
+                            _sessionUnacknowledged = 0;
+                        }
                     }
                     if ((flags & 1) != 0) stream.Inbound.Writer.TryComplete();
                     continue;
@@ -240,10 +269,25 @@ public sealed class SpdyTestClient : IAsyncDisposable
                     case 7:
                         GoAway.TrySetResult();
                         break;
+                    case 4: // SETTINGS: only the initial window matters here
+                        for (var i = 0; i < BinaryPrimitives.ReadInt32BigEndian(payload); i++)
+                        {
+                            var entry = payload.AsSpan(4 + 8 * i, 8);
+                            if ((BinaryPrimitives.ReadUInt32BigEndian(entry) & 0xFFFFFF) != 7) continue;
+                            var window = BinaryPrimitives.ReadInt32BigEndian(entry[4..]);
+                            lock (_windowLock)
+                            {
+                                _peerKeepsWindows = true;
+                                foreach (var open in _streams.Values) open.SendWindow += window - _initialSendWindow;
+                                _initialSendWindow = window;
+                            }
+                        }
+                        break;
                     case 9: // WINDOW_UPDATE
                         var delta = BinaryPrimitives.ReadInt32BigEndian(payload.AsSpan(4));
                         lock (_windowLock)
                         {
+                            _peerKeepsWindows = true;
                             if (streamId == 0) _sessionWindow += delta;
                             else if (_streams.TryGetValue(streamId, out var updated)) updated.SendWindow += delta;
                             var opened = _windowOpened;
@@ -283,6 +327,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
     {
         public int Id { get; } = id;
         internal long SendWindow { get; set; } = InitialWindow;
+        internal int Unacknowledged { get; set; }
         internal TaskCompletionSource Replied { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         internal Channel<byte[]> Inbound { get; } = Channel.CreateUnbounded<byte[]>();
         public bool WasReset { get; internal set; }

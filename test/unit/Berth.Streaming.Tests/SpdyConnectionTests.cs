@@ -20,10 +20,16 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
         _connection = new SpdyConnection(_server);
     }
 
-    public Task InitializeAsync()
+    public async Task InitializeAsync()
     {
         _ = _connection.RunAsync();
-        return Task.CompletedTask;
+        // The session opens by offering a 1 MiB window per stream and for the session.
+        var settings = await ReadFrame();
+        Assert.Equal((ushort)SpdyControlType.Settings, settings.Type);
+        Assert.Equal("00000001" + "00000007" + "00100000", Convert.ToHexStringLower(settings.Payload));
+        var session = await ReadFrame();
+        Assert.Equal((ushort)SpdyControlType.WindowUpdate, session.Type);
+        Assert.Equal("00000000" + "000f0000", Convert.ToHexStringLower(session.Payload));
     }
 
     public async Task DisposeAsync()
@@ -108,13 +114,15 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
         var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
         await stream.ReplyAsync();
         _ = await ReadFrame();
-        await SendData(1, new byte[40_000], fin: true);
-        Assert.Equal(40_000, (await ReadToEnd(stream)).Length);
+        await SendData(1, new byte[300_000], fin: true); // granted back in batches of a quarter window
+        Assert.Equal(300_000, (await ReadToEnd(stream)).Length);
         var streamUpdate = await ReadFrame();
         var sessionUpdate = await ReadFrame();
         Assert.Equal((ushort)SpdyControlType.WindowUpdate, streamUpdate.Type);
-        Assert.Equal((1, 40_000), (BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload), BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload.AsSpan(4))));
-        Assert.Equal((0, 40_000), (BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload), BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload.AsSpan(4))));
+        Assert.Equal(1, BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload));
+        Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload.AsSpan(4)), 256 * 1024, 300_000);
+        Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload));
+        Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload.AsSpan(4)), 256 * 1024, 300_000);
     }
 
     [Fact]
