@@ -42,9 +42,8 @@ public sealed partial class SandboxManager
         }), cancellationToken);
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            await inPod.ConnectAsync(endpoint, timeout.Token);
+            // No timeout of our own: like a plain connect, it gives up when the kernel's SYN retries run out.
+            await inPod.ConnectAsync(endpoint, cancellationToken);
             return inPod;
         }
         catch

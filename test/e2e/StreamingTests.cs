@@ -219,20 +219,22 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
     [Fact]
     public async Task Port_forward_carries_10_MiB_both_ways_over_20_concurrent_streams()
     {
-        // An echo server inside the pod's own network namespace (not the host's).
-        var (podId, id) = await RunAsync("pf", bed.Container("echo", "nc", "-ll", "-p", "7000", "-e", "cat"), hostNetwork: false);
+        // Echo servers inside the pod's own network namespace (not the host's), one per port: busybox nc listens
+        // with a backlog of one, and 20 connections at once to one of them would wait on SYN retransmits.
+        var (podId, id) = await RunAsync("pf", bed.Container("echo", "sh", "-c", "for p in $(seq 7000 7019); do nc -ll -p $p -e cat & done; wait"), hostNetwork: false);
         try
         {
-            await WaitForListenerAsync(id, 7000);
+            for (var port = 7000; port < 7020; port++) await WaitForListenerAsync(id, port);
             var request = new Cri.V1.PortForwardRequest { PodSandboxId = podId };
-            request.Port.Add(7000);
+            request.Port.AddRange(Enumerable.Range(7000, 20));
             await using var client = await Connect((await bed.Daemon.Runtime.PortForwardAsync(request)).Url, "portforward.k8s.io");
             Assert.Equal("portforward.k8s.io", client.Protocol);
             var transfers = Enumerable.Range(0, 20).Select(async i =>
             {
-                var error = await client.OpenAsync(("streamType", "error"), ("port", "7000"), ("requestID", $"{i}"));
+                var port = $"{7000 + i}";
+                var error = await client.OpenAsync(("streamType", "error"), ("port", port), ("requestID", $"{i}"));
                 await error.CloseAsync();
-                var data = await client.OpenAsync(("streamType", "data"), ("port", "7000"), ("requestID", $"{i}"));
+                var data = await client.OpenAsync(("streamType", "data"), ("port", port), ("requestID", $"{i}"));
                 var payload = RandomNumberGenerator.GetBytes(512 * 1024);
                 var echoed = data.ReadToEndAsync(TimeSpan.FromMinutes(2));
                 await data.WriteAsync(payload);

@@ -50,8 +50,8 @@ internal static partial class BerthHost
             }
             SocketGuard.Secure(socket, config.Grpc.Gid);
             var bound = app.Services.GetRequiredService<StreamingListener>().Options!.IPEndPoint!;
-            app.Services.GetRequiredService<StreamingUrls>().BaseUri =
-                new Uri($"{(config.Streaming.TlsCertFile is null ? "http" : "https")}://{bound}/");
+            app.Services.GetRequiredService<StreamingUrls>().Listening(
+                new Uri($"{(config.Streaming.TlsCertFile is null ? "http" : "https")}://{bound}/"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -103,11 +103,8 @@ internal static partial class BerthHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            // Go gRPC clients (kubelet, crictl) speak HTTP/2 with prior knowledge on a unix socket.
-            kestrel.ListenUnixSocket(config.Grpc.Socket, o => o.Protocols = HttpProtocols.Http2);
-            if (config.Metrics.Address is { } metrics)
-                kestrel.Listen(metrics, o => o.Protocols = HttpProtocols.Http1);
-            // SPDY and WebSocket both start as HTTP/1.1 upgrades.
+            // Bound first, so its port is known about when the CRI socket answers. SPDY and WebSocket both start
+            // as HTTP/1.1 upgrades.
             kestrel.Listen(config.Streaming.Address, o =>
             {
                 o.Protocols = HttpProtocols.Http1;
@@ -115,6 +112,10 @@ internal static partial class BerthHost
                     o.UseHttps(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(cert, config.Streaming.TlsKeyFile));
                 streamingListener.Options = o;
             });
+            // Go gRPC clients (kubelet, crictl) speak HTTP/2 with prior knowledge on a unix socket.
+            kestrel.ListenUnixSocket(config.Grpc.Socket, o => o.Protocols = HttpProtocols.Http2);
+            if (config.Metrics.Address is { } metrics)
+                kestrel.Listen(metrics, o => o.Protocols = HttpProtocols.Http1);
             kestrel.Limits.MaxConcurrentUpgradedConnections = config.Streaming.MaxSessions;
         });
 

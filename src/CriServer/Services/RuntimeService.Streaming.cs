@@ -8,28 +8,28 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    public override Task<ExecResponse> Exec(ExecRequest request, ServerCallContext context)
+    public override async Task<ExecResponse> Exec(ExecRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Cmd.Count == 0) throw InvalidArgument("cmd is required");
         var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
         _containers.RequireRunning(request.ContainerId);
-        var url = Issue(new RemoteCommandSession(StreamingSession.ExecKind, new ExecCommand(_containers, request.ContainerId, [.. request.Cmd], options)));
-        return Task.FromResult(new ExecResponse { Url = url });
+        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.ExecKind, new ExecCommand(_containers, request.ContainerId, [.. request.Cmd], options)), context.CancellationToken);
+        return new ExecResponse { Url = url };
     }
 
-    public override Task<AttachResponse> Attach(AttachRequest request, ServerCallContext context)
+    public override async Task<AttachResponse> Attach(AttachRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
         var container = _containers.RequireRunning(request.ContainerId);
         if (request.Stdin && !container.Stdin)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"stdin: container {request.ContainerId} was not created with stdin open"));
-        var url = Issue(new RemoteCommandSession(StreamingSession.AttachKind, new AttachCommand(_containers, request.ContainerId, options)));
-        return Task.FromResult(new AttachResponse { Url = url });
+        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.AttachKind, new AttachCommand(_containers, request.ContainerId, options)), context.CancellationToken);
+        return new AttachResponse { Url = url };
     }
 
-    public override Task<PortForwardResponse> PortForward(PortForwardRequest request, ServerCallContext context)
+    public override async Task<PortForwardResponse> PortForward(PortForwardRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         foreach (var port in request.Port)
@@ -38,8 +38,8 @@ public sealed partial class RuntimeService
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != Berth.Sandbox.SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod sandbox {request.PodSandboxId} is not ready"));
-        var url = Issue(new PortForwardSession(new PodPortForward(_sandboxes, request.PodSandboxId, [.. request.Port])));
-        return Task.FromResult(new PortForwardResponse { Url = url });
+        var url = await IssueAsync(new PortForwardSession(new PodPortForward(_sandboxes, request.PodSandboxId, [.. request.Port])), context.CancellationToken);
+        return new PortForwardResponse { Url = url };
     }
 
     private static RemoteCommandOptions StreamOptions(bool stdin, bool stdout, bool stderr, bool tty)
@@ -49,11 +49,11 @@ public sealed partial class RuntimeService
         return new RemoteCommandOptions(stdin, stdout, stderr, tty);
     }
 
-    private string Issue(StreamingSession request)
+    private async Task<string> IssueAsync(StreamingSession session, CancellationToken cancellationToken)
     {
         try
         {
-            return _streaming.Issue(request);
+            return await _streaming.IssueAsync(session, cancellationToken);
         }
         catch (StreamingCapacityException e)
         {

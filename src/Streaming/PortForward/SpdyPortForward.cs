@@ -112,8 +112,9 @@ internal static class SpdyPortForward
             using var socket = await target.ConnectAsync(port, cancellationToken);
             await PortRelay.RunAsync(data, socket, () => data.CloseWriteAsync(cancellationToken), cancellationToken);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
+            // Any failure short of the session ending is the client's to see, a timed-out connect included.
             try
             {
                 await error.WriteAsync(Encoding.UTF8.GetBytes($"error forwarding port {port} to {target.Description}: {e.Message}"), cancellationToken);

@@ -32,7 +32,7 @@ internal static class WebSocketPortForward
                     using var pod = await target.ConnectAsync(ports[index], session.Token);
                     await PortRelay.RunAsync(data, pod, () => socket.CloseChannelAsync((byte)(2 * index), session.Token), session.Token);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (!session.IsCancellationRequested)
                 {
                     try
                     {

@@ -319,7 +319,7 @@ public sealed class SpdyConnection : IAsyncDisposable
     internal Task WriteRstAsync(int streamId, SpdyRstStatus status) =>
         WriteControlAsync(w => SpdyFrameWriter.WriteRstStream(w, streamId, status));
 
-    /// <summary>Grants the peer window for data a reader consumed; sent in batches of half a window.</summary>
+    /// <summary>Grants the peer window for data a reader consumed; sent in batches of a quarter window.</summary>
     internal void Credit(SpdyStream stream, int consumed)
     {
         var streamDelta = stream.TakeCredit(consumed);

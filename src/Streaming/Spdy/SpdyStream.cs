@@ -10,8 +10,11 @@ namespace Berth.Streaming.Spdy;
 /// </summary>
 public sealed class SpdyStream : Stream
 {
-    // The peer may ignore our window (spdystream does), so the buffer bound is what holds a slow reader's backlog.
-    private static readonly PipeOptions InboundOptions = new(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false);
+    // The peer may ignore our window (spdystream does), so the buffer bound is what holds a slow reader's backlog; a
+    // full buffer stops the session's reader. It sits above the window we offer, so a peer that keeps to the window
+    // never reaches it: otherwise one slow stream could stall the WINDOW_UPDATEs its own progress depends on.
+    private static readonly PipeOptions InboundOptions = new(
+        pauseWriterThreshold: 2 * SpdyConnection.ReceiveWindow, resumeWriterThreshold: SpdyConnection.ReceiveWindow, useSynchronizationContext: false);
 
     private readonly SpdyConnection _connection;
     private readonly Pipe _inbound = new(InboundOptions);

@@ -131,9 +131,13 @@ public sealed class SpdyTestClient : IAsyncDisposable
         await _writeLock.WaitAsync();
         try
         {
-            stream = new ClientStream(this, _nextId) { SendWindow = _initialSendWindow };
+            // Under the window lock, so a SETTINGS frame read meanwhile adjusts this stream too.
+            lock (_windowLock)
+            {
+                stream = new ClientStream(this, _nextId) { SendWindow = _initialSendWindow };
+                _streams[stream.Id] = stream;
+            }
             _nextId += 2;
-            _streams[stream.Id] = stream;
             _compressedOut.SetLength(0);
             _deflater.Write(block.ToArray());
             _deflater.Flush();
@@ -229,7 +233,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
                     if (payload.Length > 0)
                     {
                         stream.Inbound.Writer.TryWrite(payload);
-                        // Window goes back in batches of half the initial window, per stream and for the session.
+                        // Window goes back in batches of a quarter of the offered window, per stream and for the session.
                         stream.Unacknowledged += payload.Length;
                         if (stream.Unacknowledged >= OfferedWindow / 4)
                         {
