@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Berth.Sandbox.Native;
 
 namespace Berth.Sandbox;
 
@@ -30,16 +29,8 @@ public sealed partial class SandboxManager
                 throw;
             }
         }
-        var inPod = await Task.Run(() => NamespaceThread.Run("berth-portforward", () =>
-        {
-            var fd = Linux.Open(netns, Linux.ORdOnly | Linux.OCloExec);
-            if (fd < 0) throw Linux.Error("open", netns, Linux.LastError);
-            var joined = Linux.SetNs(fd, Linux.CloneNewNet);
-            var error = Linux.LastError;
-            _ = Linux.Close(fd);
-            if (joined != 0) throw Linux.Error("setns", netns, error);
-            return new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        }), cancellationToken);
+        var inPod = await Task.Run(() => InNetworkNamespace(netns, "berth-portforward",
+            () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }), cancellationToken);
         try
         {
             // No timeout of our own: like a plain connect, it gives up when the kernel's SYN retries run out.

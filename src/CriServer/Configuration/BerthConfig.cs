@@ -28,6 +28,20 @@ public sealed record BerthConfig
     public CniConfig Cni { get; init; } = new();
 
     public RuntimeConfig Runtime { get; init; } = new();
+
+    public StatsConfig Stats { get; init; } = new();
+}
+
+public sealed record StatsConfig
+{
+    /// <summary>
+    /// How often the background collector samples CPU counters (the baseline of usage_nano_cores) and measures
+    /// writable layers; stats RPCs read cgroups at call time but never walk a filesystem.
+    /// </summary>
+    public TimeSpan CollectPeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Container events buffered per GetContainerEvents subscriber; one that falls further behind is dropped.</summary>
+    public int EventBuffer { get; init; } = 1000;
 }
 
 public sealed record CniConfig
@@ -95,6 +109,9 @@ public sealed record GrpcConfig
 
     /// <summary>How long in-flight RPCs may run on after SIGTERM before the host stops them.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Items per message of the Stream* RPCs (StreamContainers and the like).</summary>
+    public int StreamChunkSize { get; init; } = 100;
 }
 
 public sealed record MetricsConfig

@@ -91,6 +91,7 @@ public static class ConfigLoader
             Images = ParseImages(root.Section("images"), defaults.Images),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
             Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime),
+            Stats = ParseStats(root.Section("stats"), defaults.Stats),
         };
         root.RejectUnknownKeys();
         return config;
@@ -104,9 +105,24 @@ public static class ConfigLoader
             Socket = section.String("socket") ?? defaults.Socket,
             Gid = (int?)section.Integer("gid", 0, int.MaxValue) ?? defaults.Gid,
             ShutdownTimeout = section.Duration("shutdown_timeout") ?? defaults.ShutdownTimeout,
+            StreamChunkSize = (int?)section.Integer("stream_chunk_size", 1, 100_000) ?? defaults.StreamChunkSize,
         };
         section.RejectUnknownKeys();
         return grpc;
+    }
+
+    private static StatsConfig ParseStats(TomlSection? section, StatsConfig defaults)
+    {
+        if (section is null) return defaults;
+        var stats = defaults with
+        {
+            CollectPeriod = section.Duration("collect_period") ?? defaults.CollectPeriod,
+            EventBuffer = (int?)section.Integer("event_buffer", 1, 1_000_000) ?? defaults.EventBuffer,
+        };
+        section.RejectUnknownKeys();
+        if (stats.CollectPeriod < TimeSpan.FromMilliseconds(100))
+            throw new ConfigException($"stats.collect_period: {stats.CollectPeriod} is below the 100ms minimum");
+        return stats;
     }
 
     private static MetricsConfig ParseMetrics(TomlSection? section, MetricsConfig defaults)

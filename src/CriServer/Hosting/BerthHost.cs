@@ -1,4 +1,6 @@
 using Berth.CriServer.Configuration;
+using Berth.CriServer.Events;
+using Berth.CriServer.Stats;
 using Berth.CriServer.Observability;
 using Berth.CriServer.Services;
 using Berth.Cni;
@@ -127,6 +129,7 @@ internal static partial class BerthHost
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(Metrics.DefaultRegistry);
         builder.Services.AddSingleton<RpcMetrics>();
+        builder.Services.AddSingleton<RuntimeMetrics>();
         builder.Services.AddSingleton(ComponentOptions.ImageStore(config));
         builder.Services.AddSingleton<ImageManager>();
         builder.Services.AddSingleton(new CniNetwork(ComponentOptions.Cni(config)));
@@ -134,6 +137,12 @@ internal static partial class BerthHost
         builder.Services.AddSingleton<SandboxManager>();
         builder.Services.AddSingleton(ComponentOptions.Containers(config));
         builder.Services.AddSingleton<ContainerManager>();
+        builder.Services.AddSingleton(config.Stats);
+        builder.Services.AddSingleton(Berth.Runtime.Stats.CgroupReader.ForNode(Berth.Runtime.NodeProbe.CgroupV2));
+        builder.Services.AddSingleton<StatsCollector>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<StatsCollector>());
+        builder.Services.AddSingleton(s => new ContainerEvents(
+            s.GetRequiredService<ContainerManager>(), s.GetRequiredService<SandboxManager>(), config.Stats.EventBuffer, s.GetRequiredService<ILogger<ContainerEvents>>()));
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<RpcInterceptor>();
@@ -141,6 +150,7 @@ internal static partial class BerthHost
         });
 
         var app = builder.Build();
+        _ = app.Services.GetRequiredService<RuntimeMetrics>(); // registers its scrape callback
         app.UseWebSockets();
         app.UseRouting();
         app.MapGrpcService<RuntimeService>();

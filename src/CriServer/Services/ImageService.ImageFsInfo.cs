@@ -16,6 +16,15 @@ public sealed partial class ImageService
             UsedBytes = new UInt64Value { Value = usage.UsedBytes },
             InodesUsed = new UInt64Value { Value = usage.InodesUsed },
         });
+        // The containers' writable layers, as the stats collector last measured them (never walked here).
+        var (bytes, inodes, timestamp) = _stats.WritableLayersTotal();
+        response.ContainerFilesystems.Add(new FilesystemUsage
+        {
+            Timestamp = timestamp.ToUnixTimeMilliseconds() * 1_000_000,
+            FsId = new FilesystemIdentifier { Mountpoint = _containerOptions.DataDirectory },
+            UsedBytes = new UInt64Value { Value = bytes },
+            InodesUsed = new UInt64Value { Value = inodes },
+        });
         return Task.FromResult(response);
     }
 }

@@ -7,8 +7,21 @@ public sealed partial class RuntimeService
 {
     public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
     {
-        var filter = request.Filter;
         var response = new ListContainersResponse();
+        response.Containers.AddRange(SelectContainers(request.Filter).Select(ContainerMapper.ToListItem));
+        return Task.FromResult(response);
+    }
+
+    public override Task StreamContainers(StreamContainersRequest request, IServerStreamWriter<StreamContainersResponse> responseStream, ServerCallContext context) =>
+        ListStreaming.SendAsync(SelectContainers(request.Filter).Select(ContainerMapper.ToListItem), _config.Grpc.StreamChunkSize, chunk =>
+        {
+            var message = new StreamContainersResponse();
+            message.Containers.AddRange(chunk);
+            return message;
+        }, responseStream, context.CancellationToken);
+
+    private IEnumerable<Runtime.Containers.ContainerRecord> SelectContainers(ContainerFilter? filter)
+    {
         foreach (var record in _containers.List())
         {
             if (record.State == Runtime.Containers.ContainerState.Creating) continue;
@@ -19,9 +32,8 @@ public sealed partial class RuntimeService
                 if (filter.State is { } state && ContainerMapper.StateOf(record.State) != state.State) continue;
                 if (filter.LabelSelector.Any(l => !record.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
             }
-            response.Containers.Add(ContainerMapper.ToListItem(record));
+            yield return record;
         }
-        return Task.FromResult(response);
     }
 
     public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)

@@ -14,7 +14,11 @@ public sealed partial class RuntimeService
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
             : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = "NetworkPluginNotReady", Message = $"cni: {reason}" });
 
-        var response = new StatusResponse { Status = status, Features = new RuntimeFeatures() };
+        // Supplemental groups policy (Strict) is honoured; user namespaces and recursive read-only mounts are not.
+        var response = new StatusResponse { Status = status, Features = new RuntimeFeatures { SupplementalGroupsPolicy = true } };
+        // The default handler ("") first, as kubelet looks for it, then each configured handler by name.
+        foreach (var name in _config.Runtime.Handlers.Keys.Order(StringComparer.Ordinal).Prepend(""))
+            response.RuntimeHandlers.Add(new RuntimeHandler { Name = name, Features = new RuntimeHandlerFeatures() });
         if (request.Verbose)
         {
             // crictl info parses every value as JSON, so each one is a JSON document.

@@ -1,4 +1,6 @@
 using Berth.CriServer.Configuration;
+using Berth.CriServer.Events;
+using Berth.CriServer.Stats;
 using Berth.CriServer.Streaming;
 using Berth.ImageStore;
 using Berth.Runtime.Containers;
@@ -11,7 +13,9 @@ namespace Berth.CriServer.Services;
 /// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
 /// overridden answer Unimplemented through the generated base class.
 /// </summary>
-public sealed partial class RuntimeService(BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images, StreamingUrls streaming)
+public sealed partial class RuntimeService(
+    BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images, StreamingUrls streaming,
+    StatsCollector stats, ContainerEvents events, ContainerOptions containerOptions)
     : Cri.V1.RuntimeService.RuntimeServiceBase
 {
     private readonly BerthConfig _config = config;
@@ -19,4 +23,9 @@ public sealed partial class RuntimeService(BerthConfig config, SandboxManager sa
     private readonly ContainerManager _containers = containers;
     private readonly ImageManager _images = images;
     private readonly StreamingUrls _streaming = streaming;
+    private readonly StatsCollector _stats = stats;
+    private readonly ContainerEvents _events = events;
+
+    /// <summary>Where writable layers live: the filesystem ContainerStats' writable_layer names.</summary>
+    private readonly string _containerData = containerOptions.DataDirectory;
 }

@@ -75,12 +75,15 @@ public sealed partial class ContainerManager : IDisposable
         _exitWatcher.EnableRaisingEvents = true;
     }
 
-    /// <summary>Raised after a container changes state (created, started, exited, removed: the record is then null).</summary>
-    public event Action<string, ContainerRecord?>? Changed;
+    /// <summary>Raised after a container changes state: created, started, exited, removed.</summary>
+    public event Action<ContainerChange>? Changed;
 
     public IReadOnlyList<ContainerRecord> List() => _store.List();
 
     public ContainerRecord? Get(string id) => _store.Get(id);
+
+    /// <summary>The container's writable layer (the overlay's upper dir), whose usage ContainerStats reports.</summary>
+    public static string WritableLayerOf(ContainerRecord record) => Path.Combine(record.Directory, "upper");
 
     public ContainerRecord GetRequired(string id) => _store.Get(id) ?? throw new ContainerNotFoundException(id);
 
@@ -126,7 +129,7 @@ public sealed partial class ContainerManager : IDisposable
             Directory.CreateDirectory(record.Bundle);
             step = "mounting the root filesystem";
             var rootfs = Path.Combine(record.Bundle, "rootfs");
-            ContainerRootfs.Mount(request.LowerDirs, Path.Combine(record.Directory, "upper"), Path.Combine(record.Directory, "work"), rootfs);
+            ContainerRootfs.Mount(request.LowerDirs, WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfs);
 
             step = "building the OCI spec";
             var volumes = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -156,7 +159,7 @@ public sealed partial class ContainerManager : IDisposable
             record = record with { State = ContainerState.Created, Shim = shim, InitPid = initPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "" };
             _store.Update(record);
             LogCreated(_logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);
-            Changed?.Invoke(id, record);
+            Changed?.Invoke(new(ContainerChangeKind.Created, record));
             return record;
         }
         catch (Exception e)
@@ -185,7 +188,7 @@ public sealed partial class ContainerManager : IDisposable
             await RuntimeOf(record).DeleteAsync(id, CancellationToken.None);
             record = record with { State = ContainerState.Exited, FinishedAt = Now(), ExitCode = 128, Reason = "StartError", Message = e.Message };
             _store.Update(record);
-            Changed?.Invoke(id, record);
+            Changed?.Invoke(new(ContainerChangeKind.Exited, record));
             throw;
         }
         // The exit may have been handled while runc start ran; it needed this lock, so it has not: it comes next.
@@ -194,7 +197,7 @@ public sealed partial class ContainerManager : IDisposable
         {
             record = record with { State = ContainerState.Running, StartedAt = startedAt };
             _store.Update(record);
-            Changed?.Invoke(id, record);
+            Changed?.Invoke(new(ContainerChangeKind.Started, record));
         }
     }
 
@@ -242,7 +245,7 @@ public sealed partial class ContainerManager : IDisposable
         await TearDownAsync(record);
         _store.Delete(record);
         _locks.TryRemove(id, out _);
-        Changed?.Invoke(id, null);
+        Changed?.Invoke(new(ContainerChangeKind.Removed, record));
     }
 
     public async Task UpdateResourcesAsync(string id, ContainerResources resources, CancellationToken cancellationToken)
@@ -413,7 +416,7 @@ public sealed partial class ContainerManager : IDisposable
             // The runtime's state and the cgroup go now; the rootfs stays for RemoveContainer.
             await RuntimeOf(record).DeleteAsync(id, CancellationToken.None);
             _store.Update(record);
-            Changed?.Invoke(id, record);
+            Changed?.Invoke(new(ContainerChangeKind.Exited, record));
         }
         File.Delete(file);
         ExitOf(id).TrySetResult();
@@ -424,7 +427,7 @@ public sealed partial class ContainerManager : IDisposable
         await RuntimeOf(record).DeleteAsync(record.Id, CancellationToken.None);
         record = record with { State = ContainerState.Exited, ExitCode = code, FinishedAt = Now(), Reason = reason, Message = message };
         _store.Update(record);
-        Changed?.Invoke(record.Id, record);
+        Changed?.Invoke(new(ContainerChangeKind.Exited, record));
         ExitOf(record.Id).TrySetResult();
     }
 

@@ -13,6 +13,20 @@ public enum ContainerState
     Unknown,
 }
 
+public enum ContainerChangeKind
+{
+    Created,
+    Started,
+    Exited,
+    Removed,
+}
+
+/// <summary>
+/// A state change, raised after the store has it, while the container's lock is held: one container's changes come
+/// in the order they happened. <see cref="Record"/> is the new state, or the last one for <see cref="ContainerChangeKind.Removed"/>.
+/// </summary>
+public readonly record struct ContainerChange(ContainerChangeKind Kind, ContainerRecord Record);
+
 /// <summary>Everything CreateContainer needs, gathered by the caller from the pod, the image and the node.</summary>
 public sealed record ContainerCreateRequest
 {

@@ -1,0 +1,48 @@
+using Berth.Cri.V1;
+using Berth.CriServer.Stats;
+using Grpc.Core;
+using RuntimeState = Berth.Runtime.Containers.ContainerState;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override Task<ContainerStatsResponse> ContainerStats(ContainerStatsRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        var record = _containers.Get(request.ContainerId);
+        if (record is null || record.State == RuntimeState.Creating)
+            throw new RpcException(new Status(StatusCode.NotFound, $"container_id: container {request.ContainerId} not found"));
+        return Task.FromResult(new ContainerStatsResponse { Stats = StatsMapper.ToCri(_stats.Container(record), _containerData) });
+    }
+
+    public override Task<ListContainerStatsResponse> ListContainerStats(ListContainerStatsRequest request, ServerCallContext context)
+    {
+        var response = new ListContainerStatsResponse();
+        response.Stats.AddRange(SelectContainerStats(request.Filter));
+        return Task.FromResult(response);
+    }
+
+    public override Task StreamContainerStats(StreamContainerStatsRequest request, IServerStreamWriter<StreamContainerStatsResponse> responseStream, ServerCallContext context) =>
+        ListStreaming.SendAsync(SelectContainerStats(request.Filter), _config.Grpc.StreamChunkSize, chunk =>
+        {
+            var message = new StreamContainerStatsResponse();
+            message.ContainerStats.AddRange(chunk);
+            return message;
+        }, responseStream, context.CancellationToken);
+
+    private IEnumerable<ContainerStats> SelectContainerStats(ContainerStatsFilter? filter)
+    {
+        foreach (var record in _containers.List())
+        {
+            if (record.State == RuntimeState.Creating) continue;
+            if (filter is not null)
+            {
+                if (filter.Id.Length > 0 && record.Id != filter.Id) continue;
+                if (filter.PodSandboxId.Length > 0 && record.PodId != filter.PodSandboxId) continue;
+                if (filter.LabelSelector.Any(l => !record.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
+            }
+            yield return StatsMapper.ToCri(_stats.Container(record), _containerData);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using Berth.CriServer.Configuration;
+using Berth.ImageStore;
+using Berth.Runtime.Containers;
+using Berth.Runtime.Stats;
+using Berth.Sandbox;
+using RuntimeState = Berth.Runtime.Containers.ContainerState;
+
+namespace Berth.CriServer.Stats;
+
+/// <summary>A pod's readings: its cgroup (or its containers' summed), its containers', and its network.</summary>
+public sealed record PodSample(CgroupSample? Cgroup, ulong? CpuNanoCores, IReadOnlyList<ContainerSample> Containers, IReadOnlyList<InterfaceUsage>? Network, long Timestamp);
+
+/// <summary>A container's readings; the cgroup's is null once the container has stopped (its cgroup is gone).</summary>
+public sealed record ContainerSample(ContainerRecord Record, CgroupSample? Cgroup, ulong? CpuNanoCores, FilesystemUsage? WritableLayer);
+
+/// <summary>
+/// The readings behind the stats RPCs. Cgroups are read at call time: a few small pseudo-files per container.
+/// What is costly or needs history is done on a period in the background instead: the CPU baselines that
+/// usage_nano_cores is rated against, and the walk of each writable layer, which no RPC ever waits for.
+/// </summary>
+public sealed partial class StatsCollector(
+    ContainerManager containers, SandboxManager sandboxes, CgroupReader cgroups, StatsConfig config, ILogger<StatsCollector> logger)
+    : BackgroundService
+{
+    private const string PodKeyPrefix = "pod/";
+    private readonly CpuRateTracker _cpu = new();
+    private readonly ConcurrentDictionary<string, FilesystemUsage> _layers = new(StringComparer.Ordinal);
+
+    public ContainerSample Container(ContainerRecord record)
+    {
+        var cgroup = record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 ? cgroups.Read(record.CgroupsPath) : null;
+        var rate = cgroup?.CpuUsageNanoseconds is { } usage ? _cpu.Rate(record.Id, cgroup.Timestamp, usage) : null;
+        return new ContainerSample(record, cgroup, rate, _layers.GetValueOrDefault(record.Id));
+    }
+
+    public async Task<PodSample> PodAsync(SandboxRecord sandbox, CancellationToken cancellationToken)
+    {
+        var samples = containers.List()
+            .Where(c => c.PodId == sandbox.Id && c.State != RuntimeState.Creating)
+            .Select(Container)
+            .ToList();
+        var cgroup = PodCgroup(sandbox, samples);
+        var rate = cgroup?.CpuUsageNanoseconds is { } usage ? _cpu.Rate(PodKeyPrefix + sandbox.Id, cgroup.Timestamp, usage) : null;
+        var network = await sandboxes.NetworkUsageAsync(sandbox.Id, cancellationToken);
+        return new PodSample(cgroup, rate, samples, network, cgroup?.Timestamp ?? Now());
+    }
+
+    /// <summary>Bytes and inodes of all writable layers, as last measured: the containers' share of the filesystem.</summary>
+    public (ulong Bytes, ulong Inodes, DateTimeOffset Timestamp) WritableLayersTotal()
+    {
+        ulong bytes = 0, inodes = 0;
+        var timestamp = DateTimeOffset.UnixEpoch;
+        foreach (var usage in _layers.Values)
+        {
+            bytes += usage.UsedBytes;
+            inodes += usage.InodesUsed;
+            if (usage.Timestamp > timestamp) timestamp = usage.Timestamp;
+        }
+        return (bytes, inodes, timestamp == DateTimeOffset.UnixEpoch ? DateTimeOffset.UtcNow : timestamp);
+    }
+
+    /// <summary>
+    /// kubelet's pod cgroup (the sandbox's cgroup parent) holds all the pod's containers. A pod without one has no
+    /// cgroup of its own: its figures are its running containers' summed.
+    /// </summary>
+    private CgroupSample? PodCgroup(SandboxRecord sandbox, IReadOnlyList<ContainerSample> samples)
+    {
+        if (!string.IsNullOrEmpty(sandbox.CgroupParent))
+        {
+            var parent = sandbox.CgroupParent.StartsWith('/') ? sandbox.CgroupParent : "/" + sandbox.CgroupParent;
+            if (cgroups.Read(parent.TrimEnd('/')) is { } own) return own;
+        }
+        var running = samples.Select(s => s.Cgroup).OfType<CgroupSample>().ToList();
+        if (running.Count == 0) return null;
+        static ulong? Sum(IEnumerable<ulong?> values) => values.Aggregate((ulong?)0, (total, v) => v is { } x ? (total ?? 0) + x : total);
+        return new CgroupSample
+        {
+            Timestamp = running.Max(s => s.Timestamp),
+            CpuUsageNanoseconds = Sum(running.Select(s => s.CpuUsageNanoseconds)),
+            MemoryUsageBytes = Sum(running.Select(s => s.MemoryUsageBytes)),
+            MemoryWorkingSetBytes = Sum(running.Select(s => s.MemoryWorkingSetBytes)),
+            MemoryRssBytes = Sum(running.Select(s => s.MemoryRssBytes)),
+            PageFaults = Sum(running.Select(s => s.PageFaults)),
+            MajorPageFaults = Sum(running.Select(s => s.MajorPageFaults)),
+            SwapUsageBytes = Sum(running.Select(s => s.SwapUsageBytes)),
+            Processes = Sum(running.Select(s => s.Processes)),
+            IoReadBytes = Sum(running.Select(s => s.IoReadBytes)),
+            IoWriteBytes = Sum(running.Select(s => s.IoWriteBytes)),
+        };
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(config.CollectPeriod);
+        do
+        {
+            try
+            {
+                Collect(stoppingToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogCollectFailed(logger, e);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>One round: CPU baselines for containers and pods, writable layers measured, the departed forgotten.</summary>
+    internal void Collect(CancellationToken cancellationToken)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var record in containers.List())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (record.State == RuntimeState.Creating) continue;
+            seen.Add(record.Id);
+            if (record.State == RuntimeState.Running && record.CgroupsPath.Length > 0
+                && cgroups.Read(record.CgroupsPath) is { CpuUsageNanoseconds: { } usage } sample)
+                _cpu.Observe(record.Id, sample.Timestamp, usage);
+            var layer = ContainerManager.WritableLayerOf(record);
+            if (Directory.Exists(layer)) _layers[record.Id] = FilesystemUsage.Measure(layer);
+        }
+        foreach (var sandbox in sandboxes.List())
+        {
+            seen.Add(PodKeyPrefix + sandbox.Id);
+            var samples = containers.List().Where(c => c.PodId == sandbox.Id && c.State == RuntimeState.Running)
+                .Select(c => new ContainerSample(c, c.CgroupsPath.Length > 0 ? cgroups.Read(c.CgroupsPath) : null, null, null)).ToList();
+            if (PodCgroup(sandbox, samples) is { CpuUsageNanoseconds: { } usage } pod) _cpu.Observe(PodKeyPrefix + sandbox.Id, pod.Timestamp, usage);
+        }
+        foreach (var id in _layers.Keys.Where(id => !seen.Contains(id))) _layers.TryRemove(id, out _);
+        _cpu.Retain(seen);
+    }
+
+    private static long Now() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stats collection round failed")]
+    private static partial void LogCollectFailed(ILogger logger, Exception exception);
+}
