@@ -72,6 +72,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         config.AppendLine("log_level = \"debug\"");
         config.AppendLine("[grpc]");
         config.AppendLine($"socket = \"{socketPath}\"");
+        if (options.StreamChunkSize is { } chunk) config.AppendLine($"stream_chunk_size = {chunk}");
         if (metricsPort is not null)
         {
             config.AppendLine("[metrics]");
@@ -257,6 +258,9 @@ public sealed record DaemonOptions
     public string? SocketPath { get; init; }
 
     public bool EnableMetrics { get; init; }
+
+    /// <summary>grpc.stream_chunk_size: items per Stream* message; null keeps the default.</summary>
+    public int? StreamChunkSize { get; init; }
 
     /// <summary>Where CNI plugins are looked up: Debian's, plus any a test adds.</summary>
     public IReadOnlyList<string> CniBinDirs { get; init; } = ["/usr/lib/cni"];

@@ -14,7 +14,7 @@ public sealed class ContainerTestBed : IAsyncLifetime
     private static readonly string[] Applets =
     [
         "echo", "sleep", "cat", "id", "ps", "grep", "head", "tail", "ls", "wc", "true", "false", "kill", "nc", "hostname",
-        "touch", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip", "stty", "tty", "sha256sum",
+        "touch", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip", "stty", "tty", "sha256sum", "httpd", "wget",
     ];
 
     private RegistryServer? _registry;
@@ -22,6 +22,7 @@ public sealed class ContainerTestBed : IAsyncLifetime
     private TestNetwork? _network;
 
     public BerthDaemon Daemon => _daemon ?? throw new InvalidOperationException("not started");
+    public RegistryServer Registry => _registry ?? throw new InvalidOperationException("not started");
     public TestNetwork Network => _network ?? throw new InvalidOperationException("not started");
 
     /// <summary>busybox with the applet links, Cmd ["/bin/sh"].</summary>
@@ -33,8 +34,14 @@ public sealed class ContainerTestBed : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync(RegistryMode.Plain);
-        // Short-lived streaming URLs, so a test can watch one expire.
-        _daemon = await BerthDaemon.StartAsync(new DaemonOptions { ExtraConfig = "[streaming]\ntoken_lifetime = \"5s\"\n" });
+        // Short-lived streaming URLs, so a test can watch one expire; stats collected every second; Stream* RPCs
+        // in chunks of three items, so a handful of pods or containers already spans several messages.
+        _daemon = await BerthDaemon.StartAsync(new DaemonOptions
+        {
+            ExtraConfig = "[streaming]\ntoken_lifetime = \"5s\"\n[stats]\ncollect_period = \"1s\"\n",
+            StreamChunkSize = 3,
+            EnableMetrics = true,
+        });
         _network = TestNetwork.Create(_daemon);
         using var pusher = new RegistryPusher(_registry);
         var applets = TestLayers.Tar(w =>
