@@ -266,6 +266,13 @@ internal static class ContainerMapper
                 _ => Cri.V1.MountPropagation.PropagationPrivate,
             },
         }));
+        if (record.User is { } user)
+        {
+            var linux = new LinuxContainerUser { Uid = user.Uid, Gid = user.Gid };
+            // The primary group is among the process's groups, as the kernel reports them.
+            linux.SupplementalGroups.AddRange(new[] { (long)user.Gid }.Concat((user.AdditionalGids ?? []).Select(g => (long)g)).Distinct().Order());
+            status.User = new ContainerUser { Linux = linux };
+        }
         return status;
     }
 

@@ -156,7 +156,7 @@ public sealed partial class ContainerManager : IDisposable
             var prepared = watch.Elapsed.TotalMilliseconds;
             var (shim, initPid) = await ShimClient.StartAsync(_options.ShimBinary, runtime, record, ExitFileOf(id), cancellationToken);
             var shimmed = watch.Elapsed.TotalMilliseconds;
-            record = record with { State = ContainerState.Created, Shim = shim, InitPid = initPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "" };
+            record = record with { State = ContainerState.Created, Shim = shim, InitPid = initPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "", User = spec.Process.User };
             _store.Update(record);
             LogCreated(_logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);
             Changed?.Invoke(new(ContainerChangeKind.Created, record));

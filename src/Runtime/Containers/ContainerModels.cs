@@ -98,6 +98,9 @@ public sealed record ContainerRecord
     [JsonPropertyName("shim")] public ShimProcess? Shim { get; init; }
     [JsonPropertyName("initPid")] public int InitPid { get; init; }
 
+    /// <summary>The user the container's process runs as, resolved at create (ContainerStatus.user).</summary>
+    [JsonPropertyName("user")] public Spec.OciUser? User { get; init; }
+
     /// <summary>The image snapshots under the rootfs, kept from image garbage collection while the container exists.</summary>
     [JsonPropertyName("lowerDirs")] public List<string> LowerDirs { get; init; } = [];
 
