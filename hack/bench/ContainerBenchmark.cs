@@ -15,11 +15,7 @@ internal static class ContainerBenchmark
     public static async Task<string> RunAsync(int containers, int listed)
     {
         await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
-        using var pusher = new RegistryPusher(registry);
-        // Also containerd's sandbox image, so its Cmd must keep running, as a pause container does.
-        await pusher.PushAsync("bench/busybox", new TestImageBuilder().Layer(TestLayers.Base())
-            .RunConfig(c => c["Cmd"] = new System.Text.Json.Nodes.JsonArray("/bin/busybox", "sleep", "2147483647")).Build(), "1");
-        var image = $"{registry.Host}/bench/busybox:1";
+        var image = await BenchImage.PushSleeperAsync(registry);
 
         await using var berth = await BerthDaemon.StartAsync();
         await using var containerd = await ContainerdDaemon.StartAsync(registry.Host, sandboxImage: image);

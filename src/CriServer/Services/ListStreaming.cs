@@ -8,14 +8,16 @@ namespace Berth.CriServer.Services;
 /// </summary>
 internal static class ListStreaming
 {
-    public static async Task SendAsync<TItem, TResponse>(
+    public static Task SendAsync<TItem, TResponse>(
         IEnumerable<TItem> items, int chunkSize, Func<IEnumerable<TItem>, TResponse> message,
+        IServerStreamWriter<TResponse> writer, CancellationToken cancellationToken) =>
+        SendAsync(items.ToAsyncEnumerable(), chunkSize, message, writer, cancellationToken);
+
+    public static async Task SendAsync<TItem, TResponse>(
+        IAsyncEnumerable<TItem> items, int chunkSize, Func<IEnumerable<TItem>, TResponse> message,
         IServerStreamWriter<TResponse> writer, CancellationToken cancellationToken)
     {
-        foreach (var chunk in items.Chunk(chunkSize))
-        {
-            cancellationToken.ThrowIfCancellationRequested();
+        await foreach (var chunk in items.Chunk(chunkSize).WithCancellation(cancellationToken))
             await writer.WriteAsync(message(chunk), cancellationToken);
-        }
     }
 }

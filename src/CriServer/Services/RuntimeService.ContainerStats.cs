@@ -33,16 +33,8 @@ public sealed partial class RuntimeService
 
     private IEnumerable<ContainerStats> SelectContainerStats(ContainerStatsFilter? filter)
     {
-        foreach (var record in _containers.List())
-        {
-            if (record.State == RuntimeState.Creating) continue;
-            if (filter is not null)
-            {
-                if (filter.Id.Length > 0 && record.Id != filter.Id) continue;
-                if (filter.PodSandboxId.Length > 0 && record.PodId != filter.PodSandboxId) continue;
-                if (filter.LabelSelector.Any(l => !record.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
-            }
-            yield return StatsMapper.ToCri(_stats.Container(record), _containerData);
-        }
+        var selection = new ContainerFilter { Id = filter?.Id ?? "", PodSandboxId = filter?.PodSandboxId ?? "" };
+        if (filter is not null) selection.LabelSelector.Add(filter.LabelSelector);
+        return SelectContainers(selection).Select(record => StatsMapper.ToCri(_stats.Container(record), _containerData));
     }
 }

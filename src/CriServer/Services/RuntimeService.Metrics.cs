@@ -21,26 +21,20 @@ public sealed partial class RuntimeService
         return response;
     }
 
-    public override async Task StreamPodSandboxMetrics(StreamPodSandboxMetricsRequest request, IServerStreamWriter<StreamPodSandboxMetricsResponse> responseStream, ServerCallContext context)
-    {
-        var chunk = new StreamPodSandboxMetricsResponse();
-        await foreach (var metrics in SelectPodMetricsAsync(context.CancellationToken))
+    public override Task StreamPodSandboxMetrics(StreamPodSandboxMetricsRequest request, IServerStreamWriter<StreamPodSandboxMetricsResponse> responseStream, ServerCallContext context) =>
+        ListStreaming.SendAsync(SelectPodMetricsAsync(context.CancellationToken), _config.Grpc.StreamChunkSize, chunk =>
         {
-            chunk.PodSandboxMetrics.Add(metrics);
-            if (chunk.PodSandboxMetrics.Count < _config.Grpc.StreamChunkSize) continue;
-            await responseStream.WriteAsync(chunk, context.CancellationToken);
-            chunk = new StreamPodSandboxMetricsResponse();
-        }
-        if (chunk.PodSandboxMetrics.Count > 0) await responseStream.WriteAsync(chunk, context.CancellationToken);
-    }
+            var message = new StreamPodSandboxMetricsResponse();
+            message.PodSandboxMetrics.AddRange(chunk);
+            return message;
+        }, responseStream, context.CancellationToken);
 
     private async IAsyncEnumerable<PodSandboxMetrics> SelectPodMetricsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        foreach (var sandbox in _sandboxes.List())
-        {
-            if (sandbox.State != Berth.Sandbox.SandboxState.Ready) continue;
-            yield return PodMetrics.ToCri(sandbox, await _stats.PodAsync(sandbox, cancellationToken));
-        }
+        var ready = new PodSandboxFilter { State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } };
+        var byPod = _stats.ContainersByPod();
+        foreach (var sandbox in SelectSandboxes(ready))
+            yield return PodMetrics.ToCri(sandbox, await _stats.PodAsync(sandbox, byPod[sandbox.Id], cancellationToken));
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         var sandbox = FindSandbox(request.PodSandboxId)
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: pod sandbox {request.PodSandboxId} not found"));
-        var sample = await _stats.PodAsync(sandbox, context.CancellationToken);
+        var sample = await _stats.PodAsync(sandbox, _containers.List().Where(c => c.PodId == sandbox.Id), context.CancellationToken);
         return new PodSandboxStatsResponse { Stats = StatsMapper.ToCri(sandbox, sample, _containerData) };
     }
 
@@ -23,31 +23,21 @@ public sealed partial class RuntimeService
         return response;
     }
 
-    public override async Task StreamPodSandboxStats(StreamPodSandboxStatsRequest request, IServerStreamWriter<StreamPodSandboxStatsResponse> responseStream, ServerCallContext context)
-    {
-        var chunk = new StreamPodSandboxStatsResponse();
-        await foreach (var stats in SelectPodStatsAsync(request.Filter, context.CancellationToken))
+    public override Task StreamPodSandboxStats(StreamPodSandboxStatsRequest request, IServerStreamWriter<StreamPodSandboxStatsResponse> responseStream, ServerCallContext context) =>
+        ListStreaming.SendAsync(SelectPodStatsAsync(request.Filter, context.CancellationToken), _config.Grpc.StreamChunkSize, chunk =>
         {
-            chunk.PodSandboxStats.Add(stats);
-            if (chunk.PodSandboxStats.Count < _config.Grpc.StreamChunkSize) continue;
-            await responseStream.WriteAsync(chunk, context.CancellationToken);
-            chunk = new StreamPodSandboxStatsResponse();
-        }
-        if (chunk.PodSandboxStats.Count > 0) await responseStream.WriteAsync(chunk, context.CancellationToken);
-    }
+            var message = new StreamPodSandboxStatsResponse();
+            message.PodSandboxStats.AddRange(chunk);
+            return message;
+        }, responseStream, context.CancellationToken);
 
     /// <summary>Ready pods only: a stopped pod has no network namespace and no running containers to report.</summary>
     private async IAsyncEnumerable<PodSandboxStats> SelectPodStatsAsync(PodSandboxStatsFilter? filter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        foreach (var sandbox in _sandboxes.List())
-        {
-            if (sandbox.State != Berth.Sandbox.SandboxState.Ready) continue;
-            if (filter is not null)
-            {
-                if (filter.Id.Length > 0 && sandbox.Id != filter.Id) continue;
-                if (filter.LabelSelector.Any(l => !sandbox.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
-            }
-            yield return StatsMapper.ToCri(sandbox, await _stats.PodAsync(sandbox, cancellationToken), _containerData);
-        }
+        var ready = new PodSandboxFilter { Id = filter?.Id ?? "", State = new PodSandboxStateValue { State = PodSandboxState.SandboxReady } };
+        if (filter is not null) ready.LabelSelector.Add(filter.LabelSelector);
+        var byPod = _stats.ContainersByPod();
+        foreach (var sandbox in SelectSandboxes(ready))
+            yield return StatsMapper.ToCri(sandbox, await _stats.PodAsync(sandbox, byPod[sandbox.Id], cancellationToken), _containerData);
     }
 }

@@ -34,17 +34,18 @@ public sealed partial class StatsCollector(
         return new ContainerSample(record, cgroup, rate, _layers.GetValueOrDefault(record.Id));
     }
 
-    public async Task<PodSample> PodAsync(SandboxRecord sandbox, CancellationToken cancellationToken)
+    /// <summary>A pod's readings, from its containers' (<paramref name="podContainers"/>: the pod's, any state).</summary>
+    public async Task<PodSample> PodAsync(SandboxRecord sandbox, IEnumerable<ContainerRecord> podContainers, CancellationToken cancellationToken)
     {
-        var samples = containers.List()
-            .Where(c => c.PodId == sandbox.Id && c.State != RuntimeState.Creating)
-            .Select(Container)
-            .ToList();
+        var samples = podContainers.Where(c => c.State != RuntimeState.Creating).Select(Container).ToList();
         var cgroup = PodCgroup(sandbox, samples);
         var rate = cgroup?.CpuUsageNanoseconds is { } usage ? _cpu.Rate(PodKeyPrefix + sandbox.Id, cgroup.Timestamp, usage) : null;
         var network = await sandboxes.NetworkUsageAsync(sandbox.Id, cancellationToken);
         return new PodSample(cgroup, rate, samples, network, cgroup?.Timestamp ?? Now());
     }
+
+    /// <summary>Every container, by pod: for callers that sample many pods, so the store is listed once.</summary>
+    public ILookup<string, ContainerRecord> ContainersByPod() => containers.List().ToLookup(c => c.PodId, StringComparer.Ordinal);
 
     /// <summary>Bytes and inodes of all writable layers, as last measured: the containers' share of the filesystem.</summary>
     public (ulong Bytes, ulong Inodes, DateTimeOffset Timestamp) WritableLayersTotal()
@@ -111,23 +112,26 @@ public sealed partial class StatsCollector(
     internal void Collect(CancellationToken cancellationToken)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var record in containers.List())
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (record.State == RuntimeState.Creating) continue;
-            seen.Add(record.Id);
-            if (record.State == RuntimeState.Running && record.CgroupsPath.Length > 0
-                && cgroups.Read(record.CgroupsPath) is { CpuUsageNanoseconds: { } usage } sample)
-                _cpu.Observe(record.Id, sample.Timestamp, usage);
-            var layer = ContainerManager.WritableLayerOf(record);
-            if (Directory.Exists(layer)) _layers[record.Id] = FilesystemUsage.Measure(layer);
-        }
+        var byPod = ContainersByPod();
         foreach (var sandbox in sandboxes.List())
         {
+            var running = new List<ContainerSample>();
+            foreach (var record in byPod[sandbox.Id])
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (record.State == RuntimeState.Creating) continue;
+                seen.Add(record.Id);
+                // Each cgroup is read once a round: for the container's baseline and for its pod's sum.
+                if (record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 && cgroups.Read(record.CgroupsPath) is { } sample)
+                {
+                    if (sample.CpuUsageNanoseconds is { } usage) _cpu.Observe(record.Id, sample.Timestamp, usage);
+                    running.Add(new ContainerSample(record, sample, null, null));
+                }
+                var layer = ContainerManager.WritableLayerOf(record);
+                if (Directory.Exists(layer)) _layers[record.Id] = FilesystemUsage.Measure(layer);
+            }
             seen.Add(PodKeyPrefix + sandbox.Id);
-            var samples = containers.List().Where(c => c.PodId == sandbox.Id && c.State == RuntimeState.Running)
-                .Select(c => new ContainerSample(c, c.CgroupsPath.Length > 0 ? cgroups.Read(c.CgroupsPath) : null, null, null)).ToList();
-            if (PodCgroup(sandbox, samples) is { CpuUsageNanoseconds: { } usage } pod) _cpu.Observe(PodKeyPrefix + sandbox.Id, pod.Timestamp, usage);
+            if (PodCgroup(sandbox, running) is { CpuUsageNanoseconds: { } podUsage } pod) _cpu.Observe(PodKeyPrefix + sandbox.Id, pod.Timestamp, podUsage);
         }
         foreach (var id in _layers.Keys.Where(id => !seen.Contains(id))) _layers.TryRemove(id, out _);
         _cpu.Retain(seen);

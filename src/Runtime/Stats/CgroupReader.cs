@@ -54,16 +54,50 @@ public abstract class CgroupReader
     /// <summary>The value of <c>key value</c> in a flat-keyed file such as memory.stat or cpu.stat.</summary>
     protected static ulong? KeyedValue(ReadOnlySpan<byte> content, ReadOnlySpan<byte> key)
     {
-        while (!content.IsEmpty)
+        foreach (var line in Lines(content))
         {
-            var end = content.IndexOf((byte)'\n');
-            var line = end < 0 ? content : content[..end];
-            content = end < 0 ? default : content[(end + 1)..];
             if (line.Length > key.Length && line.StartsWith(key) && line[key.Length] == (byte)' '
                 && Utf8Parser.TryParse(line[(key.Length + 1)..], out ulong value, out _))
                 return value;
         }
         return null;
+    }
+
+    /// <summary>The lines of a pseudo-file's content, without their newlines.</summary>
+    protected static LineEnumerator Lines(ReadOnlySpan<byte> content) => new(content);
+
+    protected ref struct LineEnumerator(ReadOnlySpan<byte> content)
+    {
+        private ReadOnlySpan<byte> _rest = content;
+
+        public ReadOnlySpan<byte> Current { get; private set; }
+
+        public readonly LineEnumerator GetEnumerator() => this;
+
+        public bool MoveNext()
+        {
+            if (_rest.IsEmpty) return false;
+            var end = _rest.IndexOf((byte)'\n');
+            Current = end < 0 ? _rest : _rest[..end];
+            _rest = end < 0 ? default : _rest[(end + 1)..];
+            return true;
+        }
+    }
+
+    /// <summary>The value of each <c>name=value</c> field of a space-separated line, by name.</summary>
+    protected static bool TryField(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
+    {
+        foreach (var range in line.Split((byte)' '))
+        {
+            var field = line[range];
+            if (field.Length > name.Length && field.StartsWith(name) && field[name.Length] == (byte)'=')
+            {
+                value = field[(name.Length + 1)..];
+                return true;
+            }
+        }
+        value = default;
+        return false;
     }
 
     /// <summary>A PSI file: <c>some avg10=0.00 avg60=0.00 avg300=0.00 total=0</c>, and the same for <c>full</c>.</summary>
@@ -72,43 +106,23 @@ public abstract class CgroupReader
     internal static Pressure? ParsePressure(ReadOnlySpan<byte> content)
     {
         PressureData? some = null, full = null;
-        while (!content.IsEmpty)
+        foreach (var line in Lines(content))
         {
-            var end = content.IndexOf((byte)'\n');
-            var line = end < 0 ? content : content[..end];
-            content = end < 0 ? default : content[(end + 1)..];
-            if (line.StartsWith("some "u8)) some = ParsePressureLine(line[5..]);
-            else if (line.StartsWith("full "u8)) full = ParsePressureLine(line[5..]);
+            if (line.StartsWith("some "u8)) some = ParsePressureLine(line);
+            else if (line.StartsWith("full "u8)) full = ParsePressureLine(line);
         }
         return some is { } s ? new Pressure(s, full) : null;
     }
 
-    private static PressureData ParsePressureLine(ReadOnlySpan<byte> fields)
-    {
-        double avg10 = 0, avg60 = 0, avg300 = 0;
-        ulong total = 0;
-        foreach (var range in fields.Split((byte)' '))
-        {
-            var field = fields[range];
-            var equals = field.IndexOf((byte)'=');
-            if (equals < 0) continue;
-            var name = field[..equals];
-            var value = field[(equals + 1)..];
-            var parsed = name.SequenceEqual("total"u8)
-                ? Utf8Parser.TryParse(value, out total, out _)
-                : Utf8Parser.TryParse(value, out double average, out _) && Assign(name, average);
-            _ = parsed; // a field that does not parse stays 0
-        }
-        return new PressureData(total, avg10, avg60, avg300);
+    // A field that is missing or does not parse reads as 0.
+    private static PressureData ParsePressureLine(ReadOnlySpan<byte> line) => new(
+        TryField(line, "total"u8, out var total) && Utf8Parser.TryParse(total, out ulong microseconds, out _) ? microseconds : 0,
+        Average(line, "avg10"u8),
+        Average(line, "avg60"u8),
+        Average(line, "avg300"u8));
 
-        bool Assign(ReadOnlySpan<byte> name, double average)
-        {
-            if (name.SequenceEqual("avg10"u8)) avg10 = average;
-            else if (name.SequenceEqual("avg60"u8)) avg60 = average;
-            else if (name.SequenceEqual("avg300"u8)) avg300 = average;
-            return true;
-        }
-    }
+    private static double Average(ReadOnlySpan<byte> line, ReadOnlySpan<byte> name) =>
+        TryField(line, name, out var text) && Utf8Parser.TryParse(text, out double value, out _) ? value : 0;
 
     /// <summary>The whole file, or -1 when it is missing (a cgroup removed meanwhile, or a controller not enabled).</summary>
     private static int ReadAll(string path, Span<byte> buffer)

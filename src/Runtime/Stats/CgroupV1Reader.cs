@@ -70,17 +70,13 @@ public sealed class CgroupV1Reader(string root) : CgroupReader(root)
         public static IoServiceBytes Parse(ReadOnlySpan<byte> content)
         {
             ulong read = 0, write = 0;
-            while (!content.IsEmpty)
+            foreach (var line in Lines(content))
             {
-                var end = content.IndexOf((byte)'\n');
-                var line = end < 0 ? content : content[..end];
-                content = end < 0 ? default : content[(end + 1)..];
-                var first = line.IndexOf((byte)' ');
-                if (first < 0) continue;
-                var rest = line[(first + 1)..];
-                var second = rest.IndexOf((byte)' ');
-                if (second < 0 || !Utf8Parser.TryParse(rest[(second + 1)..], out ulong bytes, out _)) continue;
-                var operation = rest[..second];
+                // Per-device lines have three fields; the closing "Total N" has two and is skipped.
+                var fields = line.Split((byte)' ');
+                if (!fields.MoveNext() || !fields.MoveNext()) continue;
+                var operation = line[fields.Current];
+                if (!fields.MoveNext() || !Utf8Parser.TryParse(line[fields.Current], out ulong bytes, out _)) continue;
                 if (operation.SequenceEqual("Read"u8)) read += bytes;
                 else if (operation.SequenceEqual("Write"u8)) write += bytes;
             }

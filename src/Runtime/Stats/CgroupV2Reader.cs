@@ -60,17 +60,10 @@ public sealed class CgroupV2Reader(string root) : CgroupReader(root)
         public static IoStat Parse(ReadOnlySpan<byte> content)
         {
             ulong read = 0, write = 0;
-            while (!content.IsEmpty)
+            foreach (var line in Lines(content))
             {
-                var end = content.IndexOf((byte)'\n');
-                var line = end < 0 ? content : content[..end];
-                content = end < 0 ? default : content[(end + 1)..];
-                foreach (var range in line.Split((byte)' '))
-                {
-                    var field = line[range];
-                    if (field.StartsWith("rbytes="u8) && Utf8Parser.TryParse(field[7..], out ulong r, out _)) read += r;
-                    else if (field.StartsWith("wbytes="u8) && Utf8Parser.TryParse(field[7..], out ulong w, out _)) write += w;
-                }
+                if (TryField(line, "rbytes"u8, out var r) && Utf8Parser.TryParse(r, out ulong rbytes, out _)) read += rbytes;
+                if (TryField(line, "wbytes"u8, out var w) && Utf8Parser.TryParse(w, out ulong wbytes, out _)) write += wbytes;
             }
             return new IoStat(read, write);
         }

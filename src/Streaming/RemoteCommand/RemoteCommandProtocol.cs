@@ -46,48 +46,31 @@ public static class RemoteCommandProtocol
     /// </summary>
     public static byte[] Outcome(string protocol, int? exitCode, string? failure)
     {
-        if (!UsesStatusJson(protocol))
-        {
-            if (failure is not null) return Encoding.UTF8.GetBytes($"Internal error occurred: {failure}");
-            return exitCode is null or 0 ? [] : Encoding.UTF8.GetBytes($"command terminated with non-zero exit code: exit status {exitCode}");
-        }
+        var failed = failure is not null || exitCode is not (null or 0);
+        var message = failure is not null
+            ? $"Internal error occurred: {failure}"
+            : $"command terminated with non-zero exit code: exit status {exitCode}";
+        if (!UsesStatusJson(protocol)) return failed ? Encoding.UTF8.GetBytes(message) : [];
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
             json.WriteStartObject("metadata");
             json.WriteEndObject();
-            if (failure is not null)
+            json.WriteString("status", failed ? "Failure" : "Success");
+            if (failed)
             {
-                json.WriteString("status", "Failure");
-                json.WriteString("message", $"Internal error occurred: {failure}");
-                json.WriteString("reason", "InternalError");
+                json.WriteString("message", message);
+                json.WriteString("reason", failure is not null ? "InternalError" : "NonZeroExitCode");
                 json.WriteStartObject("details");
                 json.WriteStartArray("causes");
                 json.WriteStartObject();
-                json.WriteString("message", failure);
+                if (failure is null) json.WriteString("reason", "ExitCode");
+                json.WriteString("message", failure ?? exitCode!.Value.ToString(CultureInfo.InvariantCulture));
                 json.WriteEndObject();
                 json.WriteEndArray();
                 json.WriteEndObject();
-                json.WriteNumber("code", 500);
-            }
-            else if (exitCode is { } code && code != 0)
-            {
-                json.WriteString("status", "Failure");
-                json.WriteString("message", $"command terminated with non-zero exit code: exit status {code}");
-                json.WriteString("reason", "NonZeroExitCode");
-                json.WriteStartObject("details");
-                json.WriteStartArray("causes");
-                json.WriteStartObject();
-                json.WriteString("reason", "ExitCode");
-                json.WriteString("message", code.ToString(CultureInfo.InvariantCulture));
-                json.WriteEndObject();
-                json.WriteEndArray();
-                json.WriteEndObject();
-            }
-            else
-            {
-                json.WriteString("status", "Success");
+                if (failure is not null) json.WriteNumber("code", 500);
             }
             json.WriteEndObject();
         }

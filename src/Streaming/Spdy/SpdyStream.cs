@@ -8,7 +8,7 @@ namespace Berth.Streaming.Spdy;
 /// its FIN, writes become DATA frames, <see cref="CloseWriteAsync"/> sends this side's FIN and
 /// <see cref="ResetAsync"/> a RST_STREAM.
 /// </summary>
-public sealed class SpdyStream : Stream
+public sealed class SpdyStream : DuplexStream
 {
     // The peer may ignore our window (spdystream does), so the buffer bound is what holds a slow reader's backlog; a
     // full buffer stops the session's reader. It sits above the window we offer, so a peer that keeps to the window
@@ -159,28 +159,4 @@ public sealed class SpdyStream : Stream
         if (buffer.Length == 0) return;
         await _connection.WriteDataAsync(this, buffer, fin: false, cancellationToken);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override void Flush()
-    {
-    }
-
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
