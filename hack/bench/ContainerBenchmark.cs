@@ -138,9 +138,5 @@ internal static class ContainerBenchmark
         return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
     }
 
-    private static double P(List<double> values, int percentile)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1)];
-    }
+    private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);
 }

@@ -78,9 +78,5 @@ internal static class SandboxBenchmark
         return (run, stop, remove);
     }
 
-    private static double P(List<double> values, int percentile)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1)];
-    }
+    private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);
 }

@@ -141,9 +141,5 @@ internal static class StreamingBenchmark
         }
     }
 
-    private static double P(List<double> values, int percentile)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
-    }
+    private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);
 }
