@@ -233,6 +233,57 @@ public sealed class StatsTests(ContainerTestBed bed) : IClassFixture<ContainerTe
     }
 
     [Fact]
+    public async Task A_subscriber_that_falls_behind_is_dropped_and_the_others_get_everything()
+    {
+        // A berthd of its own that buffers four events per subscriber. The silent call's HTTP/2 window and Kestrel's
+        // output buffer take the first events; after them, its buffer overflows.
+        await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { ExtraConfig = "[stats]\nevent_buffer = 4\n" });
+        await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Image } });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        using var reader = daemon.Runtime.GetContainerEvents(new GetEventsRequest(), cancellationToken: timeout.Token);
+        using var silent = daemon.Runtime.GetContainerEvents(new GetEventsRequest(), cancellationToken: timeout.Token);
+        await Task.Delay(500);
+        var received = new List<ContainerEventResponse>();
+        var reading = Task.Run(async () =>
+        {
+            while (await reader.ResponseStream.MoveNext(timeout.Token)) received.Add(reader.ResponseStream.Current);
+        });
+
+        // Each event carries the statuses of all the pod's containers, so 40 of them make events of many KiB.
+        var pod = bed.Pod("lagging", hostNetwork: true);
+        var podId = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
+        const int Containers = 40;
+        for (var i = 0; i < Containers; i++)
+        {
+            var id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = bed.Container($"c{i}", "sleep", "3600"), SandboxConfig = pod,
+            })).ContainerId;
+            await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        }
+
+        var dropped = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            var count = 0;
+            while (await silent.ResponseStream.MoveNext(timeout.Token)) count++;
+            Assert.Fail($"the silent subscriber was not dropped; it got all {count} events");
+        });
+        Assert.Equal(StatusCode.ResourceExhausted, dropped.StatusCode);
+        Assert.Contains("was dropped", daemon.Output, StringComparison.Ordinal);
+
+        for (var waited = 0; received.Count < 2 * Containers; waited++)
+        {
+            Assert.True(waited < 200, $"the reading subscriber got {received.Count} of {2 * Containers} events");
+            await Task.Delay(100);
+        }
+        Assert.Equal(
+            Enumerable.Range(0, Containers).SelectMany(_ => new[] { ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent }),
+            received.Select(e => e.ContainerEventType));
+        await timeout.CancelAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => reading);
+    }
+
+    [Fact]
     public async Task Every_Stream_RPC_returns_its_List_twin_across_several_chunks()
     {
         var pods = new List<(string Id, PodSandboxConfig Config)>();
@@ -331,11 +382,79 @@ public sealed class StatsTests(ContainerTestBed bed) : IClassFixture<ContainerTe
 
             Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() =>
                 Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest { PodSandboxId = "nope" }).ResponseAsync)).StatusCode);
-            await Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest { PodSandboxId = podId, Resources = new LinuxContainerResources { CpuShares = 512 } });
         }
         finally
         {
             await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
+    public async Task UpdatePodSandboxResources_writes_the_pod_total_into_the_pod_cgroup()
+    {
+        var pod = bed.Pod("resize", hostNetwork: true);
+        pod.Linux.CgroupParent = $"/berth-test-{Guid.NewGuid():N}";
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            // The pod's cgroup is made by runc with its first container, as kubelet would have made it before.
+            // 8 MiB in the pod's /dev/shm stay charged to it: with no swap, nothing can push its usage below that.
+            await bed.RunAsync(podId, pod, bed.Container("resize", "sh", "-c", "dd if=/dev/zero of=/dev/shm/hold bs=1M count=8; sleep 3600"));
+            string Read(string controller, string file) => File.ReadAllText($"/sys/fs/cgroup/{controller}{pod.Linux.CgroupParent}/{file}").Trim();
+            for (var waited = 0; long.Parse(Read("memory", "memory.usage_in_bytes"), System.Globalization.CultureInfo.InvariantCulture) < 8L << 20; waited++)
+            {
+                Assert.True(waited < 100, "the container never filled /dev/shm");
+                await Task.Delay(100);
+            }
+            await Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
+            {
+                PodSandboxId = podId,
+                Resources = new LinuxContainerResources { MemoryLimitInBytes = 256L << 20, CpuShares = 512, CpuQuota = 50_000, CpuPeriod = 100_000 },
+                Overhead = new LinuxContainerResources { MemoryLimitInBytes = 16L << 20, CpuShares = 10 },
+            });
+            Assert.Equal($"{272L << 20}", Read("memory", "memory.limit_in_bytes"));
+            Assert.Equal("522", Read("cpu", "cpu.shares"));
+            Assert.Equal("50000", Read("cpu", "cpu.cfs_quota_us"));
+            Assert.Equal("100000", Read("cpu", "cpu.cfs_period_us"));
+
+            // Below what the pod uses now: the kernel refuses, and the caller hears which file and why.
+            var refused = await Assert.ThrowsAsync<RpcException>(() => Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
+            {
+                PodSandboxId = podId,
+                Resources = new LinuxContainerResources { MemoryLimitInBytes = 1L << 20 },
+            }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.Contains("memory.limit_in_bytes", refused.Status.Detail, StringComparison.Ordinal);
+
+            Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
+            {
+                PodSandboxId = podId,
+                Resources = new LinuxContainerResources { CpuShares = -1 },
+            }).ResponseAsync)).StatusCode);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+            foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+            {
+                if (Directory.Exists(controller + pod.Linux.CgroupParent)) Directory.Delete(controller + pod.Linux.CgroupParent);
+            }
+        }
+
+        var (plainPod, _) = await RunAsync("no-parent", true, "sleep", "3600");
+        try
+        {
+            var error = await Assert.ThrowsAsync<RpcException>(() => Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
+            {
+                PodSandboxId = plainPod,
+                Resources = new LinuxContainerResources { CpuShares = 512 },
+            }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
+            Assert.Contains("cgroup_parent", error.Status.Detail, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(plainPod);
         }
     }
 }

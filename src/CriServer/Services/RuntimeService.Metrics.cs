@@ -36,22 +36,4 @@ public sealed partial class RuntimeService
         foreach (var sandbox in SelectSandboxes(ready))
             yield return PodMetrics.ToCri(sandbox, await _stats.PodAsync(sandbox, byPod[sandbox.Id], cancellationToken));
     }
-
-    /// <summary>
-    /// kubelet sizes the pod's cgroup itself (cgroupfs driver) before it calls this; Berth keeps no pod-level
-    /// resources of its own, so after checking the request there is nothing to apply.
-    /// </summary>
-    public override Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
-        if (_sandboxes.Get(request.PodSandboxId) is null)
-            throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: pod sandbox {request.PodSandboxId} not found"));
-        foreach (var (field, resources) in new[] { ("overhead", request.Overhead), ("resources", request.Resources) })
-        {
-            if (resources is null) continue;
-            if (resources.CpuShares < 0 || resources.CpuQuota < -1 || resources.CpuPeriod < 0 || resources.MemoryLimitInBytes < 0)
-                throw InvalidArgument($"{field}: cpu_shares, cpu_period and memory_limit_in_bytes must not be negative, cpu_quota not below -1");
-        }
-        return Task.FromResult(new UpdatePodSandboxResourcesResponse());
-    }
 }
