@@ -24,8 +24,8 @@ public sealed partial class ImageManager : IDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<ImageRecord>>> _pulls = new(StringComparer.Ordinal);
     // Pull commits and removals take turns, so a removal never collects a layer a finishing pull is about to claim.
     private readonly SemaphoreSlim _commitLock = new(1, 1);
-    private static readonly TimeSpan UsageMaxAge = TimeSpan.FromSeconds(10);
-    private volatile FilesystemUsage? _usage;
+    private volatile MeasuredUsage? _usage;
+    private int _storeVersion;
 
     public ImageManager(ImageStoreOptions options, ILogger<ImageManager> logger)
     {
@@ -55,7 +55,7 @@ public sealed partial class ImageManager : IDisposable
                 try
                 {
                     var saved = await _images.SaveAsync(pulled, cancellationToken);
-                    _usage = null;
+                    StoreChanged();
                     LogPulled(_logger, key, saved.Id);
                     return saved;
                 }
@@ -111,7 +111,7 @@ public sealed partial class ImageManager : IDisposable
                     _commitLock.Release();
                 }
             }
-            _usage = null;
+            StoreChanged();
             return imported;
         }
         finally
@@ -141,15 +141,21 @@ public sealed partial class ImageManager : IDisposable
     public IReadOnlyList<ImageRecord> List() => _images.List();
 
     /// <summary>
-    /// Disk used by the image store. Measuring walks the tree, so a result is reused for a few seconds
-    /// and re-measured after pulls and removals.
+    /// Disk used by the image store. Measuring walks the tree, and only berthd writes there, so a result stands
+    /// until the next pull, import or removal (kubelet asks every few seconds; the store rarely changes).
     /// </summary>
     public FilesystemUsage Usage()
     {
-        var cached = _usage;
-        if (cached is not null && DateTimeOffset.UtcNow - cached.Timestamp < UsageMaxAge) return cached;
-        return _usage = FilesystemUsage.Measure(Root);
+        var version = Volatile.Read(ref _storeVersion);
+        if (_usage is { } cached && cached.Version == version) return cached.Usage;
+        var measured = FilesystemUsage.Measure(Root);
+        _usage = new MeasuredUsage(version, measured);
+        return measured;
     }
+
+    private sealed record MeasuredUsage(int Version, FilesystemUsage Usage);
+
+    private void StoreChanged() => Interlocked.Increment(ref _storeVersion);
 
     /// <summary>The image's config JSON, as pulled.</summary>
     public Task<byte[]> ReadConfigAsync(ImageRecord image, CancellationToken cancellationToken) =>
@@ -188,7 +194,7 @@ public sealed partial class ImageManager : IDisposable
             }
             await _images.DeleteAsync(record.Id, cancellationToken);
             CollectGarbage();
-            _usage = null;
+            StoreChanged();
             LogRemoved(_logger, record.Id);
         }
         finally
