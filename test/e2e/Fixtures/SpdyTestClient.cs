@@ -67,7 +67,7 @@ public sealed class SpdyTestClient : IAsyncDisposable
         string url, System.Security.Cryptography.X509Certificates.X509Certificate2? trusted, params string[] protocols)
     {
         var uri = new Uri(url);
-        var tcp = new TcpClient();
+        var tcp = new TcpClient { NoDelay = true };
         await tcp.ConnectAsync(uri.Host, uri.Port);
         Stream network = tcp.GetStream();
         if (uri.Scheme == "https")
@@ -349,6 +349,15 @@ public sealed class SpdyTestClient : IAsyncDisposable
             using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
             await foreach (var chunk in Inbound.Reader.ReadAllAsync(cts.Token)) all.Write(chunk);
             return all.ToArray();
+        }
+
+        /// <summary>Reads to the end and keeps only the count: for throughput, where the bytes themselves do not matter.</summary>
+        public async Task<long> CountToEndAsync(TimeSpan? timeout = null)
+        {
+            long total = 0;
+            using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
+            await foreach (var chunk in Inbound.Reader.ReadAllAsync(cts.Token)) total += chunk.Length;
+            return total;
         }
 
         public async Task<string> ReadTextToEndAsync(TimeSpan? timeout = null) => Encoding.UTF8.GetString(await ReadToEndAsync(timeout));
