@@ -374,6 +374,36 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
     }
 
     [Fact]
+    public async Task Container_RPCs_take_a_unique_ID_prefix_as_crictl_passes_it()
+    {
+        var pod = bed.Pod("prefix", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, bed.Container("prefix", "sleep", "3600"));
+            var other = await bed.RunAsync(podId, pod, bed.Container("other", "sleep", "3600"));
+            var shortId = id[..13];
+            Assert.Equal(id, (await bed.Daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = shortId })).Status.Id);
+            Assert.Equal(id, Assert.Single((await bed.Daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { Id = shortId } })).Containers).Id);
+            var exec = new ExecSyncRequest { ContainerId = shortId, Timeout = 10 };
+            exec.Cmd.AddRange(["echo", "by-prefix"]);
+            Assert.Equal("by-prefix\n", (await bed.Daemon.Runtime.ExecSyncAsync(exec)).Stdout.ToStringUtf8());
+            await bed.Daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = shortId, Timeout = 0 });
+            await bed.Daemon.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = shortId });
+            Assert.Null(bed.Daemon.Runtime.ListContainers(new ListContainersRequest()).Containers.FirstOrDefault(c => c.Id == id));
+            Assert.Equal(ContainerState.ContainerRunning, (await bed.StatusAsync(other)).State);
+
+            // A prefix of no container names none (an ambiguous one neither: unit-tested on the store).
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() =>
+                bed.Daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = "zz" }).ResponseAsync)).StatusCode);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
     public async Task Bad_requests_get_precise_statuses_and_leave_nothing_behind()
     {
         var pod = bed.Pod("bad", hostNetwork: true);

@@ -27,8 +27,9 @@ public sealed partial class RuntimeService
             if (record.State == Runtime.Containers.ContainerState.Creating) continue;
             if (filter is not null)
             {
-                if (filter.Id.Length > 0 && record.Id != filter.Id) continue;
-                if (filter.PodSandboxId.Length > 0 && record.PodId != filter.PodSandboxId) continue;
+                // IDs by prefix, as for pods: crictl passes what the operator typed.
+                if (filter.Id.Length > 0 && !record.Id.StartsWith(filter.Id, StringComparison.Ordinal)) continue;
+                if (filter.PodSandboxId.Length > 0 && !record.PodId.StartsWith(filter.PodSandboxId, StringComparison.Ordinal)) continue;
                 if (filter.State is { } state && ContainerMapper.StateOf(record.State) != state.State) continue;
                 if (filter.LabelSelector.Any(l => !record.Labels.TryGetValue(l.Key, out var value) || value != l.Value)) continue;
             }
@@ -39,7 +40,7 @@ public sealed partial class RuntimeService
     public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        var record = _containers.Get(request.ContainerId);
+        var record = _containers.Get(_containers.ResolveId(request.ContainerId));
         if (record is null || record.State == Runtime.Containers.ContainerState.Creating)
             throw new RpcException(new Status(StatusCode.NotFound, $"container_id: container {request.ContainerId} not found"));
         var response = new ContainerStatusResponse { Status = ContainerMapper.ToStatus(record) };

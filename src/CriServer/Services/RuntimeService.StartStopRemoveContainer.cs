@@ -8,7 +8,7 @@ public sealed partial class RuntimeService
     public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.StartAsync(request.ContainerId, context.CancellationToken);
+        await _containers.StartAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
         return new StartContainerResponse();
     }
 
@@ -16,7 +16,7 @@ public sealed partial class RuntimeService
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
-        await _containers.StopAsync(request.ContainerId, TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
+        await _containers.StopAsync(_containers.ResolveId(request.ContainerId), TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
         return new StopContainerResponse();
     }
 
@@ -24,7 +24,7 @@ public sealed partial class RuntimeService
     public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.RemoveAsync(request.ContainerId, context.CancellationToken);
+        await _containers.RemoveAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
         return new RemoveContainerResponse();
     }
 }

@@ -13,8 +13,8 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Cmd.Count == 0) throw InvalidArgument("cmd is required");
         var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
-        _containers.RequireRunning(request.ContainerId);
-        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.ExecKind, new ExecCommand(_containers, request.ContainerId, [.. request.Cmd], options)), context.CancellationToken);
+        var container = _containers.RequireRunning(_containers.ResolveId(request.ContainerId));
+        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.ExecKind, new ExecCommand(_containers, container.Id, [.. request.Cmd], options)), context.CancellationToken);
         return new ExecResponse { Url = url };
     }
 
@@ -22,10 +22,10 @@ public sealed partial class RuntimeService
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         var options = StreamOptions(request.Stdin, request.Stdout, request.Stderr, request.Tty);
-        var container = _containers.RequireRunning(request.ContainerId);
+        var container = _containers.RequireRunning(_containers.ResolveId(request.ContainerId));
         if (request.Stdin && !container.Stdin)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"stdin: container {request.ContainerId} was not created with stdin open"));
-        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.AttachKind, new AttachCommand(_containers, request.ContainerId, options)), context.CancellationToken);
+        var url = await IssueAsync(new RemoteCommandSession(StreamingSession.AttachKind, new AttachCommand(_containers, container.Id, options)), context.CancellationToken);
         return new AttachResponse { Url = url };
     }
 

@@ -9,14 +9,14 @@ public sealed partial class RuntimeService
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Linux is null) throw InvalidArgument("linux is required");
-        await _containers.UpdateResourcesAsync(request.ContainerId, ContainerMapper.Resources(request.Linux), context.CancellationToken);
+        await _containers.UpdateResourcesAsync(_containers.ResolveId(request.ContainerId), ContainerMapper.Resources(request.Linux), context.CancellationToken);
         return new UpdateContainerResourcesResponse();
     }
 
     public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.ReopenLogAsync(request.ContainerId, context.CancellationToken);
+        await _containers.ReopenLogAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
         return new ReopenContainerLogResponse();
     }
 
@@ -27,7 +27,7 @@ public sealed partial class RuntimeService
         if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
         try
         {
-            var result = await _containers.ExecSyncAsync(request.ContainerId, [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
+            var result = await _containers.ExecSyncAsync(_containers.ResolveId(request.ContainerId), [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
             return new ExecSyncResponse
             {
                 ExitCode = result.ExitCode,

@@ -82,6 +82,12 @@ public sealed partial class ContainerManager : IDisposable
 
     public ContainerRecord? Get(string id) => _store.Get(id);
 
+    /// <summary>
+    /// A full ID for what an operator typed: the ID itself when it is one, else the one container it is a unique
+    /// prefix of (crictl passes abbreviated IDs through); otherwise unchanged, to be reported as not found.
+    /// </summary>
+    public string ResolveId(string id) => _store.Get(id) is not null ? id : _store.ResolvePrefix(id) ?? id;
+
     /// <summary>The container's writable layer (the overlay's upper dir), whose usage ContainerStats reports.</summary>
     public static string WritableLayerOf(ContainerRecord record) => Path.Combine(record.Directory, "upper");
 

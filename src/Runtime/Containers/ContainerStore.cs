@@ -37,6 +37,23 @@ internal sealed class ContainerStore
         lock (_lock) return _byId.GetValueOrDefault(id);
     }
 
+    /// <summary>The full ID of the one container whose ID starts with <paramref name="prefix"/>, or null.</summary>
+    public string? ResolvePrefix(string prefix)
+    {
+        if (prefix.Length == 0) return null;
+        string? match = null;
+        lock (_lock)
+        {
+            foreach (var id in _byId.Keys)
+            {
+                if (!id.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                if (match is not null) return null;
+                match = id;
+            }
+        }
+        return match;
+    }
+
     /// <summary>Claims the record's name and stores it; the name of another container of the pod is refused.</summary>
     public void Reserve(ContainerRecord record)
     {
