@@ -49,7 +49,7 @@ internal sealed unsafe class ContainerShim : IDisposable
         _ = Libc.Dup2(devNull, 0);
         if (diagnostics >= 0) _ = Libc.Dup2(diagnostics, 2);
 
-        using var reaper = new Reaper();
+        var reaper = new Reaper();
         var created = false;
         try
         {
@@ -66,7 +66,7 @@ internal sealed unsafe class ContainerShim : IDisposable
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"{DateTime.UtcNow:O} {e}");
+            Fd.WriteText(2, $"{Rfc3339.Format(DateTime.UtcNow)} {e}\n");
             // Before the report, berthd is listening and undoes the container; after it, the exit file tells.
             if (!created) Report($"error {e.Message.ReplaceLineEndings(" ")}\n");
             else WriteExitFile(255);
@@ -114,7 +114,7 @@ internal sealed unsafe class ContainerShim : IDisposable
         if (_options.Tty) args.AddRange(["--console-socket", Path.Combine(_options.Bundle, ShimOptions.ConsoleSocket)]);
         args.Add(_options.Id);
         File.Delete(ShimOptions.InitPidFile);
-        var runtime = Fd.Spawn(_options.Runtime, args, stdin, stdout, stderr);
+        var runtime = reaper.Spawn(_options.Runtime, args, stdin, stdout, stderr);
         // The container holds these now; the shim keeps only its own ends, so it sees end-of-file when the container's close.
         foreach (var fd in new[] { stdin, stdout, stderr })
         {
@@ -132,7 +132,7 @@ internal sealed unsafe class ContainerShim : IDisposable
 
         var code = reaper.WaitFor(runtime);
         if (code != 0) throw new IOException(RuntimeError(code));
-        var initPid = int.Parse(File.ReadAllText(ShimOptions.InitPidFile).Trim(), CultureInfo.InvariantCulture);
+        var initPid = int.Parse(Fd.ReadFile(ShimOptions.InitPidFile).AsSpan().Trim((byte)'\n'), CultureInfo.InvariantCulture);
         return (initPid, outputs);
     }
 
@@ -165,8 +165,8 @@ internal sealed unsafe class ContainerShim : IDisposable
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
+            var stat = Fd.ReadFile($"/proc/{pid}/stat");
+            return stat[stat.AsSpan().LastIndexOf((byte)')') + 2] == 'Z';
         }
         catch (IOException)
         {
@@ -180,7 +180,7 @@ internal sealed unsafe class ContainerShim : IDisposable
         var message = $"the OCI runtime failed to create the container (exit code {code})";
         try
         {
-            foreach (var line in File.ReadLines(ShimOptions.RuntimeLog))
+            foreach (var line in Encoding.UTF8.GetString(Fd.ReadFile(ShimOptions.RuntimeLog)).Split('\n'))
             {
                 var start = line.IndexOf("\"msg\":\"", StringComparison.Ordinal);
                 if (start < 0 || !line.Contains("\"level\":\"error\"", StringComparison.Ordinal)) continue;
@@ -432,14 +432,8 @@ internal sealed unsafe class ContainerShim : IDisposable
     /// <summary>Written to a temporary name and renamed, so berthd's watch never sees half a file.</summary>
     private void WriteExitFile(int exitCode)
     {
-        var exitedAt = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
-        var temporary = _options.ExitFile + ".tmp";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, 0))
-        {
-            file.Write(Encoding.UTF8.GetBytes(
-                $"{{\"exitCode\":{exitCode.ToString(CultureInfo.InvariantCulture)},\"exitedAt\":{exitedAt.ToString(CultureInfo.InvariantCulture)}}}\n"));
-            file.Flush(flushToDisk: true);
-        }
-        File.Move(temporary, _options.ExitFile, overwrite: true);
+        var exitedAt = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+        Fd.WriteFileAtomically(_options.ExitFile, Encoding.UTF8.GetBytes(
+            $"{{\"exitCode\":{exitCode.ToString(CultureInfo.InvariantCulture)},\"exitedAt\":{exitedAt.ToString(CultureInfo.InvariantCulture)}}}\n"));
     }
 }

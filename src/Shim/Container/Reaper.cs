@@ -1,26 +1,34 @@
-using System.Runtime.InteropServices;
 using Berth.Shim.Native;
 
 namespace Berth.Shim.Container;
 
 /// <summary>
 /// As the container's subreaper the shim inherits its init once <c>runc create</c> exits, and every orphan the
-/// container leaves. One thread reaps them all on SIGCHLD and keeps the statuses that someone waits for.
+/// container leaves. One thread reaps them all with a blocking <c>waitpid(-1)</c> and keeps the statuses that
+/// someone waits for. No SIGCHLD handler: .NET's signal handling brings a dispatch thread and the thread pool,
+/// which would be most of a shim's memory.
 /// </summary>
-internal sealed class Reaper : IDisposable
+internal sealed class Reaper
 {
     private readonly object _lock = new();
     private readonly Dictionary<int, int> _exited = [];
-    private readonly SemaphoreSlim _childSignal = new(0);
-    private readonly PosixSignalRegistration _registration;
-    private readonly Thread _thread;
     private (int Pid, Action<int> OnExit)? _watch;
 
-    public Reaper()
+    // Bumped by each spawn: with no child (ECHILD) the thread sleeps until this moves.
+    private int _spawns;
+
+    public Reaper() => new Thread(Loop) { IsBackground = true, Name = "reaper" }.Start();
+
+    /// <summary>Starts a child whose exit this reaper collects.</summary>
+    public int Spawn(string program, IReadOnlyList<string> args, int stdin, int stdout, int stderr)
     {
-        _registration = PosixSignalRegistration.Create(PosixSignal.SIGCHLD, _ => _childSignal.Release());
-        _thread = new Thread(Loop) { IsBackground = true, Name = "reaper" };
-        _thread.Start();
+        var pid = Fd.Spawn(program, args, stdin, stdout, stderr);
+        lock (_lock)
+        {
+            _spawns++;
+            Monitor.PulseAll(_lock);
+        }
+        return pid;
     }
 
     /// <summary>Blocks until the child exits; returns its exit code (128 + signal when killed).</summary>
@@ -54,28 +62,33 @@ internal sealed class Reaper : IDisposable
     {
         while (true)
         {
-            // The timeout covers a SIGCHLD that arrived before the handler was in place.
-            _childSignal.Wait(TimeSpan.FromSeconds(1));
-            while (true)
+            int seen;
+            lock (_lock) seen = _spawns;
+            var pid = Libc.WaitPid(-1, out var status, 0);
+            if (pid < 0)
             {
-                var pid = Libc.WaitPid(-1, out var status, Libc.WNoHang);
-                if (pid <= 0) break;
+                if (Libc.LastError == Libc.EIntr) continue;
+                // ECHILD: no descendants at all (orphans reach a subreaper only through a child), so none can
+                // appear before the next spawn.
                 lock (_lock)
                 {
-                    if (_watch is { } watch && watch.Pid == pid)
-                    {
-                        _watch = null;
-                        watch.OnExit(Libc.ExitCodeOf(status));
-                        continue;
-                    }
-                    // A status may come before WaitFor or Watch asks; orphans nobody asks for are few (the
-                    // container's init reaps its own) and cost a dictionary entry each.
-                    _exited[pid] = status;
-                    Monitor.PulseAll(_lock);
+                    while (_spawns == seen) Monitor.Wait(_lock);
                 }
+                continue;
+            }
+            lock (_lock)
+            {
+                if (_watch is { } watch && watch.Pid == pid)
+                {
+                    _watch = null;
+                    watch.OnExit(Libc.ExitCodeOf(status));
+                    continue;
+                }
+                // A status may come before WaitFor or Watch asks; orphans nobody asks for are few (the
+                // container's init reaps its own) and cost a dictionary entry each.
+                _exited[pid] = status;
+                Monitor.PulseAll(_lock);
             }
         }
     }
-
-    public void Dispose() => _registration.Dispose();
 }

@@ -22,16 +22,16 @@ internal sealed class CriLogWriter : IDisposable
     private const int PrefixBytes = 38;
 
     private readonly Lock _lock = new();
-    private readonly TimeProvider _clock;
+    private readonly Func<DateTime> _utcNow;
     private readonly byte[] _entry = new byte[PrefixBytes + MaxLineBytes + 1];
     private readonly PendingLine _stdout = new();
     private readonly PendingLine _stderr = new();
-    private Stream _output;
+    private ILogSink _output;
 
-    public CriLogWriter(Stream output, TimeProvider? clock = null)
+    public CriLogWriter(ILogSink output, Func<DateTime>? utcNow = null)
     {
         _output = output;
-        _clock = clock ?? TimeProvider.System;
+        _utcNow = utcNow ?? (static () => DateTime.UtcNow);
     }
 
     /// <summary>Takes bytes the container wrote; complete lines are logged at once, the rest waits for its end.</summary>
@@ -63,7 +63,7 @@ internal sealed class CriLogWriter : IDisposable
     }
 
     /// <summary>Switches to a new file (ReopenContainerLog, after kubelet rotated the old one away).</summary>
-    public void Reopen(Stream output)
+    public void Reopen(ILogSink output)
     {
         lock (_lock)
         {
@@ -93,9 +93,7 @@ internal sealed class CriLogWriter : IDisposable
     private void Emit(LogStream stream, char tag, PendingLine pending)
     {
         var entry = _entry.AsSpan();
-        var now = _clock.GetUtcNow().UtcDateTime;
-        if (!now.TryFormat(entry, out var length, "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture))
-            throw new InvalidOperationException("timestamp does not fit");
+        var length = Rfc3339.Write(_utcNow(), entry);
         entry[length++] = (byte)' ';
         var name = stream == LogStream.Stdout ? "stdout"u8 : "stderr"u8;
         name.CopyTo(entry[length..]);

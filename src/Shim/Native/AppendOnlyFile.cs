@@ -1,10 +1,12 @@
+using Berth.Shim.Logging;
+
 namespace Berth.Shim.Native;
 
 /// <summary>
 /// A file opened O_APPEND on a raw descriptor, written with write(2) and nothing in between: each entry of the
-/// CRI log leaves in one call, and the shim does not carry FileStream's machinery.
+/// CRI log leaves in one call, and the shim carries neither Stream's nor FileStream's machinery.
 /// </summary>
-internal sealed class AppendOnlyFile : Stream
+internal sealed class AppendOnlyFile : ILogSink
 {
     private const int OCreat = 0x40;
     private const int OAppend = 0x400;
@@ -16,35 +18,11 @@ internal sealed class AppendOnlyFile : Stream
         if (_fd < 0) throw Fd.Failure($"open {path}");
     }
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
+    public void Write(ReadOnlySpan<byte> entry) => Fd.WriteAll(_fd, entry);
 
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Write(ReadOnlySpan<byte> buffer) => Fd.WriteAll(_fd, buffer);
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-    public override void Flush()
-    {
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
+    public void Dispose()
     {
         if (_fd >= 0) _ = Libc.Close(_fd);
         _fd = -1;
-        base.Dispose(disposing);
     }
 }

@@ -129,5 +129,59 @@ internal static unsafe class Fd
         }
     }
 
+    /// <summary>A whole (small) file, read with read(2): the shim does without FileStream and StreamReader.</summary>
+    public static byte[] ReadFile(string path)
+    {
+        var fd = Libc.Open(path, Libc.ORdOnly | Libc.OCloExec);
+        if (fd < 0) throw Failure($"open {path}");
+        try
+        {
+            var content = new byte[4096];
+            var length = 0;
+            int read;
+            while ((read = Read(fd, content.AsSpan(length))) > 0)
+            {
+                length += read;
+                if (length == content.Length) Array.Resize(ref content, content.Length * 2);
+            }
+            return content[..length];
+        }
+        finally
+        {
+            _ = Libc.Close(fd);
+        }
+    }
+
+    /// <summary>Writes a file under a temporary name, syncs it and renames it into place: readers see all of it or none.</summary>
+    public static void WriteFileAtomically(string path, ReadOnlySpan<byte> content)
+    {
+        var temporary = path + ".tmp";
+        var fd = Libc.Open(temporary, Libc.OWrOnly | 0x40 /* O_CREAT */ | 0x200 /* O_TRUNC */ | Libc.OCloExec, 0x1A4 /* 0644 */);
+        if (fd < 0) throw Failure($"open {temporary}");
+        try
+        {
+            WriteAll(fd, content);
+            if (Libc.Fsync(fd) != 0) throw Failure($"fsync {temporary}");
+        }
+        finally
+        {
+            _ = Libc.Close(fd);
+        }
+        if (Libc.Rename(temporary, path) != 0) throw Failure($"rename {temporary}");
+    }
+
+    /// <summary>Text to a descriptor (stdout, stderr) without Console, whose terminal handling a shim does not need.</summary>
+    public static void WriteText(int fd, string text)
+    {
+        try
+        {
+            WriteAll(fd, Encoding.UTF8.GetBytes(text));
+        }
+        catch (IOException)
+        {
+            // Nobody reads it any more.
+        }
+    }
+
     public static IOException Failure(string what) => new($"{what}: errno {Libc.LastError}");
 }

@@ -6,19 +6,27 @@ namespace Berth.Shim.Tests;
 /// <summary>The CRI log format as kubelet parses it: "&lt;timestamp&gt; &lt;stream&gt; &lt;F|P&gt; &lt;content&gt;\n".</summary>
 public sealed class CriLogWriterTests
 {
-    private sealed class FixedClock : TimeProvider
+    private sealed class MemorySink : ILogSink
     {
-        public override DateTimeOffset GetUtcNow() => new DateTimeOffset(2026, 11, 23, 1, 2, 3, TimeSpan.Zero).AddTicks(4_567_891);
+        public readonly MemoryStream Bytes = new();
+
+        public void Write(ReadOnlySpan<byte> entry) => Bytes.Write(entry);
+
+        public void Dispose()
+        {
+        }
     }
+
+    private static readonly DateTime Now = new DateTime(2026, 11, 23, 1, 2, 3, DateTimeKind.Utc).AddTicks(4_567_891);
 
     private const string Stamp = "2026-11-23T01:02:03.4567891Z";
 
-    private readonly MemoryStream _file = new();
+    private readonly MemorySink _file = new();
     private readonly CriLogWriter _writer;
 
-    public CriLogWriterTests() => _writer = new CriLogWriter(_file, new FixedClock());
+    public CriLogWriterTests() => _writer = new CriLogWriter(_file, () => Now);
 
-    private string Log => Encoding.UTF8.GetString(_file.ToArray());
+    private string Log => Encoding.UTF8.GetString(_file.Bytes.ToArray());
 
     private static string[] Entries(string log) => log.Split('\n')[..^1];
 
@@ -99,7 +107,7 @@ public sealed class CriLogWriterTests
     public void Binary_bytes_are_copied_as_they_are()
     {
         _writer.Write(LogStream.Stdout, new byte[] { 0x00, 0xFF, 0x1B, (byte)'\r', 0x80, (byte)'\n' });
-        var raw = _file.ToArray();
+        var raw = _file.Bytes.ToArray();
         Assert.Equal(new byte[] { 0x00, 0xFF, 0x1B, (byte)'\r', 0x80, (byte)'\n' }, raw[^6..]);
         Assert.Equal(Stamp.Length + " stdout F ".Length + 6, raw.Length);
     }
@@ -108,10 +116,10 @@ public sealed class CriLogWriterTests
     public void Reopen_continues_in_the_new_file()
     {
         _writer.Write(LogStream.Stdout, "before\nhalf-"u8);
-        using var rotated = new MemoryStream();
+        var rotated = new MemorySink();
         _writer.Reopen(rotated);
         _writer.Write(LogStream.Stdout, "after\n"u8);
-        Assert.Equal($"{Stamp} stdout F half-after\n", Encoding.UTF8.GetString(rotated.ToArray()));
+        Assert.Equal($"{Stamp} stdout F half-after\n", Encoding.UTF8.GetString(rotated.Bytes.ToArray()));
     }
 
     [Fact]
@@ -121,5 +129,17 @@ public sealed class CriLogWriterTests
         var stamp = Log.Split(' ')[0];
         Assert.Equal(new DateTimeOffset(2026, 11, 23, 1, 2, 3, TimeSpan.Zero).AddTicks(4_567_891),
             DateTimeOffset.Parse(stamp, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 0, 0, 0, 0)]
+    [InlineData(2024, 2, 29, 23, 59, 59, 9_999_999)]
+    [InlineData(2026, 11, 23, 1, 2, 3, 4_567_891)]
+    [InlineData(9999, 12, 31, 12, 0, 7, 10)]
+    public void Timestamps_have_seven_fraction_digits_as_the_round_trip_format_does(
+        int year, int month, int day, int hour, int minute, int second, int ticks)
+    {
+        var time = new DateTime(year, month, day, hour, minute, second, DateTimeKind.Utc).AddTicks(ticks);
+        Assert.Equal(time.ToString("O", System.Globalization.CultureInfo.InvariantCulture), Rfc3339.Format(time));
     }
 }
