@@ -64,7 +64,8 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
             var log = await File.ReadAllTextAsync((await bed.StatusAsync(id)).LogPath);
             Assert.Contains("stdout F entry arg1 arg2", log, StringComparison.Ordinal);
 
-            var env = bed.Container("env", "/bin/sh", "-c", "echo \"$FROM_IMAGE $OVERRIDDEN $FROM_CRI $(pwd)\"; ls -d /vol");
+            var env = bed.Container("env", "/bin/sh", "-c",
+                "echo \"$FROM_IMAGE $OVERRIDDEN $FROM_CRI $(pwd)\"; ls -d /vol; stat -c 'vol %u:%g %a' /vol /vol/seed.txt; cat /vol/sub/link; grep ' /vol ' /proc/self/mountinfo | wc -l");
             env.Image.Image = bed.ConfiguredImage;
             env.Envs.Add(new KeyValue { Key = "OVERRIDDEN", Value = Google.Protobuf.ByteString.CopyFromUtf8("cri") });
             env.Envs.Add(new KeyValue { Key = "FROM_CRI", Value = Google.Protobuf.ByteString.CopyFromUtf8("yes") });
@@ -73,6 +74,11 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
             var envLog = await File.ReadAllTextAsync((await bed.StatusAsync(envId)).LogPath);
             Assert.Contains("stdout F image cri yes /home/berth", envLog, StringComparison.Ordinal);
             Assert.Contains("stdout F /vol", envLog, StringComparison.Ordinal);
+            // The image volume is a mount of its own that starts with the image's content, owners, modes and links.
+            Assert.Contains("stdout F vol 1000:1000 750", envLog, StringComparison.Ordinal);
+            Assert.Contains("stdout F vol 1000:1000 640", envLog, StringComparison.Ordinal);
+            Assert.Contains("stdout F seeded", envLog, StringComparison.Ordinal);
+            Assert.Contains("stdout F 1\n", envLog, StringComparison.Ordinal);
 
             var workdir = bed.Container("workdir", "pwd");
             workdir.WorkingDir = "/tmp";

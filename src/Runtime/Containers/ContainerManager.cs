@@ -155,6 +155,12 @@ public sealed partial class ContainerManager : IDisposable
             {
                 throw new ContainerRequestException(e.Message);
             }
+            step = "copying the image's content into its volumes";
+            foreach (var (volume, hostDirectory) in volumes)
+            {
+                // A volume that a CRI mount replaced is not in the spec, and gets nothing.
+                if (spec.Mounts.Any(m => m.Source == hostDirectory)) ImageVolume.Populate(rootfs, volume, hostDirectory);
+            }
             await File.WriteAllBytesAsync(Path.Combine(record.Bundle, "config.json"), JsonSerializer.SerializeToUtf8Bytes(spec, OciJsonContext.Default.OciSpec), cancellationToken);
             if (record.LogPath is { } log) Directory.CreateDirectory(Path.GetDirectoryName(log)!);
 

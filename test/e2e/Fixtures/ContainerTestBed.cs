@@ -54,7 +54,15 @@ public sealed class ContainerTestBed : IAsyncLifetime
             TestLayers.Dir(w, "dev/");
         });
         await pusher.PushAsync("busybox", new TestImageBuilder().Layer(TestLayers.Base()).Layer(applets).Build(), "test");
-        await pusher.PushAsync("configured", new TestImageBuilder().Layer(TestLayers.Base()).Layer(applets).RunConfig(c =>
+        // What the image has at its volume path, which the volume starts with.
+        var volumeContent = TestLayers.Tar(w =>
+        {
+            TestLayers.Dir(w, "vol/", mode: 0x1E8 /* 0750 */, uid: 1000, gid: 1000);
+            TestLayers.File(w, "vol/seed.txt", "seeded\n"u8.ToArray(), 0x1A0 /* 0640 */, uid: 1000, gid: 1000);
+            TestLayers.Dir(w, "vol/sub/");
+            TestLayers.Link(w, System.Formats.Tar.TarEntryType.SymbolicLink, "vol/sub/link", "../seed.txt");
+        });
+        await pusher.PushAsync("configured", new TestImageBuilder().Layer(TestLayers.Base()).Layer(applets).Layer(volumeContent).RunConfig(c =>
         {
             c["Entrypoint"] = new JsonArray("/bin/echo", "entry");
             c["Cmd"] = new JsonArray("from-cmd");

@@ -1,0 +1,150 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Tmds.Linux;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>
+/// An image volume (a path in the image config's Volumes) is a directory of the container's own, bind-mounted
+/// over that path. As with containerd, it starts with what the image has there: the tree is copied in with its
+/// owners, modes, times, symbolic and hard links and device nodes, so a database image's initial files or a
+/// cache's layout are not hidden under an empty directory.
+/// </summary>
+internal static unsafe partial class ImageVolume
+{
+    private const uint TypeMask = 0xF000;
+    private const uint Directory = 0x4000;
+    private const uint Regular = 0x8000;
+    private const uint Symlink = 0xA000;
+    private const uint Socket = 0xC000;
+    private const int MaxSymlinks = 40;
+
+    /// <summary>Copies the image's tree at <paramref name="containerPath"/> (resolved inside <paramref name="rootfs"/>) into an empty volume.</summary>
+    public static void Populate(string rootfs, string containerPath, string volume)
+    {
+        var source = ResolveInRoot(rootfs, containerPath);
+        if (Stat(source) is not { } st) return; // Nothing there: runc makes the mount point.
+        if (TypeOf(st) != Directory)
+            throw new ContainerRuntimeException($"image volume {containerPath}: the image has a file there, not a directory");
+        CopyChildren(source, volume, new Dictionary<(ulong, ulong), string>());
+        CopyAttributes(volume, st);
+    }
+
+    /// <summary>
+    /// The host path of <paramref name="path"/> as the container will see it: symbolic links are followed with
+    /// the rootfs as their root, and <c>..</c> stops there, so an image cannot point a volume at the host.
+    /// </summary>
+    public static string ResolveInRoot(string root, string path)
+    {
+        var resolved = new List<string>();
+        var pending = new Stack<string>(path.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse());
+        var links = 0;
+        while (pending.TryPop(out var part))
+        {
+            if (part == ".") continue;
+            if (part == "..")
+            {
+                if (resolved.Count > 0) resolved.RemoveAt(resolved.Count - 1);
+                continue;
+            }
+            var candidate = Path.Join(root, string.Join('/', resolved), part);
+            if (Stat(candidate) is { } st && TypeOf(st) == Symlink)
+            {
+                if (++links > MaxSymlinks) throw new ContainerRuntimeException($"image volume {path}: too many symbolic links");
+                var target = new FileInfo(candidate).LinkTarget ?? "";
+                if (target.StartsWith('/')) resolved.Clear();
+                foreach (var next in target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse()) pending.Push(next);
+                continue;
+            }
+            resolved.Add(part);
+        }
+        return Path.Join(root, string.Join('/', resolved));
+    }
+
+    private static void CopyChildren(string source, string destination, Dictionary<(ulong Device, ulong Inode), string> linked)
+    {
+        foreach (var entry in System.IO.Directory.EnumerateFileSystemEntries(source))
+        {
+            var name = Path.GetFileName(entry);
+            var target = Path.Join(destination, name);
+            if (Stat(entry) is not { } st) continue; // Gone while we looked.
+            var type = TypeOf(st);
+            if (type != Directory && (ulong)st.st_nlink > 1)
+            {
+                var inode = ((ulong)st.st_dev, (ulong)st.st_ino);
+                if (linked.TryGetValue(inode, out var first))
+                {
+                    Check(Link(first, target), "link", target);
+                    continue;
+                }
+                linked[inode] = target;
+            }
+            switch (type)
+            {
+                case Directory:
+                    System.IO.Directory.CreateDirectory(target);
+                    CopyChildren(entry, target, linked);
+                    break;
+                case Regular:
+                    File.Copy(entry, target);
+                    break;
+                case Symlink:
+                    File.CreateSymbolicLink(target, new FileInfo(entry).LinkTarget!);
+                    break;
+                case Socket:
+                    continue; // A socket means nothing without its listener.
+                default:
+                    Check(Mknod(target, (uint)st.st_mode, (ulong)st.st_rdev), "mknod", target);
+                    break;
+            }
+            CopyAttributes(target, st);
+        }
+    }
+
+    /// <summary>Owner, then mode (chown clears setuid bits), then times, of the entry itself (never a link's target).</summary>
+    private static void CopyAttributes(string target, stat st)
+    {
+        Check(Lchown(target, (uint)st.st_uid, (uint)st.st_gid), "lchown", target);
+        if (TypeOf(st) != Symlink) Check(Chmod(target, (uint)st.st_mode & 0xFFF), "chmod", target);
+        var times = stackalloc timespec[2];
+        times[0] = st.st_atim;
+        times[1] = st.st_mtim;
+        Check(Utimensat(AtFdCwd, target, times, AtSymlinkNoFollow), "utimensat", target);
+    }
+
+    private static uint TypeOf(stat st) => (uint)st.st_mode & TypeMask;
+
+    private static stat? Stat(string path)
+    {
+        var bytes = Encoding.UTF8.GetBytes(path + "\0");
+        stat st;
+        fixed (byte* p = bytes)
+        {
+            if (LibC.lstat(p, &st) != 0) return null;
+        }
+        return st;
+    }
+
+    private static void Check(int result, string call, string path)
+    {
+        if (result != 0) throw new ContainerRuntimeException($"image volume: {call} {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+    }
+
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Lchown(string path, uint owner, uint group);
+
+    [LibraryImport("libc", EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Chmod(string path, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Utimensat(int directory, string path, timespec* times, int flags);
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existing, string created);
+
+    [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Mknod(string path, uint mode, ulong device);
+}

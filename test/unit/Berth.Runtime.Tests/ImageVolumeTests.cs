@@ -1,0 +1,96 @@
+using Berth.Runtime.Containers;
+
+namespace Berth.Runtime.Tests;
+
+/// <summary>An image volume starts as a copy of the image's tree at its path, resolved inside the rootfs.</summary>
+public sealed class ImageVolumeTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("berth-rootfs-").FullName;
+    private readonly string _volume = Directory.CreateTempSubdirectory("berth-volume-").FullName;
+
+    public void Dispose()
+    {
+        Directory.Delete(_root, recursive: true);
+        Directory.Delete(_volume, recursive: true);
+    }
+
+    [Fact]
+    public void Symbolic_links_resolve_with_the_rootfs_as_their_root()
+    {
+        Directory.CreateDirectory(Path.Combine(_root, "etc", "app"));
+        File.CreateSymbolicLink(Path.Combine(_root, "absolute"), "/etc");
+        File.CreateSymbolicLink(Path.Combine(_root, "climbing"), "../../../../etc");
+        File.CreateSymbolicLink(Path.Combine(_root, "etc", "relative"), "app");
+        File.CreateSymbolicLink(Path.Combine(_root, "loop"), "loop");
+
+        Assert.Equal(Path.Combine(_root, "etc", "app"), ImageVolume.ResolveInRoot(_root, "/absolute/app"));
+        Assert.Equal(Path.Combine(_root, "etc", "app"), ImageVolume.ResolveInRoot(_root, "/climbing/app"));
+        Assert.Equal(Path.Combine(_root, "etc", "app"), ImageVolume.ResolveInRoot(_root, "/etc/relative"));
+        Assert.Equal(Path.Combine(_root, "etc"), ImageVolume.ResolveInRoot(_root, "/../../etc/./app/.."));
+        Assert.Throws<ContainerRuntimeException>(() => ImageVolume.ResolveInRoot(_root, "/loop/x"));
+    }
+
+    [Fact]
+    public void The_tree_is_copied_with_owners_modes_times_and_links()
+    {
+        var data = Path.Combine(_root, "var", "lib", "db");
+        Directory.CreateDirectory(Path.Combine(data, "sub"));
+        File.WriteAllText(Path.Combine(data, "seed"), "seeded");
+        Run("ln", Path.Combine(data, "seed"), Path.Combine(data, "sub", "hard"));
+        File.CreateSymbolicLink(Path.Combine(data, "sub", "soft"), "../seed");
+        File.SetUnixFileMode(Path.Combine(data, "seed"), UnixFileMode.UserRead | UnixFileMode.GroupRead);
+        Chown(Path.Combine(data, "seed"), 1000, 1001);
+        Chown(data, 999, 999);
+        File.SetUnixFileMode(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var modified = new DateTime(2025, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+        File.SetLastWriteTimeUtc(Path.Combine(data, "seed"), modified);
+
+        ImageVolume.Populate(_root, "/var/lib/db", _volume);
+
+        var seed = Path.Combine(_volume, "seed");
+        Assert.Equal("seeded", File.ReadAllText(seed));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.GroupRead, File.GetUnixFileMode(seed));
+        Assert.Equal((1000u, 1001u), Owner(seed));
+        Assert.Equal((999u, 999u), Owner(_volume));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(_volume));
+        Assert.Equal(modified, File.GetLastWriteTimeUtc(seed));
+        Assert.Equal("../seed", new FileInfo(Path.Combine(_volume, "sub", "soft")).LinkTarget);
+        Assert.Equal(Inode(seed), Inode(Path.Combine(_volume, "sub", "hard")));
+    }
+
+    [Fact]
+    public void Nothing_at_the_path_leaves_the_volume_empty_and_a_file_there_is_refused()
+    {
+        ImageVolume.Populate(_root, "/missing", _volume);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_volume));
+
+        File.WriteAllText(Path.Combine(_root, "file"), "x");
+        var refused = Assert.Throws<ContainerRuntimeException>(() => ImageVolume.Populate(_root, "/file", _volume));
+        Assert.Contains("/file", refused.Message, StringComparison.Ordinal);
+    }
+
+    private static void Chown(string path, int uid, int gid) => Run("chown", "-h", $"{uid}:{gid}", path);
+
+    private static void Run(string program, params string[] args)
+    {
+        using var process = System.Diagnostics.Process.Start(program, args)!;
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
+    }
+
+    private static (uint Uid, uint Gid) Owner(string path)
+    {
+        var fields = StatFields(path, "%u %g");
+        return (uint.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture), uint.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private static string Inode(string path) => StatFields(path, "%i")[0];
+
+    private static string[] StatFields(string path, string format)
+    {
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", format, path]) { RedirectStandardOutput = true })!;
+        var output = stat.StandardOutput.ReadToEnd();
+        stat.WaitForExit();
+        return output.Trim().Split(' ');
+    }
+}
