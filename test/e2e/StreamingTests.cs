@@ -217,6 +217,47 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
     }
 
     [Fact]
+    public async Task An_attach_client_that_stops_reading_holds_up_neither_the_log_nor_other_clients()
+    {
+        // About 2 MB of output, after time for both clients to connect.
+        var (podId, id) = await RunAsync("attach-stall", bed.Container("talker", "sh", "-c", "sleep 3; seq 1 300000; echo the-end; sleep 3600"));
+        try
+        {
+            // A client of the shim's attach socket that never reads (what a stuck connection looks like to the shim).
+            using var stalled = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            var bundle = Path.Combine(bed.Daemon.Directory, "state", "c", id);
+            await stalled.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(bundle, "attach.sock")));
+            var url = (await bed.Daemon.Runtime.AttachAsync(new AttachRequest { ContainerId = id, Stdout = true })).Url;
+            await using var reader = await Connect(url);
+            await reader.OpenAsync(("streamType", "error"));
+            var stdout = await reader.OpenAsync(("streamType", "stdout"));
+
+            Assert.Contains("300000\nthe-end", await stdout.ReadUntilAsync("the-end", TimeSpan.FromSeconds(60)));
+            var log = Path.Combine(bed.LogDirectory("attach-stall"), "talker.log");
+            await Until(async () => (await File.ReadAllTextAsync(log)).Contains("stdout F the-end", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+
+            // The stalled client was cut off once it was 1 MiB behind: what its socket holds, then the end.
+            var received = 0;
+            var buffer = new byte[64 * 1024];
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            int read;
+            while ((read = await stalled.ReceiveAsync(buffer, deadline.Token)) > 0) received += read;
+            Assert.InRange(received, 1, 2_000_000);
+            Assert.Contains("attach client dropped", await File.ReadAllTextAsync(Path.Combine(bundle, "shim.log")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    private static async Task Until(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (!await condition()) await Task.Delay(100, deadline.Token);
+    }
+
+    [Fact]
     public async Task Port_forward_carries_10_MiB_both_ways_over_20_concurrent_streams()
     {
         // Echo servers inside the pod's own network namespace (not the host's), one per port: busybox nc listens

@@ -19,12 +19,14 @@ internal sealed unsafe class ContainerShim : IDisposable
     private static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(2);
 
     private readonly ShimOptions _options;
-    private readonly List<int> _attachClients = [];
-
-    // Clients that ended their input (shutdown of their sending side) but still read output.
-    private readonly HashSet<int> _inputEnded = [];
+    private readonly List<AttachClient> _attachClients = [];
     private CriLogWriter? _log;
     private int _stdinWrite = -1;
+
+    // The container's stdin, non-blocking: while it holds bytes the container has not taken, attach clients are
+    // not read (they wait, as a full pipe would make them), and the loop goes on serving output.
+    private WriteBacklog? _stdin;
+    private bool _stdinClosing;
     private int _console = -1;
     private bool _stdinClaimed;
 
@@ -225,8 +227,13 @@ internal sealed unsafe class ContainerShim : IDisposable
             Fd.WriteAll(wake.Write, "x"u8);
         });
 
+        if (_stdinWrite >= 0)
+        {
+            Fd.SetNonBlocking(_stdinWrite);
+            _stdin = new WriteBacklog(_stdinWrite, 64 * 1024, socket: false);
+        }
         var buffer = new byte[32 * 1024];
-        var fds = new Libc.PollFd[3 + outputs.Count + 16];
+        var fds = new Libc.PollFd[4 + outputs.Count + 16];
         long? drainUntil = null;
         while (true)
         {
@@ -235,8 +242,16 @@ internal sealed unsafe class ContainerShim : IDisposable
             fds[count++] = new Libc.PollFd { Fd = attach, Events = Libc.PollIn };
             fds[count++] = new Libc.PollFd { Fd = control, Events = Libc.PollIn };
             foreach (var (fd, _) in outputs) fds[count++] = new Libc.PollFd { Fd = fd, Events = Libc.PollIn };
-            if (fds.Length < count + _attachClients.Count) Array.Resize(ref fds, count + _attachClients.Count + 16);
-            foreach (var client in _attachClients) fds[count++] = new Libc.PollFd { Fd = client, Events = _inputEnded.Contains(client) ? (short)0 : Libc.PollIn };
+            if (fds.Length < count + _attachClients.Count + 1) Array.Resize(ref fds, count + _attachClients.Count + 16);
+            var stdinBehind = _stdin is { IsEmpty: false };
+            var polledClients = _attachClients.Count;
+            foreach (var client in _attachClients)
+            {
+                // An input-ended client is watched for its hangup only (reported whatever the events).
+                var events = (short)((client.InputEnded || stdinBehind ? 0 : Libc.PollIn) | (client.Output.IsEmpty ? 0 : Libc.PollOut));
+                fds[count++] = new Libc.PollFd { Fd = client.Fd, Events = events };
+            }
+            if (stdinBehind) fds[count++] = new Libc.PollFd { Fd = _stdinWrite, Events = Libc.PollOut };
 
             if (drainUntil is { } until && (outputs.Count == 0 || Stopwatch.GetTimestamp() >= until)) break;
             var timeout = drainUntil is { } deadline ? Math.Max(0, (int)Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline).TotalMilliseconds) + 1 : -1;
@@ -250,7 +265,7 @@ internal sealed unsafe class ContainerShim : IDisposable
                 _ = Fd.Read(wake.Read, buffer);
                 drainUntil = Stopwatch.GetTimestamp() + (long)(DrainTime.TotalSeconds * Stopwatch.Frequency);
             }
-            if (fds[index++].REvents != 0 && Fd.Accept(attach) is var newClient and >= 0) _attachClients.Add(newClient);
+            if (fds[index++].REvents != 0 && Fd.Accept(attach, nonBlocking: true) is var newClient and >= 0) _attachClients.Add(new AttachClient(newClient));
             if (fds[index++].REvents != 0 && Fd.Accept(control) is var request and >= 0) HandleControl(request);
 
             for (var o = 0; o < outputs.Count; index++)
@@ -278,44 +293,63 @@ internal sealed unsafe class ContainerShim : IDisposable
                 outputs.RemoveAt(o);
             }
 
-            for (var c = 0; c < _attachClients.Count; index++)
+            // Clients accepted in this round come after the polled ones and wait for the next.
+            for (int seen = 0, c = 0; seen < polledClients; seen++, index++)
             {
-                if (fds[index].REvents == 0)
-                {
-                    c++;
-                    continue;
-                }
                 var client = _attachClients[c];
-                if (_inputEnded.Contains(client))
+                var revents = fds[index].REvents;
+                if (client.Dropped || (revents & Libc.PollOut) != 0 && !client.Output.Flush() || client.InputEnded && (revents & ~Libc.PollOut) != 0)
                 {
-                    // Only hangup or error is reported for these: the client is gone.
-                    _attachClients.RemoveAt(c);
-                    _inputEnded.Remove(client);
-                    _ = Libc.Close(client);
+                    // Gone: a failed send, too far behind, or the hangup of a client whose input had ended.
+                    Drop(c);
                     continue;
                 }
-                var read = Fd.Read(client, buffer);
+                c++;
+                if ((revents & ~Libc.PollOut) == 0) continue;
+                var read = Fd.Read(client.Fd, buffer);
                 if (read > 0)
                 {
                     Stdin(buffer.AsSpan(0, read));
-                    c++;
-                    continue;
                 }
-                if (read < 0)
+                else if (read == 0)
                 {
-                    c++;
-                    continue;
+                    // End of the client's input: it may still be reading output, so it stays until it hangs up.
+                    client.InputEnded = true;
+                    if (_options.StdinOnce && _stdinClaimed) CloseStdin();
                 }
-                // End of the client's input: it may still be reading output, so it stays until it hangs up.
-                _inputEnded.Add(client);
-                if (_options.StdinOnce && _stdinClaimed) CloseStdin();
-                c++;
+            }
+
+            if (stdinBehind && fds[index].REvents != 0)
+            {
+                if (!_stdin!.Flush()) _stdinClosing = true;
+                if (_stdinClosing) CloseStdin();
             }
         }
 
         foreach (var (fd, stream) in outputs) _log?.Complete(stream);
-        foreach (var client in _attachClients) _ = Libc.Close(client);
+        _attachClients.RemoveAll(client => client.Dropped && Libc.Close(client.Fd) is var _);
+        FlushAttachClients(DrainTime);
+        while (_attachClients.Count > 0) Drop(_attachClients.Count - 1);
         return Volatile.Read(ref exitCode);
+    }
+
+    /// <summary>The container is done: clients that are behind get up to <paramref name="limit"/> to take the rest.</summary>
+    private void FlushAttachClients(TimeSpan limit)
+    {
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < limit)
+        {
+            var behind = _attachClients.FindIndex(client => !client.Output.IsEmpty);
+            if (behind < 0) return;
+            var poll = new Libc.PollFd { Fd = _attachClients[behind].Fd, Events = Libc.PollOut };
+            if (Libc.Poll(&poll, 1, 100) > 0 && !_attachClients[behind].Output.Flush()) Drop(behind);
+        }
+    }
+
+    private void Drop(int index)
+    {
+        _ = Libc.Close(_attachClients[index].Fd);
+        _attachClients.RemoveAt(index);
     }
 
     /// <summary>Output goes to the log and to every attached client, framed as [stream][length, big-endian][bytes].</summary>
@@ -326,42 +360,37 @@ internal sealed unsafe class ContainerShim : IDisposable
         Span<byte> header = stackalloc byte[5];
         header[0] = stream == LogStream.Stdout ? (byte)1 : (byte)2;
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header[1..], data.Length);
-        for (var c = _attachClients.Count - 1; c >= 0; c--)
+        for (var c = 0; c < _attachClients.Count; c++)
         {
-            try
-            {
-                Fd.WriteAll(_attachClients[c], header);
-                Fd.WriteAll(_attachClients[c], data);
-            }
-            catch (IOException)
-            {
-                _ = Libc.Close(_attachClients[c]);
-                _inputEnded.Remove(_attachClients[c]);
-                _attachClients.RemoveAt(c);
-            }
+            var client = _attachClients[c];
+            if (client.Dropped || client.Output.Write(header, data)) continue;
+            if (client.Output.Overflowed)
+                Fd.WriteText(2, $"{Rfc3339.Format(DateTime.UtcNow)} attach client dropped: more than {AttachClient.MaxBacklog} bytes of output behind\n");
+            // Removed by the loop, whose poll results are still matched to the list by position.
+            client.Dropped = true;
         }
     }
 
     /// <summary>What attached clients type goes to the container's stdin; with stdin_once the first client's end closes it.</summary>
     private void Stdin(ReadOnlySpan<byte> data)
     {
-        if (_stdinWrite < 0) return;
+        if (_stdin is null || _stdinClosing) return;
         _stdinClaimed = true;
-        try
-        {
-            Fd.WriteAll(_stdinWrite, data);
-        }
-        catch (IOException)
-        {
-            CloseStdin();
-        }
+        if (_stdin.Write(data, [])) return;
+        // The container closed its stdin (or, never, fell 64 KiB behind one read): nothing more goes in.
+        _stdinClosing = true;
+        CloseStdin();
     }
 
+    /// <summary>Closes the container's stdin once what it was sent is in the pipe (at once when the pipe is gone).</summary>
     private void CloseStdin()
     {
-        if (_stdinWrite < 0 || _stdinWrite == _console) return;
+        if (_stdin is null || _stdinWrite == _console) return;
+        _stdinClosing = true;
+        if (!_stdin.IsEmpty && _stdin.Flush() && !_stdin.IsEmpty) return;
         _ = Libc.Close(_stdinWrite);
         _stdinWrite = -1;
+        _stdin = null;
     }
 
     /// <summary>One request per connection, one line each: <c>reopen</c> or <c>resize COLUMNS ROWS</c>; answered <c>ok</c> or <c>error …</c>.</summary>

@@ -33,7 +33,14 @@ internal static unsafe class Fd
         return fd;
     }
 
-    public static int Accept(int listener) => Libc.Accept4(listener, null, null, Libc.SockCloExec);
+    public static void SetNonBlocking(int fd)
+    {
+        var flags = Libc.Fcntl(fd, Libc.FGetFl, 0);
+        if (flags < 0 || Libc.Fcntl(fd, Libc.FSetFl, flags | Libc.ONonBlock) < 0) throw Failure("fcntl O_NONBLOCK");
+    }
+
+    public static int Accept(int listener, bool nonBlocking = false) =>
+        Libc.Accept4(listener, null, null, Libc.SockCloExec | (nonBlocking ? Libc.ONonBlock : 0));
 
     /// <summary>Receives one descriptor sent with SCM_RIGHTS (runc's console socket sends the pty master so).</summary>
     public static int ReceiveFd(int socket)

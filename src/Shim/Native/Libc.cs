@@ -11,6 +11,8 @@ internal static unsafe partial class Libc
     public const int ORdWr = 2;
     public const int OCloExec = 0x80000;
     public const int ONonBlock = 0x800;
+    public const int FGetFl = 3;
+    public const int FSetFl = 4;
 
     public const int EIntr = 4;
     public const int EIo = 5;
@@ -18,6 +20,7 @@ internal static unsafe partial class Libc
     public const int EChild = 10;
 
     public const short PollIn = 0x1;
+    public const short PollOut = 0x4;
     public const short PollErr = 0x8;
     public const short PollHup = 0x10;
     public const short PollNval = 0x20;
@@ -28,6 +31,7 @@ internal static unsafe partial class Libc
     public const int SolSocket = 1;
     public const int ScmRights = 1;
     public const int MsgNoSignal = 0x4000;
+    public const int MsgDontWait = 0x40;
 
     public const int PrSetChildSubreaper = 36;
     public const ulong TiocSWinSz = 0x5414;
@@ -76,6 +80,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, int mode = 0);
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int command, int argument);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
