@@ -423,6 +423,55 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
         }
     }
 
+    [Fact]
+    public async Task WebSocket_base64_exec_and_port_forward_carry_text_messages()
+    {
+        var (podId, id) = await RunAsync("ws-b64", bed.Container("echo", "nc", "-ll", "-p", "7002", "-e", "cat"), hostNetwork: false);
+        try
+        {
+            // Exec: stdin in base64 on '0', output back on '1' and '2', the v4 Status on '3'.
+            using (var exec = new ClientWebSocket())
+            {
+                exec.Options.AddSubProtocol("v4.base64.channel.k8s.io");
+                var url = await ExecUrl(id, true, true, true, false, "sh", "-c", "head -c 3; echo err >&2; exit 4");
+                await exec.ConnectAsync(new Uri("ws" + url[4..]), CancellationToken.None);
+                Assert.Equal("v4.base64.channel.k8s.io", exec.SubProtocol);
+                await exec.SendAsync(Encoding.ASCII.GetBytes("0" + Convert.ToBase64String("abc"u8)), WebSocketMessageType.Text, true, CancellationToken.None);
+                var channels = new Dictionary<char, string>();
+                while (await ReceiveMessageAsync(exec) is { Length: > 0 } message)
+                    channels[(char)message[0]] = channels.GetValueOrDefault((char)message[0], "") + Encoding.UTF8.GetString(Convert.FromBase64String(Encoding.ASCII.GetString(message, 1, message.Length - 1)));
+                Assert.Equal("abc", channels.GetValueOrDefault('1', ""));
+                Assert.Equal("err\n", channels.GetValueOrDefault('2', ""));
+                Assert.Equal("4", Status(channels['3']).GetProperty("details").GetProperty("causes")[0].GetProperty("message").GetString());
+            }
+
+            // Port-forward: the port prefix and the data, each in base64 text.
+            await WaitForListenerAsync(id, 7002);
+            var request = new Cri.V1.PortForwardRequest { PodSandboxId = podId };
+            request.Port.Add(7002);
+            using var forward = new ClientWebSocket();
+            forward.Options.AddSubProtocol("v4.base64.channel.k8s.io");
+            await forward.ConnectAsync(new Uri("ws" + (await bed.Daemon.Runtime.PortForwardAsync(request)).Url[4..]), CancellationToken.None);
+            Assert.Equal("v4.base64.channel.k8s.io", forward.SubProtocol);
+            Assert.Equal("0" + Convert.ToBase64String(new byte[] { 0x5a, 0x1b }), Encoding.ASCII.GetString(await ReceiveMessageAsync(forward)));
+            Assert.Equal("1" + Convert.ToBase64String(new byte[] { 0x5a, 0x1b }), Encoding.ASCII.GetString(await ReceiveMessageAsync(forward)));
+            await forward.SendAsync(Encoding.ASCII.GetBytes("0" + Convert.ToBase64String("ping"u8)), WebSocketMessageType.Text, true, CancellationToken.None);
+            var echoed = new StringBuilder();
+            while (echoed.Length < 4)
+            {
+                var message = await ReceiveMessageAsync(forward);
+                Assert.Equal((byte)'0', message[0]);
+                echoed.Append(Encoding.ASCII.GetString(Convert.FromBase64String(Encoding.ASCII.GetString(message, 1, message.Length - 1))));
+            }
+            Assert.Equal("ping", echoed.ToString());
+            await forward.CloseAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
     private async Task WaitForListenerAsync(string id, int port)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);

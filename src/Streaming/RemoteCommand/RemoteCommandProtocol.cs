@@ -15,11 +15,21 @@ public static class RemoteCommandProtocol
     public const string V4 = "v4.channel.k8s.io";
     public const string V5 = "v5.channel.k8s.io";
 
+    /// <summary>The WebSocket variants for clients that can only send text (browsers): a channel digit, then base64.</summary>
+    public const string Base64V1 = "base64.channel.k8s.io";
+    public const string Base64V4 = "v4.base64.channel.k8s.io";
+
     /// <summary>SPDY subprotocols, best first.</summary>
     public static readonly string[] SpdyProtocols = [V4, V3, V2, V1];
 
     /// <summary>WebSocket subprotocols, best first ("" is a client that asked for none).</summary>
-    public static readonly string[] WebSocketProtocols = [V5, V4, V1];
+    public static readonly string[] WebSocketProtocols = [V5, V4, Base64V4, V1, Base64V1];
+
+    /// <summary>WebSocket subprotocols of port-forward (the v4 framing, binary or base64).</summary>
+    public static readonly string[] WebSocketPortForwardProtocols = [V4, Base64V4];
+
+    /// <summary>Whether a WebSocket protocol carries text messages: the channel as an ASCII digit, the data in base64.</summary>
+    public static bool IsBase64(string protocol) => protocol is Base64V1 or Base64V4;
 
     public const string StreamTypeHeader = "streamType";
     public const string StreamError = "error";
@@ -35,7 +45,7 @@ public static class RemoteCommandProtocol
     public const byte ResizeChannel = 4;
 
     /// <summary>Whether a negotiated protocol reports the outcome as a JSON Status (v4 and v5) rather than bare text.</summary>
-    public static bool UsesStatusJson(string protocol) => protocol is V4 or V5;
+    public static bool UsesStatusJson(string protocol) => protocol is V4 or V5 or Base64V4;
 
     /// <summary>Whether a SPDY protocol has a resize stream (v3 and later).</summary>
     public static bool HasResizeStream(string protocol) => protocol is V3 or V4;

@@ -95,7 +95,7 @@ public static partial class StreamingEndpoints
 
     private static async Task ServeWebSocketAsync(HttpContext context, StreamingSession request, StreamingOptions options)
     {
-        string[] supported = request is PortForwardSession ? [RemoteCommandProtocol.V4] : RemoteCommandProtocol.WebSocketProtocols;
+        var supported = request is PortForwardSession ? RemoteCommandProtocol.WebSocketPortForwardProtocols : RemoteCommandProtocol.WebSocketProtocols;
         var requested = context.WebSockets.WebSocketRequestedProtocols;
         var protocol = requested.Count == 0 ? "" : requested.FirstOrDefault(supported.Contains);
         if (protocol is null)
@@ -124,7 +124,7 @@ public static partial class StreamingEndpoints
         }
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = protocol.Length == 0 ? null : protocol });
-        await using var channels = new ChannelWebSocket(socket, readable, closeSignals: protocol == RemoteCommandProtocol.V5);
+        await using var channels = new ChannelWebSocket(socket, readable, closeSignals: protocol == RemoteCommandProtocol.V5, base64: RemoteCommandProtocol.IsBase64(protocol));
         _ = channels.RunAsync();
         if (request is RemoteCommandSession command)
             await WebSocketRemoteCommand.ServeAsync(channels, protocol, command.Command, context.RequestAborted);

@@ -7,7 +7,9 @@ namespace Berth.Streaming.WebSockets;
 /// <summary>
 /// Kubernetes' channel framing over a WebSocket (<c>channel.k8s.io</c> and its <c>v4.</c>/<c>v5.</c> versions):
 /// every binary message starts with the channel number. In <c>v5.channel.k8s.io</c> a message of
-/// <c>[255, channel]</c> closes that channel from the sender's side (how a client ends stdin).
+/// <c>[255, channel]</c> closes that channel from the sender's side (how a client ends stdin). The base64 variants
+/// (<c>base64.channel.k8s.io</c>, <c>v4.base64.channel.k8s.io</c>) send text messages instead: the channel as an
+/// ASCII digit (<c>'0' + channel</c>), then the data in standard base64.
 /// </summary>
 public sealed class ChannelWebSocket : IAsyncDisposable
 {
@@ -16,6 +18,7 @@ public sealed class ChannelWebSocket : IAsyncDisposable
 
     private readonly WebSocket _socket;
     private readonly bool _closeSignals;
+    private readonly bool _base64;
     private readonly Pipe?[] _inbound;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly CancellationTokenSource _closed = new();
@@ -24,10 +27,12 @@ public sealed class ChannelWebSocket : IAsyncDisposable
     /// <param name="socket">An accepted WebSocket.</param>
     /// <param name="readable">Per channel, whether the peer may send on it; data on other channels is dropped.</param>
     /// <param name="closeSignals">Whether the v5 close signal is understood.</param>
-    public ChannelWebSocket(WebSocket socket, IReadOnlyList<bool> readable, bool closeSignals)
+    /// <param name="base64">Whether messages are text: a channel digit and base64 data.</param>
+    public ChannelWebSocket(WebSocket socket, IReadOnlyList<bool> readable, bool closeSignals, bool base64 = false)
     {
         _socket = socket;
         _closeSignals = closeSignals;
+        _base64 = base64;
         _inbound = new Pipe?[readable.Count];
         for (var i = 0; i < readable.Count; i++)
             if (readable[i]) _inbound[i] = new Pipe(new PipeOptions(pauseWriterThreshold: 1024 * 1024, resumeWriterThreshold: 512 * 1024, useSynchronizationContext: false));
@@ -58,8 +63,9 @@ public sealed class ChannelWebSocket : IAsyncDisposable
                 message.ResetWrittenCount();
             }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException or FormatException)
         {
+            // FormatException: a base64 message that is not base64; the peer is not speaking the protocol.
         }
         finally
         {
@@ -72,16 +78,34 @@ public sealed class ChannelWebSocket : IAsyncDisposable
     private async ValueTask DispatchAsync(ReadOnlyMemory<byte> message)
     {
         if (message.Length == 0) return;
+        if (_base64)
+        {
+            await DispatchAsync((byte)(message.Span[0] - '0'), Decode(message.Span[1..]));
+            return;
+        }
         var channel = message.Span[0];
         if (_closeSignals && channel == CloseSignal)
         {
             if (message.Length >= 2 && message.Span[1] < _inbound.Length) _inbound[message.Span[1]]?.Writer.Complete();
             return;
         }
-        if (channel >= _inbound.Length || _inbound[channel] is not { } pipe || message.Length == 1) return;
+        await DispatchAsync(channel, message[1..]);
+    }
+
+    private static byte[] Decode(ReadOnlySpan<byte> text)
+    {
+        var data = new byte[System.Buffers.Text.Base64.GetMaxDecodedFromUtf8Length(text.Length)];
+        if (System.Buffers.Text.Base64.DecodeFromUtf8(text, data, out _, out var written) != OperationStatus.Done)
+            throw new FormatException("a message of a base64 channel protocol is not base64");
+        return data[..written];
+    }
+
+    private async ValueTask DispatchAsync(byte channel, ReadOnlyMemory<byte> data)
+    {
+        if (channel >= _inbound.Length || _inbound[channel] is not { } pipe || data.Length == 0) return;
         try
         {
-            await pipe.Writer.WriteAsync(message[1..], _closed.Token);
+            await pipe.Writer.WriteAsync(data, _closed.Token);
         }
         catch (InvalidOperationException)
         {
@@ -92,15 +116,25 @@ public sealed class ChannelWebSocket : IAsyncDisposable
     /// <summary>Sends one message on a channel. An empty payload still sends the channel byte (how a server says "open").</summary>
     public async ValueTask SendAsync(byte channel, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        var message = ArrayPool<byte>.Shared.Rent(data.Length + 1);
+        var length = _base64 ? 1 + System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(data.Length) : 1 + data.Length;
+        var message = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            message[0] = channel;
-            data.Span.CopyTo(message.AsSpan(1));
+            if (_base64)
+            {
+                message[0] = (byte)('0' + channel);
+                System.Buffers.Text.Base64.EncodeToUtf8(data.Span, message.AsSpan(1), out _, out var written);
+                length = 1 + written;
+            }
+            else
+            {
+                message[0] = channel;
+                data.Span.CopyTo(message.AsSpan(1));
+            }
             await _sendLock.WaitAsync(cancellationToken);
             try
             {
-                await _socket.SendAsync(message.AsMemory(0, data.Length + 1), WebSocketMessageType.Binary, true, cancellationToken);
+                await _socket.SendAsync(message.AsMemory(0, length), _base64 ? WebSocketMessageType.Text : WebSocketMessageType.Binary, true, cancellationToken);
             }
             finally
             {

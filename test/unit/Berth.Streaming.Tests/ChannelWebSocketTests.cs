@@ -8,12 +8,12 @@ public sealed class ChannelWebSocketTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    private static (ChannelWebSocket Server, WebSocket Client) Connect(bool[] readable, bool v5)
+    private static (ChannelWebSocket Server, WebSocket Client) Connect(bool[] readable, bool v5, bool base64 = false)
     {
         var (serverEnd, clientEnd) = DuplexPipe.Create();
         var server = WebSocket.CreateFromStream(serverEnd, new WebSocketCreationOptions { IsServer = true });
         var client = WebSocket.CreateFromStream(clientEnd, new WebSocketCreationOptions { IsServer = false });
-        var channels = new ChannelWebSocket(server, readable, v5);
+        var channels = new ChannelWebSocket(server, readable, v5, base64);
         _ = channels.RunAsync();
         return (channels, client);
     }
@@ -60,6 +60,47 @@ public sealed class ChannelWebSocketTests
         Assert.Equal(0, await server.Channel(0).ReadAsync(new byte[4]).AsTask().WaitAsync(Wait));
         await Task.Delay(100);
         Assert.True(server.Closed.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task Base64_protocols_send_text_a_channel_digit_then_base64()
+    {
+        var (server, client) = Connect([false, false, false], v5: false, base64: true);
+        await server.Channel(1).WriteAsync(new byte[] { 0, 0xFF, (byte)'h', (byte)'i' });
+        await server.SendAsync(2, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
+        Assert.Equal("1AP9oaQ==", await ReceiveText(client));
+        Assert.Equal("2", await ReceiveText(client)); // the empty "open" message
+    }
+
+    [Fact]
+    public async Task Base64_client_messages_are_decoded_onto_their_channel()
+    {
+        var (server, client) = Connect([true, false, false, false, true], v5: false, base64: true);
+        await client.SendAsync("4eyJXaWR0aCI6ODB9"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        await client.SendAsync("0AP9h"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        var buffer = new byte[32];
+        Assert.Equal("{\"Width\":80}", Encoding.ASCII.GetString(buffer, 0, await server.Channel(4).ReadAsync(buffer).AsTask().WaitAsync(Wait)));
+        var read = await server.Channel(0).ReadAsync(buffer).AsTask().WaitAsync(Wait);
+        Assert.Equal(new byte[] { 0, 0xFF, (byte)'a' }, buffer[..read]);
+    }
+
+    [Fact]
+    public async Task A_base64_message_that_is_not_base64_ends_the_session()
+    {
+        var (server, client) = Connect([true], v5: false, base64: true);
+        await client.SendAsync("0not base64!"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        Assert.Equal(0, await server.Channel(0).ReadAsync(new byte[4]).AsTask().WaitAsync(Wait));
+        await Task.Delay(100);
+        Assert.True(server.Closed.IsCancellationRequested);
+    }
+
+    private static async Task<string> ReceiveText(WebSocket client)
+    {
+        var buffer = new byte[1024];
+        var result = await client.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(Wait);
+        Assert.True(result.EndOfMessage);
+        Assert.Equal(WebSocketMessageType.Text, result.MessageType);
+        return Encoding.ASCII.GetString(buffer, 0, result.Count);
     }
 
     private static async Task<string> Receive(WebSocket client)
