@@ -12,6 +12,50 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
             ? [.. found.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)]
             : [];
 
+    /// <summary>Alive and not a zombie (an orphan killed with its shim waits for the host's init to reap it).</summary>
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    [Fact]
+    public async Task A_container_whose_shim_is_killed_is_killed_too_and_reported_exited()
+    {
+        var pod = bed.Pod("shim-killed", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, bed.Container("orphan", "sleep", "3600"));
+            var verbose = await bed.Daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = true });
+            using var info = System.Text.Json.JsonDocument.Parse(verbose.Info["info"]);
+            var init = info.RootElement.GetProperty("pid").GetInt32();
+            Assert.True(IsRunning(init));
+            var shim = Host.Run("pgrep", "-f", $"berth-shim run --id {id}");
+            Assert.Equal(0, shim.ExitCode);
+            Host.Run("kill", "-9", shim.Output.Trim());
+
+            var status = await bed.WaitExitedAsync(id, TimeSpan.FromSeconds(20));
+            Assert.Equal(137, status.ExitCode);
+            Assert.Equal("Error", status.Reason);
+            Assert.Contains("berth-shim", status.Message, StringComparison.Ordinal);
+            // The container's processes went with it (runc delete --force), and so did runc's state.
+            Assert.False(IsRunning(init), $"the container's init {init} still runs");
+            Assert.False(Directory.Exists(Path.Combine(bed.Daemon.StatePath, "containers", "runtime", "default", id)));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
     [Fact]
     public async Task Twenty_running_containers_survive_kill_9_and_one_that_exits_meanwhile_reports_its_code()
     {

@@ -41,6 +41,7 @@ public sealed record ContainerOptions
 public sealed partial class ContainerManager : IDisposable
 {
     private const int ExecOutputCap = 16 * 1024 * 1024;
+    private static readonly TimeSpan ShimCheckPeriod = TimeSpan.FromSeconds(2);
 
     private readonly ContainerOptions _options;
     private readonly ILogger<ContainerManager> _logger;
@@ -49,6 +50,7 @@ public sealed partial class ContainerManager : IDisposable
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _exits = new(StringComparer.Ordinal);
     private readonly FileSystemWatcher _exitWatcher;
+    private readonly CancellationTokenSource _stopping = new();
     private readonly string _exitDirectory;
     private readonly string _bundles;
     private readonly string _records;
@@ -377,6 +379,48 @@ public sealed partial class ContainerManager : IDisposable
             if (_store.Get(Path.GetFileName(file)) is null) File.Delete(file);
         }
         cancellationToken.ThrowIfCancellationRequested();
+        _ = WatchShimsAsync(_stopping.Token);
+    }
+
+    /// <summary>
+    /// A shim that dies before its container (killed by hand, by the OOM killer) leaves a container that nobody
+    /// logs, feeds or reaps. As containerd does with a dead shim, the container is killed and reported exited
+    /// (137, like SIGKILL) instead of showing Running forever.
+    /// </summary>
+    private async Task WatchShimsAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(ShimCheckPeriod);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                foreach (var record in _store.List())
+                {
+                    if (record.State is not (ContainerState.Running or ContainerState.Created) || record.Shim is not { } shim || ProcessStat.IsAlive(shim)) continue;
+                    try
+                    {
+                        await OnShimGoneAsync(record.Id);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        LogExitFailed(_logger, record.Id, e);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task OnShimGoneAsync(string id)
+    {
+        using var held = await LockAsync(id, CancellationToken.None);
+        var record = _store.Get(id);
+        // A shim writes the exit file before it leaves: that is an ordinary exit, which the exit watch takes.
+        if (record is not { State: ContainerState.Running or ContainerState.Created } || File.Exists(ExitFileOf(id))) return;
+        LogShimGone(_logger, id);
+        await MarkExitedAsync(record, 137, "Error", "berth-shim exited before the container did (killed?); the container was killed");
     }
 
     /// <summary>Removes every container of a pod (StopPodSandbox kills them, RemovePodSandbox removes them).</summary>
@@ -543,10 +587,17 @@ public sealed partial class ContainerManager : IDisposable
 
     private static long Now() => (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).Ticks * 100;
 
-    public void Dispose() => _exitWatcher.Dispose();
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _exitWatcher.Dispose();
+    }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "container {Id} created in {TotalMs:F1} ms (record {RecordMs:F1}, rootfs and spec {PrepareMs:F1}, shim and runtime create {ShimMs:F1})")]
     private static partial void LogCreated(ILogger logger, string id, double totalMs, double recordMs, double prepareMs, double shimMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: its shim is gone while the container ran; killing the container and reporting it exited")]
+    private static partial void LogShimGone(ILogger logger, string id);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: undoing what an interrupted CreateContainer left")]
     private static partial void LogRecovering(ILogger logger, string id);
