@@ -327,7 +327,10 @@ internal sealed unsafe class ContainerShim : IDisposable
         }
 
         foreach (var (fd, stream) in outputs) _log?.Complete(stream);
-        _attachClients.RemoveAll(client => client.Dropped && Libc.Close(client.Fd) is var _);
+        for (var c = _attachClients.Count - 1; c >= 0; c--)
+        {
+            if (_attachClients[c].Dropped) Drop(c);
+        }
         FlushAttachClients(DrainTime);
         while (_attachClients.Count > 0) Drop(_attachClients.Count - 1);
         return Volatile.Read(ref exitCode);
