@@ -5,15 +5,28 @@ namespace Berth.E2E.Tests.Fixtures;
 /// <summary>
 /// A CNI network of the test's own: a bridge with a random name on a random private /24, host-local IPAM
 /// keeping its leases inside the test's directory. Disposing removes the bridge, the one thing the bridge
-/// plugin leaves behind.
+/// plugin leaves behind, and the portmap plugin's shared nat chains when this network brought them.
 /// </summary>
 public sealed class TestNetwork : IDisposable
 {
-    private TestNetwork(string bridge, string subnetPrefix, string ipamDir)
+    // portmap's chains, shared by every pod it serves, which its DEL leaves in place (empty but for these rules).
+    private static readonly string[][] PortmapJumps =
+    [
+        ["PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+        ["OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"],
+        ["POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"],
+    ];
+
+    private static readonly string[] PortmapChains = ["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"];
+
+    private readonly bool _ownsPortmapChains;
+
+    private TestNetwork(string bridge, string subnetPrefix, string ipamDir, bool ownsPortmapChains)
     {
         Bridge = bridge;
         SubnetPrefix = subnetPrefix;
         IpamDir = ipamDir;
+        _ownsPortmapChains = ownsPortmapChains;
     }
 
     public string Bridge { get; }
@@ -37,7 +50,9 @@ public sealed class TestNetwork : IDisposable
         plugins.AddRange(extraPlugins);
         File.WriteAllText(Path.Combine(daemon.CniConfDir, "10-berth-test.conflist"),
             $$"""{"cniVersion":"1.0.0","name":"berth-test","plugins":[{{string.Join(",", plugins)}}]}""");
-        return new TestNetwork(bridge, prefix, ipamDir);
+        var portmap = extraPlugins.Any(p => p.Contains("\"portmap\"", StringComparison.Ordinal));
+        var chainsThere = Host.Run("iptables", "-t", "nat", "-S", PortmapChains[0]).ExitCode == 0;
+        return new TestNetwork(bridge, prefix, ipamDir, portmap && !chainsThere);
     }
 
     /// <summary>IP leases host-local still holds (files named by address).</summary>
@@ -46,7 +61,14 @@ public sealed class TestNetwork : IDisposable
             ? [.. Directory.EnumerateFiles(Path.Combine(IpamDir, "berth-test")).Select(Path.GetFileName).Where(n => n!.StartsWith(SubnetPrefix, StringComparison.Ordinal))!]
             : [];
 
-    public void Dispose() => Host.Run("ip", "link", "delete", Bridge);
+    public void Dispose()
+    {
+        Host.Run("ip", "link", "delete", Bridge);
+        if (!_ownsPortmapChains) return;
+        foreach (var jump in PortmapJumps) Host.Run("iptables", ["-t", "nat", "-D", .. jump]);
+        foreach (var chain in PortmapChains) Host.Run("iptables", "-t", "nat", "-F", chain);
+        foreach (var chain in PortmapChains) Host.Run("iptables", "-t", "nat", "-X", chain);
+    }
 }
 
 /// <summary>Runs host tools (ip, nsenter, busybox) for the tests' checks.</summary>
