@@ -85,10 +85,13 @@ public sealed partial class ContainerManager : IDisposable
     public ContainerRecord? Get(string id) => _store.Get(id);
 
     /// <summary>
-    /// A full ID for what an operator typed: the ID itself when it is one, else the one container it is a unique
-    /// prefix of (crictl passes abbreviated IDs through); otherwise unchanged, to be reported as not found.
+    /// The container an operator named: by its ID, else by a unique prefix of one (crictl passes abbreviated IDs
+    /// through); null when none or several match.
     /// </summary>
-    public string ResolveId(string id) => _store.Get(id) is not null ? id : _store.ResolvePrefix(id) ?? id;
+    public ContainerRecord? Find(string id) => _store.Get(id) ?? (_store.ResolvePrefix(id) is { } full ? _store.Get(full) : null);
+
+    /// <summary>The full ID of <see cref="Find"/>'s container, or <paramref name="id"/> unchanged, to be reported as not found.</summary>
+    public string ResolveId(string id) => Find(id)?.Id ?? id;
 
     /// <summary>The container's writable layer (the overlay's upper dir), whose usage ContainerStats reports.</summary>
     public static string WritableLayerOf(ContainerRecord record) => Path.Combine(record.Directory, "upper");
