@@ -121,6 +121,7 @@ internal static partial class BerthHost
             kestrel.Limits.MaxConcurrentUpgradedConnections = config.Streaming.MaxSessions;
         });
 
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>, TransportMemoryPoolFactory>();
         builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(streamingListener);
         builder.Services.AddSingleton(new StreamingOptions { TokenLifetime = config.Streaming.TokenLifetime, IdleTimeout = config.Streaming.IdleTimeout, MaxOutstandingTokens = config.Streaming.MaxOutstanding });
