@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Net.Sockets;
+
 namespace Berth.Streaming;
 
 /// <summary>
@@ -19,6 +22,26 @@ public abstract class DuplexStream : Stream
     public sealed override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public sealed override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Sends everything read from this stream to <paramref name="socket"/> until the end of the stream. A stream
+    /// that holds what it received in buffers of its own sends from them, without a copy through a buffer here.
+    /// </summary>
+    internal virtual async Task SendToAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        const int bufferSize = 64 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+        try
+        {
+            int read;
+            while ((read = await ReadAsync(buffer.AsMemory(0, bufferSize), cancellationToken)) > 0)
+                await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, cancellationToken);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -12,26 +12,19 @@ internal static class PortRelay
 {
     private const int BufferSize = 64 * 1024;
 
-    public static async Task RunAsync(Stream client, Socket pod, Func<ValueTask> closeClientWrite, CancellationToken cancellationToken)
+    public static async Task RunAsync(DuplexStream client, Socket pod, Func<ValueTask> closeClientWrite, CancellationToken cancellationToken)
     {
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var toPod = Task.Run(async () =>
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
             try
             {
-                int read;
-                while ((read = await client.ReadAsync(buffer.AsMemory(0, BufferSize), failed.Token)) > 0)
-                    await pod.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, failed.Token);
+                await client.SendToAsync(pod, failed.Token);
                 pod.Shutdown(SocketShutdown.Send);
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
             {
                 await failed.CancelAsync();
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
             }
         }, CancellationToken.None);
         var toClient = Task.Run(async () =>

@@ -42,7 +42,7 @@ public sealed class SpdyConnection : IAsyncDisposable
     /// flow-controlled sender at 64 KiB per round trip, far below loopback speed. It matches the inbound buffer.
     /// </summary>
     internal const int ReceiveWindow = 1024 * 1024;
-    private const int MaxDataChunk = 32 * 1024;
+    private const int MaxDataChunk = 64 * 1024;
 
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
@@ -298,6 +298,8 @@ public sealed class SpdyConnection : IAsyncDisposable
             var piece = data[..chunk];
             await WriteAsync(w =>
             {
+                // Asked for whole, so the frame lands in one buffer and leaves in one write to the transport.
+                w.GetSpan(SpdyFrameHeader.Size + piece.Length);
                 SpdyFrameWriter.WriteDataHeader(w, stream.Id, last ? SpdyFlags.Fin : (byte)0, piece.Length);
                 w.Write(piece.Span);
             }, cancellationToken);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 
 namespace Berth.Streaming.Spdy;
 
@@ -80,7 +81,13 @@ public sealed class SpdyStream : DuplexStream
             _connection.Credit(this, (int)payload.Length);
             return;
         }
-        foreach (var segment in payload) _inbound.Writer.Write(segment.Span);
+        foreach (var segment in payload)
+        {
+            // Sized by the segment, so a frame stays in one buffer rather than in the pipe's 4 KiB default.
+            var span = _inbound.Writer.GetSpan(segment.Length);
+            segment.Span.CopyTo(span);
+            _inbound.Writer.Advance(segment.Length);
+        }
         if (payload.Length > 0)
         {
             var flushed = await _inbound.Writer.FlushAsync(_connection.Closed);
@@ -150,6 +157,31 @@ public sealed class SpdyStream : DuplexStream
         _inbound.Reader.AdvanceTo(available.GetPosition(count));
         _connection.Credit(this, count);
         return count;
+    }
+
+    /// <summary>Port-forward's way out of the stream: sends the peer's data from the inbound buffers, not through a copy.</summary>
+    internal override async Task SendToAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await _inbound.Reader.ReadAsync(cancellationToken);
+            }
+            catch (InvalidOperationException)
+            {
+                return; // the reader was completed by a previous end of stream
+            }
+            var available = result.Buffer;
+            var length = (int)available.Length; // read before AdvanceTo hands the segments back
+            // Each buffer holds whole frames (see OnDataAsync), so a send carries a frame or more.
+            foreach (var segment in available)
+                await socket.SendAsync(segment, SocketFlags.None, cancellationToken);
+            _inbound.Reader.AdvanceTo(available.End);
+            if (length > 0) _connection.Credit(this, length);
+            if (result.IsCompleted) return;
+        }
     }
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

@@ -44,7 +44,7 @@ public sealed class ChannelWebSocket : IAsyncDisposable
     public Task RunAsync() => _receiveLoop ??= Task.Run(ReceiveLoopAsync);
 
     /// <summary>A stream for one channel: reads what the peer sends on it, writes go out prefixed with its number.</summary>
-    public Stream Channel(byte channel) => new ChannelStream(this, channel);
+    public DuplexStream Channel(byte channel) => new ChannelStream(this, channel);
 
     private async Task ReceiveLoopAsync()
     {

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using Berth.Streaming.Spdy;
 
@@ -123,6 +125,44 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
         Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload.AsSpan(4)), 256 * 1024, 300_000);
         Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload));
         Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(sessionUpdate.Payload.AsSpan(4)), 256 * 1024, 300_000);
+    }
+
+    [Fact]
+    public async Task Data_sent_on_to_a_socket_arrives_whole_and_in_order_and_is_granted_back()
+    {
+        // Port-forward's path: frames go from the stream's buffers to the pod's socket without a copy between.
+        await SendSynStream(1, ("streamType", "data"));
+        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
+        await stream.ReplyAsync();
+        _ = await ReadFrame();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await sender.ConnectAsync(listener.LocalEndPoint!);
+        using var receiver = await listener.AcceptAsync();
+        var payload = new byte[300_000];
+        for (var i = 0; i < payload.Length; i++) payload[i] = (byte)(i % 251);
+
+        var pump = stream.SendToAsync(sender, CancellationToken.None);
+        var received = new MemoryStream();
+        var reading = Task.Run(async () =>
+        {
+            var buffer = new byte[8192];
+            int read;
+            while ((read = await receiver.ReceiveAsync(buffer)) > 0) received.Write(buffer, 0, read);
+        });
+        for (var offset = 0; offset < payload.Length; offset += 50_000)
+            await SendData(1, payload[offset..(offset + 50_000)], fin: offset + 50_000 == payload.Length);
+        await pump.WaitAsync(Wait);
+        sender.Shutdown(SocketShutdown.Send);
+        await reading.WaitAsync(Wait);
+
+        Assert.Equal(payload, received.ToArray());
+        var streamUpdate = await ReadFrame();
+        Assert.Equal((ushort)SpdyControlType.WindowUpdate, streamUpdate.Type);
+        Assert.Equal(1, BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload));
+        Assert.InRange(BinaryPrimitives.ReadInt32BigEndian(streamUpdate.Payload.AsSpan(4)), 256 * 1024, 300_000);
     }
 
     [Fact]
