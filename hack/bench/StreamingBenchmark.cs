@@ -8,12 +8,13 @@ namespace Berth.Bench;
 /// <summary>
 /// Streaming on berthd and on containerd 1.6, in one run, through the same SPDY client: the round trip of an exec of
 /// <c>true</c> (Exec RPC, upgrade, streams, the command, the status), and port-forward throughput to an echo server
-/// in a host-network pod, next to a direct loopback TCP connection to the same server.
+/// in a host-network pod, next to a direct loopback TCP connection to the same server and to a plain TCP relay
+/// (socat, a separate process copying 64 KiB at a time): the least any forwarder that adds a hop can cost here.
 /// </summary>
 internal static class StreamingBenchmark
 {
     private const int Megabytes = 64;
-    private const int Rounds = 5;
+    private const int Rounds = 7;
 
     public static async Task<string> RunAsync(int execs)
     {
@@ -34,17 +35,20 @@ internal static class StreamingBenchmark
             throw;
         }
         return $"""
-            Streaming through the same SPDY client ({execs} execs of `true`; {Megabytes} MiB echoed through one port-forward stream, median of {Rounds} warm rounds):
+            Streaming through the same SPDY client ({execs} execs of `true`; {Megabytes} MiB echoed through one port-forward stream, median of {Rounds} rounds after two untimed ones):
                                             berth p50   p99   | containerd p50   p99   | ratio p50
               Exec round trip (ms)        {P(b.Exec, 50),7:F1} {P(b.Exec, 99),6:F1} |       {P(c.Exec, 50),7:F1} {P(c.Exec, 99),6:F1} | {P(b.Exec, 50) / P(c.Exec, 50):F2}
                                             berth | containerd
               port-forward (MB/s)         {b.Forward,7:F0} | {c.Forward,7:F0}
               direct loopback TCP (MB/s)  {b.Direct,7:F0} | {c.Direct,7:F0}
+              plain TCP relay (MB/s)      {b.Relay,7:F0} | {c.Relay,7:F0}
               port-forward / direct       {b.Forward / b.Direct,7:F2} | {c.Forward / c.Direct,7:F2}
+              relay / direct              {b.Relay / b.Direct,7:F2} | {c.Relay / c.Direct,7:F2}
+              port-forward / relay        {b.Forward / b.Relay,7:F2} | {c.Forward / c.Relay,7:F2}
             """;
     }
 
-    private sealed record Result(List<double> Exec, double Forward, double Direct);
+    private sealed record Result(List<double> Exec, double Forward, double Direct, double Relay);
 
     private static async Task<Result> MeasureAsync(
         string name, RuntimeService.RuntimeServiceClient runtime, ImageService.ImageServiceClient images, string image, int execs, int port)
@@ -92,24 +96,59 @@ internal static class StreamingBenchmark
                 if (i >= 5) exec.Add(watch.Elapsed.TotalMilliseconds);
             }
 
-            // One untimed round each first (the client's code is JIT-compiled then), then rounds taken alternately.
-            await ForwardAsync(name, runtime, podId, port, 32);
-            await DirectAsync(name, port, 32);
-            var forwards = new List<double>();
-            var directs = new List<double>();
-            for (var round = 0; round < Rounds; round++)
+            // socat relays to the same server from its own port: one process, one hop, no framing.
+            var relayPort = port + 100;
+            using var relay = Process.Start(new ProcessStartInfo("socat",
+                ["-b", "65536", $"TCP-LISTEN:{relayPort},bind=127.0.0.1,reuseaddr,fork", $"TCP:127.0.0.1:{port}"]))
+                ?? throw new InvalidOperationException("socat did not start");
+            try
             {
-                forwards.Add(await ForwardAsync(name, runtime, podId, port, Megabytes));
-                directs.Add(await DirectAsync(name, port, Megabytes));
+                await WaitForListenerAsync(relayPort);
+                // Two untimed rounds each first: the first ones ran at half speed on every path, the direct one too.
+                for (var round = 0; round < 2; round++)
+                {
+                    await ForwardAsync(name, runtime, podId, port, Megabytes);
+                    await DirectAsync(name, port, Megabytes);
+                    await DirectAsync(name, relayPort, Megabytes);
+                }
+                var forwards = new List<double>();
+                var directs = new List<double>();
+                var relays = new List<double>();
+                for (var round = 0; round < Rounds; round++)
+                {
+                    forwards.Add(await ForwardAsync(name, runtime, podId, port, Megabytes));
+                    directs.Add(await DirectAsync(name, port, Megabytes));
+                    relays.Add(await DirectAsync(name, relayPort, Megabytes));
+                }
+                return new Result(exec, P(forwards, 50), P(directs, 50), P(relays, 50));
             }
-            var forward = P(forwards, 50);
-            var direct = P(directs, 50);
-            return new Result(exec, forward, direct);
+            finally
+            {
+                relay.Kill(entireProcessTree: true);
+                await relay.WaitForExitAsync();
+            }
         }
         finally
         {
             await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
             await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        }
+    }
+
+    private static async Task WaitForListenerAsync(int port)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync("127.0.0.1", port);
+                return;
+            }
+            catch (SocketException) when (attempt < 50)
+            {
+                await Task.Delay(100);
+            }
         }
     }
 
@@ -138,7 +177,7 @@ internal static class StreamingBenchmark
         }
     }
 
-    /// <summary>MB/s of <paramref name="megabytes"/> echoed by the same server over a plain loopback connection.</summary>
+    /// <summary>MB/s of <paramref name="megabytes"/> echoed by the server on <paramref name="port"/> of 127.0.0.1, directly or through the relay.</summary>
     private static async Task<double> DirectAsync(string name, int port, int megabytes)
     {
         using var tcp = new TcpClient { NoDelay = true };
