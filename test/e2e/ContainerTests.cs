@@ -79,6 +79,10 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
             Assert.Contains("stdout F vol 1000:1000 640", envLog, StringComparison.Ordinal);
             Assert.Contains("stdout F seeded", envLog, StringComparison.Ordinal);
             Assert.Contains("stdout F 1\n", envLog, StringComparison.Ordinal);
+            // Extended attributes come along too (busybox has no getfattr, so the volume is read from the host).
+            var volumeSeed = Directory.EnumerateFiles(bed.Daemon.Directory, "seed.txt", SearchOption.AllDirectories)
+                .Single(path => path.Contains(envId, StringComparison.Ordinal) && path.Contains("/volumes/", StringComparison.Ordinal));
+            Assert.Equal("volume-xattr"u8.ToArray(), FileStat.Xattr(volumeSeed, "user.berth"));
 
             var workdir = bed.Container("workdir", "pwd");
             workdir.WorkingDir = "/tmp";

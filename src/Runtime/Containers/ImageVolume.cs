@@ -7,8 +7,8 @@ namespace Berth.Runtime.Containers;
 /// <summary>
 /// An image volume (a path in the image config's Volumes) is a directory of the container's own, bind-mounted
 /// over that path. As with containerd, it starts with what the image has there: the tree is copied in with its
-/// owners, modes, times, symbolic and hard links and device nodes, so a database image's initial files or a
-/// cache's layout are not hidden under an empty directory.
+/// owners, modes, extended attributes (file capabilities among them), times, symbolic and hard links and device
+/// nodes, so a database image's initial files or a cache's layout are not hidden under an empty directory.
 /// </summary>
 internal static unsafe partial class ImageVolume
 {
@@ -27,7 +27,7 @@ internal static unsafe partial class ImageVolume
         if (TypeOf(st) != Directory)
             throw new ContainerRuntimeException($"image volume {containerPath}: the image has a file there, not a directory");
         CopyChildren(source, volume, new Dictionary<(ulong, ulong), string>());
-        CopyAttributes(volume, st);
+        CopyAttributes(source, volume, st);
     }
 
     /// <summary>
@@ -97,19 +97,76 @@ internal static unsafe partial class ImageVolume
                     Check(Mknod(target, (uint)st.st_mode, (ulong)st.st_rdev), "mknod", target);
                     break;
             }
-            CopyAttributes(target, st);
+            CopyAttributes(entry, target, st);
         }
     }
 
-    /// <summary>Owner, then mode (chown clears setuid bits), then times, of the entry itself (never a link's target).</summary>
-    private static void CopyAttributes(string target, stat st)
+    /// <summary>
+    /// Owner, then mode (chown clears setuid bits), then extended attributes (chown drops file capabilities),
+    /// then times, of the entry itself (never a link's target).
+    /// </summary>
+    private static void CopyAttributes(string source, string target, stat st)
     {
         Check(Lchown(target, (uint)st.st_uid, (uint)st.st_gid), "lchown", target);
         if (TypeOf(st) != Symlink) Check(Chmod(target, (uint)st.st_mode & 0xFFF), "chmod", target);
+        CopyExtendedAttributes(source, target);
         var times = stackalloc timespec[2];
         times[0] = st.st_atim;
         times[1] = st.st_mtim;
         Check(Utimensat(AtFdCwd, target, times, AtSymlinkNoFollow), "utimensat", target);
+    }
+
+    /// <summary>
+    /// Every attribute but the SELinux label, which the runtime sets for the container, as containerd leaves it.
+    /// A volume on a filesystem without extended attributes keeps none, as a copy there would.
+    /// </summary>
+    private static void CopyExtendedAttributes(string source, string target)
+    {
+        foreach (var name in ListAttributes(source))
+        {
+            if (name == "security.selinux" || ReadAttribute(source, name) is not { } value) continue;
+            fixed (byte* data = value)
+            {
+                if (Lsetxattr(target, name, data, (nuint)value.Length, 0) == 0) continue;
+            }
+            if (Marshal.GetLastPInvokeError() == EOpNotSupp) return;
+            Check(-1, $"lsetxattr {name}", target);
+        }
+    }
+
+    private static List<string> ListAttributes(string path)
+    {
+        while (true)
+        {
+            var size = Llistxattr(path, null, 0);
+            if (size <= 0) return size == 0 || Marshal.GetLastPInvokeError() == EOpNotSupp ? [] : throw Failure("llistxattr", path);
+            var names = new byte[size];
+            fixed (byte* list = names)
+            {
+                size = Llistxattr(path, list, (nuint)names.Length);
+            }
+            if (size < 0 && Marshal.GetLastPInvokeError() == ERange) continue; // grew meanwhile
+            if (size < 0) throw Failure("llistxattr", path);
+            return [.. Encoding.UTF8.GetString(names, 0, (int)size).Split('\0', StringSplitOptions.RemoveEmptyEntries)];
+        }
+    }
+
+    /// <summary>The value, or null if the attribute went away meanwhile.</summary>
+    private static byte[]? ReadAttribute(string path, string name)
+    {
+        while (true)
+        {
+            var size = Lgetxattr(path, name, null, 0);
+            if (size < 0) return Marshal.GetLastPInvokeError() == ENoData ? null : throw Failure($"lgetxattr {name}", path);
+            var value = new byte[size];
+            fixed (byte* data = value)
+            {
+                size = Lgetxattr(path, name, data, (nuint)value.Length);
+            }
+            if (size < 0 && Marshal.GetLastPInvokeError() == ERange) continue;
+            if (size < 0) return Marshal.GetLastPInvokeError() == ENoData ? null : throw Failure($"lgetxattr {name}", path);
+            return value[..(int)size];
+        }
     }
 
     private static uint TypeOf(stat st) => (uint)st.st_mode & TypeMask;
@@ -127,10 +184,16 @@ internal static unsafe partial class ImageVolume
 
     private static void Check(int result, string call, string path)
     {
-        if (result != 0) throw new ContainerRuntimeException($"image volume: {call} {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        if (result != 0) throw Failure(call, path);
     }
 
+    private static ContainerRuntimeException Failure(string call, string path) =>
+        new($"image volume: {call} {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+
     private const int AtFdCwd = -100;
+    private const int ENoData = 61;
+    private const int ERange = 34;
+    private const int EOpNotSupp = 95;
     private const int AtSymlinkNoFollow = 0x100;
 
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -147,4 +210,13 @@ internal static unsafe partial class ImageVolume
 
     [LibraryImport("libc", EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Mknod(string path, uint mode, ulong device);
+
+    [LibraryImport("libc", EntryPoint = "llistxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint Llistxattr(string path, byte* list, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint Lgetxattr(string path, string name, byte* value, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "lsetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Lsetxattr(string path, string name, byte* value, nuint size, int flags);
 }

@@ -58,7 +58,8 @@ public sealed class ContainerTestBed : IAsyncLifetime
         var volumeContent = TestLayers.Tar(w =>
         {
             TestLayers.Dir(w, "vol/", mode: 0x1E8 /* 0750 */, uid: 1000, gid: 1000);
-            TestLayers.File(w, "vol/seed.txt", "seeded\n"u8.ToArray(), 0x1A0 /* 0640 */, uid: 1000, gid: 1000);
+            TestLayers.File(w, "vol/seed.txt", "seeded\n"u8.ToArray(), 0x1A0 /* 0640 */, uid: 1000, gid: 1000,
+                xattrs: new Dictionary<string, string> { ["SCHILY.xattr.user.berth"] = "volume-xattr" });
             TestLayers.Dir(w, "vol/sub/");
             TestLayers.Link(w, System.Formats.Tar.TarEntryType.SymbolicLink, "vol/sub/link", "../seed.txt");
         });

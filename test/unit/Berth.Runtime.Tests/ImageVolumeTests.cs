@@ -3,7 +3,7 @@ using Berth.Runtime.Containers;
 namespace Berth.Runtime.Tests;
 
 /// <summary>An image volume starts as a copy of the image's tree at its path, resolved inside the rootfs.</summary>
-public sealed class ImageVolumeTests : IDisposable
+public sealed partial class ImageVolumeTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("berth-rootfs-").FullName;
     private readonly string _volume = Directory.CreateTempSubdirectory("berth-volume-").FullName;
@@ -59,6 +59,29 @@ public sealed class ImageVolumeTests : IDisposable
     }
 
     [Fact]
+    public void Extended_attributes_are_copied_and_file_capabilities_survive_the_owner_change()
+    {
+        var data = Path.Combine(_root, "srv");
+        Directory.CreateDirectory(data);
+        var tool = Path.Combine(data, "tool");
+        File.WriteAllText(tool, "#!/bin/sh\n");
+        Chown(tool, 1000, 1000); // the copy is chowned too, which drops capabilities set before it
+        // VFS_CAP_REVISION_2 with the effective flag; permitted: CAP_NET_BIND_SERVICE (10).
+        byte[] capability = [0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        SetAttribute(tool, "security.capability", capability);
+        SetAttribute(tool, "user.origin", "image"u8.ToArray());
+        SetAttribute(data, "user.layout", "v2"u8.ToArray());
+
+        ImageVolume.Populate(_root, "/srv", _volume);
+
+        var copy = Path.Combine(_volume, "tool");
+        Assert.Equal(capability, GetAttribute(copy, "security.capability"));
+        Assert.Equal("image"u8.ToArray(), GetAttribute(copy, "user.origin"));
+        Assert.Equal("v2"u8.ToArray(), GetAttribute(_volume, "user.layout"));
+        Assert.Equal((1000u, 1000u), Owner(copy));
+    }
+
+    [Fact]
     public void Nothing_at_the_path_leaves_the_volume_empty_and_a_file_there_is_refused()
     {
         ImageVolume.Populate(_root, "/missing", _volume);
@@ -77,6 +100,26 @@ public sealed class ImageVolumeTests : IDisposable
         process.WaitForExit();
         Assert.Equal(0, process.ExitCode);
     }
+
+    private static void SetAttribute(string path, string name, byte[] value)
+    {
+        if (Lsetxattr(path, name, value, (nuint)value.Length, 0) != 0)
+            throw new InvalidOperationException($"lsetxattr {name} {path}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    private static byte[] GetAttribute(string path, string name)
+    {
+        var buffer = new byte[256];
+        var size = Lgetxattr(path, name, buffer, (nuint)buffer.Length);
+        if (size < 0) throw new InvalidOperationException($"lgetxattr {name} {path}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        return buffer[..(int)size];
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "lsetxattr", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static partial int Lsetxattr(string path, string name, byte[] value, nuint size, int flags);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static partial nint Lgetxattr(string path, string name, byte[] value, nuint size);
 
     private static (uint Uid, uint Gid) Owner(string path)
     {
