@@ -233,93 +233,42 @@ internal sealed unsafe class ContainerShim : IDisposable
             _stdin = new WriteBacklog(_stdinWrite, 64 * 1024, socket: false);
         }
         var buffer = new byte[32 * 1024];
-        var fds = new Libc.PollFd[4 + outputs.Count + 16];
+        var poll = new PollSet(4 + outputs.Count + 16);
         long? drainUntil = null;
         while (true)
         {
-            var count = 0;
-            fds[count++] = new Libc.PollFd { Fd = wake.Read, Events = Libc.PollIn };
-            fds[count++] = new Libc.PollFd { Fd = attach, Events = Libc.PollIn };
-            fds[count++] = new Libc.PollFd { Fd = control, Events = Libc.PollIn };
-            foreach (var (fd, _) in outputs) fds[count++] = new Libc.PollFd { Fd = fd, Events = Libc.PollIn };
-            if (fds.Length < count + _attachClients.Count + 1) Array.Resize(ref fds, count + _attachClients.Count + 16);
+            // The order here is the order results are read in below.
+            poll.Clear();
+            poll.Add(wake.Read, Libc.PollIn);
+            poll.Add(attach, Libc.PollIn);
+            poll.Add(control, Libc.PollIn);
+            foreach (var (fd, _) in outputs) poll.Add(fd, Libc.PollIn);
             var stdinBehind = _stdin is { IsEmpty: false };
             var polledClients = _attachClients.Count;
             foreach (var client in _attachClients)
             {
-                // An input-ended client is watched for its hangup only (reported whatever the events).
+                // Input is not read while the container's stdin is behind; an input-ended client is watched for
+                // its hangup only (reported whatever the events).
                 var events = (short)((client.InputEnded || stdinBehind ? 0 : Libc.PollIn) | (client.Output.IsEmpty ? 0 : Libc.PollOut));
-                fds[count++] = new Libc.PollFd { Fd = client.Fd, Events = events };
+                poll.Add(client.Fd, events);
             }
-            if (stdinBehind) fds[count++] = new Libc.PollFd { Fd = _stdinWrite, Events = Libc.PollOut };
+            if (stdinBehind) poll.Add(_stdinWrite, Libc.PollOut);
 
             if (drainUntil is { } until && (outputs.Count == 0 || Stopwatch.GetTimestamp() >= until)) break;
             var timeout = drainUntil is { } deadline ? Math.Max(0, (int)Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline).TotalMilliseconds) + 1 : -1;
-            int ready;
-            fixed (Libc.PollFd* start = fds) ready = Libc.Poll(start, (nuint)count, timeout);
-            if (ready <= 0) continue;
+            if (poll.Wait(timeout) <= 0) continue;
 
-            var index = 0;
-            if (fds[index++].REvents != 0)
+            var position = 0;
+            if (poll.Returned(position++) != 0)
             {
                 _ = Fd.Read(wake.Read, buffer);
                 drainUntil = Stopwatch.GetTimestamp() + (long)(DrainTime.TotalSeconds * Stopwatch.Frequency);
             }
-            if (fds[index++].REvents != 0 && Fd.Accept(attach, nonBlocking: true) is var newClient and >= 0) _attachClients.Add(new AttachClient(newClient));
-            if (fds[index++].REvents != 0 && Fd.Accept(control) is var request and >= 0) HandleControl(request);
-
-            for (var o = 0; o < outputs.Count; index++)
-            {
-                if (fds[index].REvents == 0)
-                {
-                    o++;
-                    continue;
-                }
-                var (fd, stream) = outputs[o];
-                var read = Fd.Read(fd, buffer);
-                if (read > 0)
-                {
-                    Output(stream, buffer.AsSpan(0, read));
-                    o++;
-                    continue;
-                }
-                if (read < 0)
-                {
-                    o++;
-                    continue;
-                }
-                _log?.Complete(stream);
-                if (fd != _console) _ = Libc.Close(fd);
-                outputs.RemoveAt(o);
-            }
-
-            // Clients accepted in this round come after the polled ones and wait for the next.
-            for (int seen = 0, c = 0; seen < polledClients; seen++, index++)
-            {
-                var client = _attachClients[c];
-                var revents = fds[index].REvents;
-                if (client.Dropped || (revents & Libc.PollOut) != 0 && !client.Output.Flush() || client.InputEnded && (revents & ~Libc.PollOut) != 0)
-                {
-                    // Gone: a failed send, too far behind, or the hangup of a client whose input had ended.
-                    Drop(c);
-                    continue;
-                }
-                c++;
-                if ((revents & ~Libc.PollOut) == 0) continue;
-                var read = Fd.Read(client.Fd, buffer);
-                if (read > 0)
-                {
-                    Stdin(buffer.AsSpan(0, read));
-                }
-                else if (read == 0)
-                {
-                    // End of the client's input: it may still be reading output, so it stays until it hangs up.
-                    client.InputEnded = true;
-                    if (_options.StdinOnce && _stdinClaimed) CloseStdin();
-                }
-            }
-
-            if (stdinBehind && fds[index].REvents != 0)
+            if (poll.Returned(position++) != 0 && Fd.Accept(attach, nonBlocking: true) is var newClient and >= 0) _attachClients.Add(new AttachClient(newClient));
+            if (poll.Returned(position++) != 0 && Fd.Accept(control) is var request and >= 0) HandleControl(request);
+            position = ServeOutputs(poll, position, outputs, buffer);
+            position = ServeAttachClients(poll, position, polledClients, buffer);
+            if (stdinBehind && poll.Returned(position) != 0)
             {
                 if (!_stdin!.Flush()) _stdinClosing = true;
                 if (_stdinClosing) CloseStdin();
@@ -334,6 +283,64 @@ internal sealed unsafe class ContainerShim : IDisposable
         FlushAttachClients(DrainTime);
         while (_attachClients.Count > 0) Drop(_attachClients.Count - 1);
         return Volatile.Read(ref exitCode);
+    }
+
+    /// <summary>Reads the container's ready outputs into the log and the clients; an output at its end is completed and removed.</summary>
+    private int ServeOutputs(PollSet poll, int position, List<(int Fd, LogStream Stream)> outputs, byte[] buffer)
+    {
+        for (var o = 0; o < outputs.Count; position++)
+        {
+            if (poll.Returned(position) == 0)
+            {
+                o++;
+                continue;
+            }
+            var (fd, stream) = outputs[o];
+            var read = Fd.Read(fd, buffer);
+            if (read != 0)
+            {
+                if (read > 0) Output(stream, buffer.AsSpan(0, read));
+                o++;
+                continue;
+            }
+            _log?.Complete(stream);
+            if (fd != _console) _ = Libc.Close(fd);
+            outputs.RemoveAt(o);
+        }
+        return position;
+    }
+
+    /// <summary>
+    /// Sends the polled clients their backlog and takes their input. Clients accepted in this round come after
+    /// the polled ones and wait for the next.
+    /// </summary>
+    private int ServeAttachClients(PollSet poll, int position, int polledClients, byte[] buffer)
+    {
+        for (int seen = 0, c = 0; seen < polledClients; seen++, position++)
+        {
+            var client = _attachClients[c];
+            var revents = poll.Returned(position);
+            if (client.Dropped || (revents & Libc.PollOut) != 0 && !client.Output.Flush() || client.InputEnded && (revents & ~Libc.PollOut) != 0)
+            {
+                // Gone: a failed send, too far behind, or the hangup of a client whose input had ended.
+                Drop(c);
+                continue;
+            }
+            c++;
+            if ((revents & ~Libc.PollOut) == 0) continue;
+            var read = Fd.Read(client.Fd, buffer);
+            if (read > 0)
+            {
+                Stdin(buffer.AsSpan(0, read));
+            }
+            else if (read == 0)
+            {
+                // End of the client's input: it may still be reading output, so it stays until it hangs up.
+                client.InputEnded = true;
+                if (_options.StdinOnce && _stdinClaimed) CloseStdin();
+            }
+        }
+        return position;
     }
 
     /// <summary>The container is done: clients that are behind get up to <paramref name="limit"/> to take the rest.</summary>
