@@ -134,38 +134,34 @@ internal static unsafe partial class ImageVolume
         }
     }
 
-    private static List<string> ListAttributes(string path)
-    {
-        while (true)
-        {
-            var size = Llistxattr(path, null, 0);
-            if (size <= 0) return size == 0 || Marshal.GetLastPInvokeError() == EOpNotSupp ? [] : throw Failure("llistxattr", path);
-            var names = new byte[size];
-            fixed (byte* list = names)
-            {
-                size = Llistxattr(path, list, (nuint)names.Length);
-            }
-            if (size < 0 && Marshal.GetLastPInvokeError() == ERange) continue; // grew meanwhile
-            if (size < 0) throw Failure("llistxattr", path);
-            return [.. Encoding.UTF8.GetString(names, 0, (int)size).Split('\0', StringSplitOptions.RemoveEmptyEntries)];
-        }
-    }
+    private static List<string> ListAttributes(string path) =>
+        ReadSized(buffer => Llistxattr(path, buffer, (nuint)(buffer?.Length ?? 0)), "llistxattr", path) is { } names
+            ? [.. Encoding.UTF8.GetString(names).Split('\0', StringSplitOptions.RemoveEmptyEntries)]
+            : [];
 
     /// <summary>The value, or null if the attribute went away meanwhile.</summary>
-    private static byte[]? ReadAttribute(string path, string name)
+    private static byte[]? ReadAttribute(string path, string name) =>
+        ReadSized(buffer => Lgetxattr(path, name, buffer, (nuint)(buffer?.Length ?? 0)), $"lgetxattr {name}", path);
+
+    /// <summary>
+    /// Asks <paramref name="query"/> for the size, then for the bytes, again if they grew in between; null when
+    /// there is nothing (no such attribute, or a filesystem without them).
+    /// </summary>
+    private static byte[]? ReadSized(Func<byte[]?, nint> query, string call, string path)
     {
         while (true)
         {
-            var size = Lgetxattr(path, name, null, 0);
-            if (size < 0) return Marshal.GetLastPInvokeError() == ENoData ? null : throw Failure($"lgetxattr {name}", path);
-            var value = new byte[size];
-            fixed (byte* data = value)
+            var size = query(null);
+            if (size >= 0)
             {
-                size = Lgetxattr(path, name, data, (nuint)value.Length);
+                var buffer = new byte[size];
+                size = query(buffer);
+                if (size >= 0) return buffer[..(int)size];
             }
-            if (size < 0 && Marshal.GetLastPInvokeError() == ERange) continue;
-            if (size < 0) return Marshal.GetLastPInvokeError() == ENoData ? null : throw Failure($"lgetxattr {name}", path);
-            return value[..(int)size];
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == ERange) continue;
+            if (errno is ENoData or EOpNotSupp) return null;
+            throw Failure(call, path);
         }
     }
 
@@ -212,10 +208,10 @@ internal static unsafe partial class ImageVolume
     private static partial int Mknod(string path, uint mode, ulong device);
 
     [LibraryImport("libc", EntryPoint = "llistxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint Llistxattr(string path, byte* list, nuint size);
+    private static partial nint Llistxattr(string path, byte[]? list, nuint size);
 
     [LibraryImport("libc", EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint Lgetxattr(string path, string name, byte* value, nuint size);
+    private static partial nint Lgetxattr(string path, string name, byte[]? value, nuint size);
 
     [LibraryImport("libc", EntryPoint = "lsetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Lsetxattr(string path, string name, byte* value, nuint size, int flags);

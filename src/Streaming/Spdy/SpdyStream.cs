@@ -137,15 +137,7 @@ public sealed class SpdyStream : DuplexStream
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (buffer.Length == 0) return 0;
-        ReadResult result;
-        try
-        {
-            result = await _inbound.Reader.ReadAsync(cancellationToken);
-        }
-        catch (InvalidOperationException)
-        {
-            return 0; // the reader was completed by a previous end of stream
-        }
+        if (await ReadInboundAsync(cancellationToken) is not { } result) return 0;
         var available = result.Buffer;
         if (available.IsEmpty && result.IsCompleted)
         {
@@ -162,17 +154,8 @@ public sealed class SpdyStream : DuplexStream
     /// <summary>Port-forward's way out of the stream: sends the peer's data from the inbound buffers, not through a copy.</summary>
     internal override async Task SendToAsync(Socket socket, CancellationToken cancellationToken)
     {
-        while (true)
+        while (await ReadInboundAsync(cancellationToken) is { } result)
         {
-            ReadResult result;
-            try
-            {
-                result = await _inbound.Reader.ReadAsync(cancellationToken);
-            }
-            catch (InvalidOperationException)
-            {
-                return; // the reader was completed by a previous end of stream
-            }
             var available = result.Buffer;
             var length = (int)available.Length; // read before AdvanceTo hands the segments back
             // Each buffer holds whole frames (see OnDataAsync), so a send carries a frame or more.
@@ -181,6 +164,19 @@ public sealed class SpdyStream : DuplexStream
             _inbound.Reader.AdvanceTo(available.End);
             if (length > 0) _connection.Credit(this, length);
             if (result.IsCompleted) return;
+        }
+    }
+
+    /// <summary>The next read of the inbound pipe, or null once an earlier read saw its end (the reader is completed then).</summary>
+    private async ValueTask<ReadResult?> ReadInboundAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _inbound.Reader.ReadAsync(cancellationToken);
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
         }
     }
 

@@ -81,10 +81,7 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
     public async Task Sends_wait_for_the_window_of_a_peer_that_does_flow_control()
     {
         await Send(w => SpdyFrameWriter.WriteSettings(w, 0, [(SpdySettingId.InitialWindowSize, 10)]));
-        await SendSynStream(1, ("streamType", "stdout"));
-        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
-        await stream.ReplyAsync();
-        _ = await ReadFrame();
+        var stream = await OpenRepliedStream("stdout");
 
         var write = stream.WriteAsync(new byte[25]).AsTask();
         Assert.Equal(10, (await ReadFrame()).Payload.Length);
@@ -99,10 +96,7 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
     public async Task A_peer_that_never_grants_window_still_gets_all_data()
     {
         // spdystream (every Kubernetes client) ignores flow control; holding to 64 KiB would stall it.
-        await SendSynStream(1, ("streamType", "stdout"));
-        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
-        await stream.ReplyAsync();
-        _ = await ReadFrame();
+        var stream = await OpenRepliedStream("stdout");
         var write = stream.WriteAsync(new byte[200_000]).AsTask();
         var received = 0;
         while (received < 200_000) received += (await ReadFrame()).Payload.Length;
@@ -112,10 +106,7 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
     [Fact]
     public async Task Consumed_data_is_granted_back_as_window()
     {
-        await SendSynStream(1, ("streamType", "stdin"));
-        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
-        await stream.ReplyAsync();
-        _ = await ReadFrame();
+        var stream = await OpenRepliedStream("stdin");
         await SendData(1, new byte[300_000], fin: true); // granted back in batches of a quarter window
         Assert.Equal(300_000, (await ReadToEnd(stream)).Length);
         var streamUpdate = await ReadFrame();
@@ -131,10 +122,7 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
     public async Task Data_sent_on_to_a_socket_arrives_whole_and_in_order_and_is_granted_back()
     {
         // Port-forward's path: frames go from the stream's buffers to the pod's socket without a copy between.
-        await SendSynStream(1, ("streamType", "data"));
-        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
-        await stream.ReplyAsync();
-        _ = await ReadFrame();
+        var stream = await OpenRepliedStream("data");
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();
@@ -199,6 +187,16 @@ public sealed class SpdyConnectionTests : IAsyncLifetime
         Assert.True(connection.Closed.IsCancellationRequested);
         client.Dispose();
         server.Dispose();
+    }
+
+    /// <summary>The client opens stream 1 of <paramref name="type"/>; the server accepts and replies, and the reply is read.</summary>
+    private async Task<SpdyStream> OpenRepliedStream(string type)
+    {
+        await SendSynStream(1, ("streamType", type));
+        var stream = (await _connection.AcceptStreamAsync(CancellationToken.None).AsTask().WaitAsync(Wait))!;
+        await stream.ReplyAsync();
+        _ = await ReadFrame();
+        return stream;
     }
 
     private async Task SendSynStream(int id, params (string Name, string Value)[] headers)
