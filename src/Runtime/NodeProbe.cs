@@ -12,6 +12,21 @@ public static unsafe class NodeProbe
         ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
         : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
 
+    /// <summary>Whether the kernel has mount_setattr(2), which came in Linux 5.12.</summary>
+    public static bool MountSetattr => KernelAtLeast(File.ReadAllText("/proc/sys/kernel/osrelease"), 5, 12);
+
+    /// <summary>Compares the leading "major.minor" of a kernel release such as "6.1.0-18-amd64".</summary>
+    public static bool KernelAtLeast(string release, int major, int minor)
+    {
+        var parts = release.Trim().Split('.', 3);
+        if (parts.Length < 2 || !int.TryParse(parts[0], out var haveMajor)) return false;
+        var digits = parts[1].AsSpan();
+        var end = 0;
+        while (end < digits.Length && char.IsAsciiDigit(digits[end])) end++;
+        if (!int.TryParse(digits[..end], out var haveMinor)) return false;
+        return haveMajor > major || (haveMajor == major && haveMinor >= minor);
+    }
+
     /// <summary>berthd's capability bounding set (CapBnd in /proc/self/status).</summary>
     public static ulong? BoundingCapabilities()
     {

@@ -165,6 +165,60 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
         }
     }
 
+    [Fact]
+    public async Task A_recursive_read_only_mount_makes_the_host_paths_submounts_read_only_too()
+    {
+        var handlers = (await bed.Daemon.Runtime.StatusAsync(new StatusRequest())).RuntimeHandlers;
+        Assert.True(handlers.Single(h => h.Name.Length == 0).Features.RecursiveReadOnlyMounts); // runc 1.1 on Linux 5.12+
+
+        var pod = bed.Pod("rro", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        var source = Directory.CreateTempSubdirectory("berth-rro-").FullName;
+        var inner = Path.Combine(source, "inner");
+        Directory.CreateDirectory(inner);
+        Host.Run("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", inner);
+        try
+        {
+            var config = bed.Container("rro", "sleep", "60");
+            config.Mounts.Add(new Mount { ContainerPath = "/ro", HostPath = source, Readonly = true });
+            config.Mounts.Add(new Mount { ContainerPath = "/rro", HostPath = source, Readonly = true, RecursiveReadOnly = true });
+            var id = await bed.RunAsync(podId, pod, config);
+
+            // Plain "ro" covers the bind's top only; "rro" reaches the tmpfs below it as well.
+            Assert.NotEqual(0, (await bed.ExecAsync(id, "touch", "/ro/top")).ExitCode);
+            Assert.Equal(0, (await bed.ExecAsync(id, "touch", "/ro/inner/from-ro")).ExitCode);
+            var nested = await bed.ExecAsync(id, "touch", "/rro/inner/from-rro");
+            Assert.NotEqual(0, nested.ExitCode);
+            Assert.Contains("Read-only file system", nested.Stderr, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Combine(inner, "from-ro")));
+            Assert.False(File.Exists(Path.Combine(inner, "from-rro")));
+
+            var status = await bed.StatusAsync(id);
+            Assert.Contains(status.Mounts, m => m.ContainerPath == "/rro" && m.RecursiveReadOnly);
+            Assert.Contains(status.Mounts, m => m.ContainerPath == "/ro" && !m.RecursiveReadOnly);
+
+            async Task Refused(Mount mount, string fragment)
+            {
+                var bad = bed.Container("bad-rro", "true");
+                bad.Mounts.Add(mount);
+                var error = await Assert.ThrowsAsync<RpcException>(() => bed.CreateAsync(podId, pod, bad));
+                Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+                Assert.Contains(fragment, error.Status.Detail, StringComparison.Ordinal);
+            }
+            await Refused(new Mount { ContainerPath = "/x", HostPath = source, RecursiveReadOnly = true }, "mounts[0].recursive_read_only: needs mounts[0].readonly");
+            await Refused(new Mount { ContainerPath = "/x", HostPath = source, Readonly = true, RecursiveReadOnly = true, Propagation = MountPropagation.PropagationHostToContainer },
+                "PROPAGATION_HOST_TO_CONTAINER");
+            await Refused(new Mount { ContainerPath = "/x", HostPath = source, Readonly = true, RecursiveReadOnly = true, Propagation = MountPropagation.PropagationBidirectional },
+                "PROPAGATION_BIDIRECTIONAL");
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+            Host.Run("umount", inner);
+            Directory.Delete(source, recursive: true);
+        }
+    }
+
     private static ulong Caps(string status, string field = "CapEff") =>
         ulong.Parse(status.Split('\n').Single(l => l.StartsWith(field + ":", StringComparison.Ordinal))[(field.Length + 1)..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 

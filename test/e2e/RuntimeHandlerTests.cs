@@ -50,4 +50,43 @@ public sealed class RuntimeHandlerTests(ContainerTestBed bed) : IClassFixture<Co
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task A_handler_whose_runtime_cannot_say_it_supports_rro_is_reported_without_it_and_refuses_such_mounts()
+    {
+        // runc as an older runtime would be: no "features" command.
+        var directory = Directory.CreateTempSubdirectory("be-").FullName;
+        var wrapper = Path.Combine(directory, "old-runtime");
+        await File.WriteAllTextAsync(wrapper, "#!/bin/sh\n[ \"$1\" = features ] && { echo 'unknown command \"features\"' >&2; exit 1; }\nexec /usr/sbin/runc \"$@\"\n");
+        File.SetUnixFileMode(wrapper, (UnixFileMode)0x1ED);
+        try
+        {
+            await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions
+            {
+                ExtraConfig = $"[runtime.handlers.runc]\nbinary = \"runc\"\n[runtime.handlers.old]\nbinary = \"{wrapper}\"\n",
+            });
+            var handlers = (await daemon.Runtime.StatusAsync(new StatusRequest())).RuntimeHandlers;
+            Assert.True(handlers.Single(h => h.Name == "runc").Features.RecursiveReadOnlyMounts);
+            Assert.False(handlers.Single(h => h.Name == "old").Features.RecursiveReadOnlyMounts);
+
+            await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Image } });
+            var pod = bed.Pod("old-handler", hostNetwork: true);
+            pod.LogDirectory = Path.Combine(directory, "logs");
+            var podId = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod, RuntimeHandler = "old" })).PodSandboxId;
+            var config = bed.Container("c", "sleep", "60");
+            config.Mounts.Add(new Mount { ContainerPath = "/data", HostPath = directory, Readonly = true, RecursiveReadOnly = true });
+            var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+                await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = pod }));
+            Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, error.StatusCode);
+            Assert.Contains("mounts[0].recursive_read_only: runtime handler 'old'", error.Status.Detail, StringComparison.Ordinal);
+            Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+
+            await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+            await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }

@@ -70,6 +70,7 @@ internal static class ComponentOptions
                 OomScoreAdjFloor = config.Runtime.RestrictOomScoreAdj ? OomScoreAdjustment.ReadOwn() : null,
                 HostDevices = NodeProbe.HostDevices(),
                 BoundingCapabilities = NodeProbe.BoundingCapabilities(),
+                MountSetattr = NodeProbe.MountSetattr,
             },
         };
     }

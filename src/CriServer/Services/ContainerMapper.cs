@@ -49,11 +49,21 @@ internal static class ContainerMapper
                 throw Invalid($"{field}.container_path: '{mount.ContainerPath}' is not an absolute path");
             if (string.IsNullOrEmpty(mount.HostPath) || !mount.HostPath.StartsWith('/'))
                 throw Invalid($"{field}.host_path: '{mount.HostPath}' is not an absolute path");
+            if (mount.RecursiveReadOnly && !mount.Readonly)
+                throw Invalid($"{field}.recursive_read_only: needs {field}.readonly");
+            if (mount.RecursiveReadOnly && mount.Propagation != Cri.V1.MountPropagation.PropagationPrivate)
+                throw Invalid($"{field}.recursive_read_only: needs {field}.propagation PROPAGATION_PRIVATE, not {mount.Propagation switch
+                {
+                    Cri.V1.MountPropagation.PropagationHostToContainer => "PROPAGATION_HOST_TO_CONTAINER",
+                    Cri.V1.MountPropagation.PropagationBidirectional => "PROPAGATION_BIDIRECTIONAL",
+                    var other => ((int)other).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                }}");
             result.Add(new ContainerMount
             {
                 ContainerPath = mount.ContainerPath,
                 HostPath = mount.HostPath,
                 Readonly = mount.Readonly,
+                RecursiveReadonly = mount.RecursiveReadOnly,
                 Propagation = mount.Propagation switch
                 {
                     Cri.V1.MountPropagation.PropagationHostToContainer => Runtime.Spec.MountPropagation.HostToContainer,
@@ -259,6 +269,7 @@ internal static class ContainerMapper
             ContainerPath = m.ContainerPath,
             HostPath = m.HostPath,
             Readonly = m.Readonly,
+            RecursiveReadOnly = m.RecursiveReadonly,
             Propagation = m.Propagation switch
             {
                 Runtime.Spec.MountPropagation.HostToContainer => Cri.V1.MountPropagation.PropagationHostToContainer,

@@ -14,11 +14,18 @@ public sealed partial class RuntimeService
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
             : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = "NetworkPluginNotReady", Message = $"cni: {reason}" });
 
-        // Supplemental groups policy (Strict) is honoured; user namespaces and recursive read-only mounts are not.
+        // Supplemental groups policy (Strict) is honoured; user namespaces are not.
         var response = new StatusResponse { Status = status, Features = new RuntimeFeatures { SupplementalGroupsPolicy = true } };
         // The default handler ("") first, as kubelet looks for it, then each configured handler by name.
         foreach (var name in _config.Runtime.Handlers.Keys.Order(StringComparer.Ordinal).Prepend(""))
-            response.RuntimeHandlers.Add(new RuntimeHandler { Name = name, Features = new RuntimeHandlerFeatures() });
+        {
+            var features = await _containers.FeaturesAsync(name);
+            response.RuntimeHandlers.Add(new RuntimeHandler
+            {
+                Name = name,
+                Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = features?.RecursiveReadonlyMounts ?? false },
+            });
+        }
         if (request.Verbose)
         {
             // crictl info parses every value as JSON, so each one is a JSON document.

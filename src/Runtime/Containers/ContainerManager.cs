@@ -9,6 +9,9 @@ namespace Berth.Runtime.Containers;
 /// <summary>An OCI runtime a RuntimeClass handler names.</summary>
 public sealed record RuntimeHandlerSettings(string Binary);
 
+/// <summary>What a handler's OCI runtime can do on this node, beyond what every runtime does.</summary>
+public sealed record HandlerFeatures(bool RecursiveReadonlyMounts);
+
 /// <summary>Where containers keep their records and layers (persistent) and their bundles and exit files (volatile).</summary>
 public sealed record ContainerOptions
 {
@@ -98,10 +101,22 @@ public sealed partial class ContainerManager : IDisposable
 
     public ContainerRecord GetRequired(string id) => _store.Get(id) ?? throw new ContainerNotFoundException(id);
 
+    /// <summary>The features of a configured handler ("" is the default one); null for an unknown name.</summary>
+    public async Task<HandlerFeatures?> FeaturesAsync(string handler)
+    {
+        if (!_runtimes.TryGetValue(handler, out var runtime)) return null;
+        var mountOptions = await runtime.MountOptionsAsync();
+        return new HandlerFeatures(RecursiveReadonlyMounts: _options.Node.MountSetattr && mountOptions.Contains("rro"));
+    }
+
     public async Task<ContainerRecord> CreateAsync(ContainerCreateRequest request, CancellationToken cancellationToken)
     {
         if (!_runtimes.TryGetValue(request.RuntimeHandler, out var runtime))
             throw new ContainerRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler");
+        var rro = request.Spec.Mounts.Select((m, i) => (m, i)).FirstOrDefault(x => x.m.RecursiveReadonly);
+        if (rro.m is not null && await FeaturesAsync(request.RuntimeHandler) is { RecursiveReadonlyMounts: false })
+            throw new ContainerRequestException(
+                $"mounts[{rro.i}].recursive_read_only: runtime handler '{request.RuntimeHandler}' ({runtime.Binary}) cannot make recursive read-only mounts on this node");
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var record = new ContainerRecord
         {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using CliWrap;
 using CliWrap.Buffered;
 
@@ -9,8 +10,46 @@ namespace Berth.Runtime.Containers;
 /// </summary>
 internal sealed class OciRuntime(string binary, string root)
 {
+    private Task<IReadOnlySet<string>>? _mountOptions;
+
     public string Binary { get; } = binary;
     public string Root { get; } = root;
+
+    /// <summary>
+    /// The mount options the binary understands, from its <c>features</c> command (runc 1.1 and later), asked once.
+    /// A binary without that command is taken to know none of the optional ones.
+    /// </summary>
+    public Task<IReadOnlySet<string>> MountOptionsAsync() => _mountOptions ??= ReadMountOptionsAsync();
+
+    private async Task<IReadOnlySet<string>> ReadMountOptionsAsync()
+    {
+        try
+        {
+            // Not the caller's token: the answer is shared by every later caller.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var result = await Cli.Wrap(Binary).WithArguments(["features"]).WithValidation(CommandResultValidation.None)
+                .ExecuteBufferedAsync(timeout.Token);
+            return result.ExitCode == 0 ? ParseMountOptions(result.StandardOutput) : new HashSet<string>();
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception or JsonException)
+        {
+            return new HashSet<string>();
+        }
+    }
+
+    /// <summary>The <c>mountOptions</c> array of the OCI runtime features document.</summary>
+    public static IReadOnlySet<string> ParseMountOptions(string featuresJson)
+    {
+        using var document = JsonDocument.Parse(featuresJson);
+        var options = new HashSet<string>(StringComparer.Ordinal);
+        if (document.RootElement.ValueKind == JsonValueKind.Object
+            && document.RootElement.TryGetProperty("mountOptions", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var option in list.EnumerateArray())
+                if (option.GetString() is { } name) options.Add(name);
+        }
+        return options;
+    }
 
     public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], null, cancellationToken);
 

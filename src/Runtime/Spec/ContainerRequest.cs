@@ -28,6 +28,10 @@ public sealed record ContainerMount
     public required string ContainerPath { get; init; }
     public required string HostPath { get; init; }
     public bool Readonly { get; init; }
+
+    /// <summary>Read-only all the way down: submounts of the host path too (the runtime's "rro", mount_setattr).</summary>
+    public bool RecursiveReadonly { get; init; }
+
     public MountPropagation Propagation { get; init; } = MountPropagation.Private;
 }
 
@@ -172,4 +176,7 @@ public sealed record NodeSettings
 
     /// <summary>The node's devices, given to privileged containers.</summary>
     public IReadOnlyList<ContainerDevice> HostDevices { get; init; } = [];
+
+    /// <summary>Whether the kernel has mount_setattr (5.12 and later), which recursive read-only mounts need.</summary>
+    public bool MountSetattr { get; init; }
 }

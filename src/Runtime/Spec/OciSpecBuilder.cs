@@ -231,6 +231,13 @@ public static class OciSpecBuilder
             if (!mount.ContainerPath.StartsWith('/')) throw new ContainerSpecException($"mounts[{i}].container_path: '{mount.ContainerPath}' is not an absolute path");
             if (!mount.HostPath.StartsWith('/')) throw new ContainerSpecException($"mounts[{i}].host_path: '{mount.HostPath}' is not an absolute path");
             var bind = Bind(Clean(mount.ContainerPath), mount.HostPath, mount.Readonly);
+            if (mount.RecursiveReadonly)
+            {
+                // "ro" alone leaves the host path's own submounts writable.
+                if (!mount.Readonly || mount.Propagation != MountPropagation.Private)
+                    throw new ContainerSpecException($"mounts[{i}].recursive_read_only: needs readonly and private propagation");
+                bind.Options.Add("rro");
+            }
             switch (mount.Propagation)
             {
                 case MountPropagation.Bidirectional:

@@ -152,4 +152,30 @@ public sealed class OciSpecBuilderRulesTests
             Assert.Contains("CAP_SYS_ADMIN", spec.Process.Capabilities.Bounding);
         }
     }
+
+    [Fact]
+    public void A_recursive_read_only_mount_asks_the_runtime_for_rro()
+    {
+        var spec = Build(Request with
+        {
+            Mounts =
+            [
+                new ContainerMount { ContainerPath = "/rro", HostPath = "/srv/data", Readonly = true, RecursiveReadonly = true },
+                new ContainerMount { ContainerPath = "/ro", HostPath = "/srv/data", Readonly = true },
+            ],
+        });
+        Assert.Equal(["rbind", "ro", "rro", "rprivate"], Assert.Single(spec.Mounts, m => m.Destination == "/rro").Options);
+        Assert.Equal(["rbind", "ro", "rprivate"], Assert.Single(spec.Mounts, m => m.Destination == "/ro").Options);
+    }
+
+    [Theory]
+    [InlineData(false, MountPropagation.Private)]
+    [InlineData(true, MountPropagation.HostToContainer)]
+    [InlineData(true, MountPropagation.Bidirectional)]
+    public void A_recursive_read_only_mount_must_be_read_only_and_private(bool readOnly, MountPropagation propagation)
+    {
+        var mount = new ContainerMount { ContainerPath = "/x", HostPath = "/srv", Readonly = readOnly, RecursiveReadonly = true, Propagation = propagation };
+        var error = Assert.Throws<ContainerSpecException>(() => Build(Request with { Mounts = [mount] }));
+        Assert.StartsWith("mounts[0].recursive_read_only:", error.Message, StringComparison.Ordinal);
+    }
 }
