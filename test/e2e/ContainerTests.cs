@@ -438,14 +438,19 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
     }
 
     [Fact]
-    public async Task Container_RPCs_take_a_unique_ID_prefix_as_crictl_passes_it()
+    public async Task Container_RPCs_take_a_unique_ID_prefix_as_crictl_passes_it_and_so_do_pod_IDs()
     {
         var pod = bed.Pod("prefix", hostNetwork: true);
         var podId = await bed.RunPodAsync(pod);
         try
         {
             var id = await bed.RunAsync(podId, pod, bed.Container("prefix", "sleep", "3600"));
-            var other = await bed.RunAsync(podId, pod, bed.Container("other", "sleep", "3600"));
+            // `crictl create <pod prefix>` and `crictl port-forward <pod prefix>` pass the pod's prefix as typed.
+            var other = await bed.RunAsync(podId[..13], pod, bed.Container("other", "sleep", "3600"));
+            var listed = (await bed.Daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { Id = other } })).Containers;
+            Assert.Equal(podId, Assert.Single(listed).PodSandboxId);
+            var forward = await bed.Daemon.Runtime.PortForwardAsync(new PortForwardRequest { PodSandboxId = podId[..13], Port = { 80 } });
+            Assert.StartsWith("http://", forward.Url, StringComparison.Ordinal);
             var shortId = id[..13];
             Assert.Equal(id, (await bed.Daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = shortId })).Status.Id);
             Assert.Equal(id, Assert.Single((await bed.Daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { Id = shortId } })).Containers).Id);

@@ -15,7 +15,7 @@ public sealed partial class RuntimeService
         var imageName = config.Image?.Image;
         if (string.IsNullOrEmpty(imageName)) throw InvalidArgument("config.image.image is required");
 
-        var sandbox = _sandboxes.Get(request.PodSandboxId)
+        var sandbox = FindSandbox(request.PodSandboxId)
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: sandbox {sandbox.Id} is not ready"));

@@ -34,11 +34,11 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         foreach (var port in request.Port)
             if (port is < 1 or > 65535) throw InvalidArgument($"port: {port} is out of range 1-65535");
-        var sandbox = _sandboxes.Get(request.PodSandboxId)
-                      ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod sandbox {request.PodSandboxId} not found"));
+        var sandbox = FindSandbox(request.PodSandboxId)
+                      ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: pod sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != Berth.Sandbox.SandboxState.Ready)
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod sandbox {request.PodSandboxId} is not ready"));
-        var url = await IssueAsync(new PortForwardSession(new PodPortForward(_sandboxes, request.PodSandboxId, [.. request.Port])), context.CancellationToken);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: pod sandbox {sandbox.Id} is not ready"));
+        var url = await IssueAsync(new PortForwardSession(new PodPortForward(_sandboxes, sandbox.Id, [.. request.Port])), context.CancellationToken);
         return new PortForwardResponse { Url = url };
     }
 
