@@ -12,6 +12,19 @@ public static unsafe class NodeProbe
         ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
         : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
 
+    /// <summary>Whether the kernel runs AppArmor (the module is in and enabled).</summary>
+    public static bool AppArmorEnabled =>
+        File.Exists("/sys/module/apparmor/parameters/enabled")
+        && File.ReadAllText("/sys/module/apparmor/parameters/enabled").StartsWith('Y')
+        && Directory.Exists("/sys/kernel/security/apparmor");
+
+    /// <summary>Whether an AppArmor profile of that name is loaded, from the kernel's list ("name (mode)" a line).</summary>
+    public static bool AppArmorProfileLoaded(string name) =>
+        ProfileListed(File.ReadLines("/sys/kernel/security/apparmor/profiles"), name);
+
+    public static bool ProfileListed(IEnumerable<string> profiles, string name) =>
+        profiles.Any(line => line.Length > name.Length && line.StartsWith(name, StringComparison.Ordinal) && line.AsSpan(name.Length).StartsWith(" ("));
+
     /// <summary>Whether the kernel has mount_setattr(2), which came in Linux 5.12.</summary>
     public static bool MountSetattr => KernelAtLeast(File.ReadAllText("/proc/sys/kernel/osrelease"), 5, 12);
 

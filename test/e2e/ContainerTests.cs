@@ -219,6 +219,48 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
         }
     }
 
+    [Fact]
+    public async Task AppArmor_localhost_profiles_must_be_loaded_and_the_other_kinds_run_as_asked()
+    {
+        var pod = bed.Pod("apparmor", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        var enabled = File.Exists("/sys/module/apparmor/parameters/enabled")
+                      && (await File.ReadAllTextAsync("/sys/module/apparmor/parameters/enabled")).StartsWith('Y');
+        try
+        {
+            ContainerConfig With(Action<LinuxContainerSecurityContext> set, string name)
+            {
+                var config = bed.Container(name, "sleep", "60");
+                set(config.Linux.SecurityContext);
+                return config;
+            }
+            async Task Refused(StatusCode code, string fragment, ContainerConfig config)
+            {
+                var error = await Assert.ThrowsAsync<RpcException>(() => bed.CreateAsync(podId, pod, config));
+                Assert.Equal(code, error.StatusCode);
+                Assert.Contains(fragment, error.Status.Detail, StringComparison.Ordinal);
+            }
+
+            // A profile asked for by name never runs the container unconfined in silence.
+            var missing = enabled ? "is not loaded" : "asked for, but AppArmor is not enabled on this node";
+            await Refused(StatusCode.FailedPrecondition, $"linux.security_context.apparmor.localhost_ref: AppArmor profile 'berth-test-none' {missing}",
+                With(s => s.Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Localhost, LocalhostRef = "localhost/berth-test-none" }, "a"));
+#pragma warning disable CS0612 // the deprecated field, as older kubelets send it
+            await Refused(StatusCode.FailedPrecondition, "linux.security_context.apparmor_profile: AppArmor profile 'berth-test-none'",
+                With(s => s.ApparmorProfile = "localhost/berth-test-none", "b"));
+            await Refused(StatusCode.InvalidArgument, "linux.security_context.apparmor_profile: 'docker/default' is none of",
+                With(s => s.ApparmorProfile = "docker/default", "c"));
+            await bed.RunAsync(podId, pod, With(s => s.ApparmorProfile = "runtime/default", "legacy-default"));
+#pragma warning restore CS0612
+            await bed.RunAsync(podId, pod, With(s => s.Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.RuntimeDefault }, "default"));
+            await bed.RunAsync(podId, pod, With(s => s.Apparmor = new SecurityProfile { ProfileType = SecurityProfile.Types.ProfileType.Unconfined }, "unconfined"));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
     private static ulong Caps(string status, string field = "CapEff") =>
         ulong.Parse(status.Split('\n').Single(l => l.StartsWith(field + ":", StringComparison.Ordinal))[(field.Length + 1)..].Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 

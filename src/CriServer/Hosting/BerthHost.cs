@@ -64,6 +64,7 @@ internal static partial class BerthHost
 
         if (config.Runtime.RestrictOomScoreAdj) LogOomClamp(logger, Berth.Runtime.OomScoreAdjustment.ReadOwn());
         else if (Berth.Runtime.OomScoreAdjustment.HostRefusesLowering()) LogOomRefused(logger);
+        if (Berth.Runtime.NodeProbe.AppArmorEnabled) LogAppArmorWithoutDefault(logger);
         LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
         LogStreaming(logger, app.Services.GetRequiredService<StreamingUrls>().BaseUri!);
         await app.WaitForShutdownAsync();
@@ -181,6 +182,9 @@ internal static partial class BerthHost
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "this host refuses a negative oom_score_adj, so containers that ask for one will fail to start; set runtime.restrict_oom_score_adj = true to raise such values to berthd's own")]
     private static partial void LogOomRefused(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "AppArmor is enabled: Localhost profiles are applied, but Berth has no runtime/default profile yet, so containers without a Localhost profile run without AppArmor confinement (seccomp and capabilities still apply)")]
+    private static partial void LogAppArmorWithoutDefault(ILogger logger);
 }
 
 /// <summary>The streaming endpoint as Kestrel bound it (with the port the kernel picked for port 0).</summary>

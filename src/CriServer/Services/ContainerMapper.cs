@@ -157,9 +157,45 @@ internal static class ContainerMapper
             ReadonlyPaths = [.. s.ReadonlyPaths],
             Seccomp = seccomp,
             SeccompProfile = profile,
+            AppArmorProfile = AppArmor(s),
             Pid = pid,
             TargetPidNamespace = target,
         };
+    }
+
+    /// <summary>
+    /// The Localhost AppArmor profile asked for (the <c>apparmor</c> field, else the deprecated <c>apparmor_profile</c>),
+    /// which must be loaded; null for runtime/default and unconfined. Berth has no default profile of its own yet.
+    /// </summary>
+    private static string? AppArmor(LinuxContainerSecurityContext s)
+    {
+        const string Localhost = "localhost/";
+        string field, name;
+        if (s.Apparmor is { } profile)
+        {
+            if (profile.ProfileType != SecurityProfile.Types.ProfileType.Localhost) return null;
+            (field, name) = ("linux.security_context.apparmor.localhost_ref", profile.LocalhostRef);
+        }
+#pragma warning disable CS0612 // deprecated in CRI, still sent by older kubelets and by critest
+        else if (s.ApparmorProfile is { Length: > 0 } legacy)
+#pragma warning restore CS0612
+        {
+            field = "linux.security_context.apparmor_profile";
+            if (legacy is "runtime/default" or "unconfined") return null;
+            if (!legacy.StartsWith(Localhost, StringComparison.Ordinal))
+                throw Invalid($"{field}: '{legacy}' is none of runtime/default, unconfined and localhost/<profile>");
+            name = legacy;
+        }
+        else return null;
+
+        // kubelet sends the name with its "localhost/" prefix in both fields.
+        if (name.StartsWith(Localhost, StringComparison.Ordinal)) name = name[Localhost.Length..];
+        if (name.Length == 0) throw Invalid($"{field}: names no profile");
+        if (!NodeProbe.AppArmorEnabled)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: AppArmor profile '{name}' asked for, but AppArmor is not enabled on this node"));
+        if (!NodeProbe.AppArmorProfileLoaded(name))
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"{field}: AppArmor profile '{name}' is not loaded"));
+        return name;
     }
 
     private static (SeccompMode, OciSeccomp?) Seccomp(SecurityProfile? profile)

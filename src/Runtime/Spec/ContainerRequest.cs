@@ -112,6 +112,9 @@ public sealed record ContainerSecurity
     /// <summary>The profile of <see cref="SeccompMode.Localhost"/>, read by the caller from the node.</summary>
     public OciSeccomp? SeccompProfile { get; init; }
 
+    /// <summary>A Localhost AppArmor profile, checked loaded by the caller; null runs the container without one.</summary>
+    public string? AppArmorProfile { get; init; }
+
     public ContainerPidMode Pid { get; init; }
 
     /// <summary>For <see cref="ContainerPidMode.Target"/>: the target container's PID namespace file.</summary>

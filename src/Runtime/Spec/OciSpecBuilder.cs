@@ -53,6 +53,7 @@ public static class OciSpecBuilder
             },
             Rlimits = node.Rlimits.Count > 0 ? [.. node.Rlimits] : null,
             NoNewPrivileges = security.NoNewPrivileges && !security.Privileged,
+            ApparmorProfile = security.AppArmorProfile,
             OomScoreAdj = OomScoreAdj(request.Resources.OomScoreAdj, node),
         };
 

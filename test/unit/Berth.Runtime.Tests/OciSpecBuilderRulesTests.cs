@@ -178,4 +178,11 @@ public sealed class OciSpecBuilderRulesTests
         var error = Assert.Throws<ContainerSpecException>(() => Build(Request with { Mounts = [mount] }));
         Assert.StartsWith("mounts[0].recursive_read_only:", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_localhost_apparmor_profile_goes_to_the_process()
+    {
+        Assert.Equal("my-profile", Build(Request with { Security = new ContainerSecurity { AppArmorProfile = "my-profile" } }).Process.ApparmorProfile);
+        Assert.Null(Build(Request).Process.ApparmorProfile);
+    }
 }

@@ -34,4 +34,15 @@ public sealed class RuntimeFeaturesTests
     [InlineData("5.15rc1", true)]
     [InlineData("garbage", false)]
     public void Mount_setattr_needs_linux_5_12(string release, bool expected) => Assert.Equal(expected, NodeProbe.KernelAtLeast(release, 5, 12));
+
+    [Theory]
+    [InlineData("cri-validate-deny-write", true)]
+    [InlineData("cri-validate", false)]
+    [InlineData("deny-write", false)]
+    [InlineData("/usr/bin/man", true)]
+    public void A_loaded_profile_is_one_line_of_the_kernels_list(string name, bool expected)
+    {
+        string[] profiles = ["cri-validate-deny-write (enforce)", "/usr/bin/man (complain)", "man_filter (enforce)"];
+        Assert.Equal(expected, NodeProbe.ProfileListed(profiles, name));
+    }
 }
