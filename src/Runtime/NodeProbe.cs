@@ -23,7 +23,7 @@ public static unsafe class NodeProbe
         ProfileListed(File.ReadLines("/sys/kernel/security/apparmor/profiles"), name);
 
     public static bool ProfileListed(IEnumerable<string> profiles, string name) =>
-        profiles.Any(line => line.Length > name.Length && line.StartsWith(name, StringComparison.Ordinal) && line.AsSpan(name.Length).StartsWith(" ("));
+        profiles.Any(line => line.StartsWith(name, StringComparison.Ordinal) && line.AsSpan(name.Length).StartsWith(" ("));
 
     /// <summary>Whether the kernel has mount_setattr(2), which came in Linux 5.12.</summary>
     public static bool MountSetattr => KernelAtLeast(File.ReadAllText("/proc/sys/kernel/osrelease"), 5, 12);

@@ -52,12 +52,7 @@ internal static class ContainerMapper
             if (mount.RecursiveReadOnly && !mount.Readonly)
                 throw Invalid($"{field}.recursive_read_only: needs {field}.readonly");
             if (mount.RecursiveReadOnly && mount.Propagation != Cri.V1.MountPropagation.PropagationPrivate)
-                throw Invalid($"{field}.recursive_read_only: needs {field}.propagation PROPAGATION_PRIVATE, not {mount.Propagation switch
-                {
-                    Cri.V1.MountPropagation.PropagationHostToContainer => "PROPAGATION_HOST_TO_CONTAINER",
-                    Cri.V1.MountPropagation.PropagationBidirectional => "PROPAGATION_BIDIRECTIONAL",
-                    var other => ((int)other).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                }}");
+                throw Invalid($"{field}.recursive_read_only: needs {field}.propagation PROPAGATION_PRIVATE, not {ProtoName(mount.Propagation)}");
             result.Add(new ContainerMount
             {
                 ContainerPath = mount.ContainerPath,
@@ -74,6 +69,13 @@ internal static class ContainerMapper
         }
         return result;
     }
+
+    private static string ProtoName(Cri.V1.MountPropagation propagation) => propagation switch
+    {
+        Cri.V1.MountPropagation.PropagationHostToContainer => "PROPAGATION_HOST_TO_CONTAINER",
+        Cri.V1.MountPropagation.PropagationBidirectional => "PROPAGATION_BIDIRECTIONAL",
+        _ => ((int)propagation).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 
     /// <summary>A host path that does not exist is created as a directory, as containerd and CRI-O do.</summary>
     public static void CreateMissingHostPaths(IEnumerable<ContainerMount> mounts)

@@ -113,10 +113,12 @@ public sealed partial class ContainerManager : IDisposable
     {
         if (!_runtimes.TryGetValue(request.RuntimeHandler, out var runtime))
             throw new ContainerRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler");
-        var rro = request.Spec.Mounts.Select((m, i) => (m, i)).FirstOrDefault(x => x.m.RecursiveReadonly);
-        if (rro.m is not null && await FeaturesAsync(request.RuntimeHandler) is { RecursiveReadonlyMounts: false })
-            throw new ContainerRequestException(
-                $"mounts[{rro.i}].recursive_read_only: runtime handler '{request.RuntimeHandler}' ({runtime.Binary}) cannot make recursive read-only mounts on this node");
+        for (var i = 0; i < request.Spec.Mounts.Count; i++)
+        {
+            if (request.Spec.Mounts[i].RecursiveReadonly && await FeaturesAsync(request.RuntimeHandler) is { RecursiveReadonlyMounts: false })
+                throw new ContainerRequestException(
+                    $"mounts[{i}].recursive_read_only: runtime handler '{request.RuntimeHandler}' ({runtime.Binary}) cannot make recursive read-only mounts on this node");
+        }
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var record = new ContainerRecord
         {

@@ -33,6 +33,8 @@ internal sealed class OciRuntime(string binary, string root)
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception or JsonException)
         {
+            // A binary that timed out or could not start may answer later: ask again next time instead of keeping "none".
+            _mountOptions = null;
             return new HashSet<string>();
         }
     }
