@@ -24,6 +24,7 @@ public sealed partial class ImageManager : IDisposable
     private readonly ConcurrentDictionary<string, Lazy<Task<ImageRecord>>> _pulls = new(StringComparer.Ordinal);
     // Pull commits and removals take turns, so a removal never collects a layer a finishing pull is about to claim.
     private readonly SemaphoreSlim _commitLock = new(1, 1);
+    private readonly ContentClaims _claims = new();
     private volatile MeasuredUsage? _usage;
     private int _storeVersion;
 
@@ -32,8 +33,8 @@ public sealed partial class ImageManager : IDisposable
         _logger = logger;
         Root = options.Root;
         _content = new ContentStore(Path.Combine(options.Root, "content"));
-        _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"));
-        _images = new ImageMetadataStore(Path.Combine(options.Root, "images"));
+        _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"), logger);
+        _images = new ImageMetadataStore(Path.Combine(options.Root, "images"), logger);
         _registry = new RegistryClient(options.Registries);
         _puller = new ImagePuller(_content, _snapshots, options, logger);
     }
@@ -48,9 +49,10 @@ public sealed partial class ImageManager : IDisposable
         var key = reference.ToString();
         var shared = _pulls.GetOrAdd(key, pullKey => new Lazy<Task<ImageRecord>>(async () =>
         {
+            using var claim = _claims.Begin();
             try
             {
-                var pulled = await _puller.PullAsync(reference, new RegistrySource(_registry, credentials), cancellationToken);
+                var pulled = await _puller.PullAsync(reference, new RegistrySource(_registry, credentials), claim, cancellationToken);
                 await _commitLock.WaitAsync(cancellationToken);
                 try
                 {
@@ -63,6 +65,11 @@ public sealed partial class ImageManager : IDisposable
                 {
                     _commitLock.Release();
                 }
+            }
+            catch
+            {
+                await TakeBackAsync(claim);
+                throw;
             }
             finally
             {
@@ -84,8 +91,7 @@ public sealed partial class ImageManager : IDisposable
         {
             if (File.Exists(path))
             {
-                extracted = Path.Combine(Root, "snapshots", "ingest", $"import-{Guid.NewGuid():N}");
-                Directory.CreateDirectory(extracted);
+                extracted = _snapshots.NewWorkDirectory("import");
                 await using var archive = File.OpenRead(path);
                 await using var tar = IsGzip(archive) ? new System.IO.Compression.GZipStream(archive, System.IO.Compression.CompressionMode.Decompress) : (Stream)archive;
                 await LayerUnpacker.UnpackAsync(tar, extracted, cancellationToken);
@@ -100,7 +106,17 @@ public sealed partial class ImageManager : IDisposable
             var imported = new List<ImageRecord>();
             foreach (var reference in source.Images)
             {
-                var pulled = await _puller.PullAsync(reference, source, cancellationToken);
+                using var claim = _claims.Begin();
+                ImageRecord pulled;
+                try
+                {
+                    pulled = await _puller.PullAsync(reference, source, claim, cancellationToken);
+                }
+                catch
+                {
+                    await TakeBackAsync(claim);
+                    throw;
+                }
                 await _commitLock.WaitAsync(cancellationToken);
                 try
                 {
@@ -116,7 +132,7 @@ public sealed partial class ImageManager : IDisposable
         }
         finally
         {
-            if (extracted is not null) Directory.Delete(extracted, recursive: true);
+            if (extracted is not null) _snapshots.Delete(extracted);
         }
     }
 
@@ -148,7 +164,8 @@ public sealed partial class ImageManager : IDisposable
     {
         var version = Volatile.Read(ref _storeVersion);
         if (_usage is { } cached && cached.Version == version) return cached.Usage;
-        var measured = FilesystemUsage.Measure(Root);
+        // The store's own directories: containers' writable layers (also under the root) are measured apart.
+        var measured = FilesystemUsage.Measure(Root, [_content.Root, _snapshots.Root, _images.Directory]);
         _usage = new MeasuredUsage(version, measured);
         return measured;
     }
@@ -210,13 +227,50 @@ public sealed partial class ImageManager : IDisposable
             ? reference.RepoTag
             : null;
 
-    /// <summary>Deletes blobs and snapshots that no image references.</summary>
-    private void CollectGarbage()
+    /// <summary>
+    /// A pull failed or was cancelled: what it wrote goes, unless an image or another pull under way uses it.
+    /// Never throws: the pull's own error is what the caller hears.
+    /// </summary>
+    private async Task TakeBackAsync(ContentClaims.Claim claim)
     {
-        var images = _images.List();
+        var written = claim.Written;
+        if (written.Count == 0) return;
+        await _commitLock.WaitAsync(CancellationToken.None);
+        try
+        {
+            var (blobs, chains) = Referenced();
+            var inUse = SnapshotsInUseNow();
+            foreach (var key in written)
+            {
+                if (_claims.IsClaimed(key, except: claim)) continue;
+                if (key.StartsWith("snapshot:", StringComparison.Ordinal))
+                {
+                    var chain = Digest.Parse(key["snapshot:".Length..]);
+                    if (!chains.Contains(chain.ToString()) && !inUse.Contains(_snapshots.PathOf(chain))) _snapshots.Remove(chain);
+                }
+                else if (!blobs.Contains(key))
+                {
+                    _content.Delete(Digest.Parse(key));
+                }
+            }
+            StoreChanged();
+        }
+        catch (IOException e)
+        {
+            LogTakeBackFailed(_logger, e.Message);
+        }
+        finally
+        {
+            _commitLock.Release();
+        }
+    }
+
+    /// <summary>The blobs and chain IDs that image records name.</summary>
+    private (HashSet<string> Blobs, HashSet<string> Chains) Referenced()
+    {
         var blobs = new HashSet<string>(StringComparer.Ordinal);
         var chains = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var image in images)
+        foreach (var image in _images.List())
         {
             blobs.Add(image.Id);
             blobs.Add(image.ManifestDigest);
@@ -224,9 +278,21 @@ public sealed partial class ImageManager : IDisposable
             blobs.UnionWith(image.Layers);
             chains.UnionWith(image.ChainIds);
         }
-        foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString())).ToList()) _content.Delete(blob);
-        var inUse = new HashSet<string>(SnapshotsInUse?.Invoke() ?? [], StringComparer.Ordinal);
-        foreach (var chain in _snapshots.List().Where(c => !chains.Contains(c.ToString()) && !inUse.Contains(_snapshots.PathOf(c))).ToList())
+        return (blobs, chains);
+    }
+
+    private HashSet<string> SnapshotsInUseNow() => new(SnapshotsInUse?.Invoke() ?? [], StringComparer.Ordinal);
+
+    /// <summary>Deletes blobs and snapshots that no image references and no pull under way claims.</summary>
+    private void CollectGarbage()
+    {
+        var (blobs, chains) = Referenced();
+        foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString()) && !_claims.IsClaimed(b.ToString())).ToList())
+            _content.Delete(blob);
+        var inUse = SnapshotsInUseNow();
+        foreach (var chain in _snapshots.List()
+                     .Where(c => !chains.Contains(c.ToString()) && !inUse.Contains(_snapshots.PathOf(c)) && !_claims.IsClaimed(ContentClaims.Snapshot(c.ToString())))
+                     .ToList())
             _snapshots.Remove(chain);
     }
 
@@ -242,6 +308,9 @@ public sealed partial class ImageManager : IDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "pulled {Image} as {Id}")]
     private static partial void LogPulled(ILogger logger, string image, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "a failed pull's content could not all be taken back (the next removal collects it): {Error}")]
+    private static partial void LogTakeBackFailed(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "removed image {Id}")]
     private static partial void LogRemoved(ILogger logger, string id);

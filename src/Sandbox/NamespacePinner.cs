@@ -46,6 +46,9 @@ internal static class NamespacePinner
         }
     }
 
+    /// <summary>Whether the path is a namespace still: a pin whose bind mount is gone is an ordinary empty file.</summary>
+    public static bool IsNamespace(string path) => Linux.FilesystemType(path) == Linux.NsfsMagic;
+
     /// <summary>Unmounts and deletes the pins; missing ones are fine (idempotent).</summary>
     public static void Remove(string directory)
     {

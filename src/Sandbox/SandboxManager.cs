@@ -76,12 +76,16 @@ public sealed partial class SandboxManager
                 LogRecovering(_logger, record.Id);
                 await RollBackAsync(record);
             }
-            else if (record.State == SandboxState.Ready && (record.NamespacePaths.Values.Any(p => !File.Exists(p))
+            else if (record.State == SandboxState.Ready && (record.NamespacePaths.Values.Any(p => !NamespacePinner.IsNamespace(p))
                                                             || record.Infra is { } infra && !PodInfra.IsAlive(infra)))
             {
                 // The namespaces or the infra process are gone (a reboot emptied /run): the pod cannot run again here.
-                _store.Update(record with { State = SandboxState.NotReady });
-                await TearDownAsync(record, afterCrash: false, cancellationToken);
+                await StopAsync(record.Id, cancellationToken);
+            }
+            else if (record is { State: SandboxState.NotReady, Released: false })
+            {
+                LogFinishingStop(_logger, record.Id);
+                await StopAsync(record.Id, cancellationToken);
             }
         }
         // Before any RPC, so no ADD is under way: what a sandbox without a record still holds in CNI is freed.
@@ -181,9 +185,10 @@ public sealed partial class SandboxManager
     public async Task StopAsync(string id, CancellationToken cancellationToken)
     {
         var record = _store.Get(id);
-        if (record is null) return;
+        if (record is null || record.Released) return;
         if (record.State != SandboxState.NotReady) _store.Update(record = record with { State = SandboxState.NotReady });
         await TearDownAsync(record, afterCrash: false, cancellationToken);
+        _store.Update(record with { Released = true });
     }
 
     /// <summary>Stops if needed, then removes every trace. Unknown IDs are fine.</summary>
@@ -218,7 +223,18 @@ public sealed partial class SandboxManager
     private async Task TearDownAsync(SandboxRecord record, bool afterCrash, CancellationToken cancellationToken)
     {
         if (record.Pid == PidMode.Pod) await PodInfra.StopAsync(_options.ShimBinary, record.Id, cancellationToken);
-        if (!record.HostNetwork) await _network.DelAsync(CniRuntime(record, null, _podCidr), onlyIfAdded: !afterCrash, cancellationToken);
+        if (!record.HostNetwork)
+        {
+            var runtime = CniRuntime(record, null, _podCidr);
+            // A pin that is gone, or is no network namespace any more (unmounted by hand), still gets its DEL, without
+            // a netns as the CNI spec allows, so IPAM frees the lease and the node's rules go; the pod stays removable.
+            if (runtime.NetnsPath.Length > 0 && !NamespacePinner.IsNamespace(runtime.NetnsPath))
+            {
+                LogNetnsGone(_logger, record.Id, runtime.NetnsPath);
+                runtime = runtime with { NetnsPath = "" };
+            }
+            await _network.DelAsync(runtime, onlyIfAdded: !afterCrash, cancellationToken);
+        }
         NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
         PodShm.Remove(record.Directory);
     }
@@ -303,6 +319,12 @@ public sealed partial class SandboxManager
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: its infra process {Pid} died; the sandbox is NotReady")]
     private static partial void LogInfraDied(ILogger logger, string id, int pid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: finishing an interrupted StopPodSandbox")]
+    private static partial void LogFinishingStop(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: {Path} is no network namespace any more; CNI DEL runs without one")]
+    private static partial void LogNetnsGone(ILogger logger, string id, string path);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: undoing what an interrupted RunPodSandbox left")]
     private static partial void LogRecovering(ILogger logger, string id);

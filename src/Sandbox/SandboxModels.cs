@@ -88,6 +88,12 @@ public sealed record SandboxRecord
     /// <summary>Directory of the pod's hostname, hosts and resolv.conf, which containers mount.</summary>
     [JsonPropertyName("directory")] public required string Directory { get; init; }
 
+    /// <summary>
+    /// A NotReady pod whose network, namespaces and /dev/shm are all released. A NotReady record without it is a
+    /// StopPodSandbox that a crash cut short, which the next start finishes.
+    /// </summary>
+    [JsonPropertyName("released")] public bool Released { get; init; }
+
     [JsonIgnore] public string NameKey => NameKeyOf(Name, Namespace, Uid, Attempt);
 
     /// <summary>The pod's files that its containers mount.</summary>

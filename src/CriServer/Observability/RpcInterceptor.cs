@@ -64,6 +64,8 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
         RpcException { StatusCode: StatusCode.Unimplemented, Status.Detail: "" } =>
             new RpcException(new Status(StatusCode.Unimplemented, $"berth does not implement {context.Method.TrimStart('/')}")),
         RpcException rpc => rpc,
+        _ when StatusMapper.StorageFull(e) is { } full =>
+            new RpcException(new Status(StatusCode.ResourceExhausted, $"{context.Method.TrimStart('/')}: the node's disk is full: {full.Message}")),
         ImageStoreException image => new RpcException(new Status(StatusMapper.CodeOf(image), image.Message)),
         SandboxException sandbox => new RpcException(new Status(StatusMapper.CodeOf(sandbox), sandbox.Message)),
         Berth.Runtime.Containers.ContainerException container => new RpcException(new Status(StatusMapper.CodeOf(container), container.Message)),

@@ -8,6 +8,21 @@ namespace Berth.CriServer.Observability;
 /// <summary>The one place where the components' typed errors become gRPC status codes.</summary>
 internal static class StatusMapper
 {
+    private const int ENoSpc = 28, EDQuot = 122;
+
+    /// <summary>
+    /// The I/O error, anywhere in the chain, that says the disk (or a quota) is full: ResourceExhausted, whatever
+    /// component met it, because the caller may retry once space is back.
+    /// </summary>
+    public static IOException? StorageFull(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is IOException { HResult: ENoSpc or EDQuot } io) return io;
+        }
+        return null;
+    }
+
     public static StatusCode CodeOf(ImageStoreException exception) => exception switch
     {
         InvalidImageRequestException => StatusCode.InvalidArgument,

@@ -16,8 +16,22 @@ public sealed partial class RuntimeService
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
-        await _containers.StopAsync(_containers.ResolveId(request.ContainerId), TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
+        var grace = GraceWithin(TimeSpan.FromSeconds(Math.Min(request.Timeout, (long)int.MaxValue)), context.Deadline);
+        await _containers.StopAsync(_containers.ResolveId(request.ContainerId), grace, context.CancellationToken);
         return new StopContainerResponse();
+    }
+
+    /// <summary>
+    /// The grace period a stop can give and still answer before the caller's deadline: SIGKILL comes early enough
+    /// (a quarter of what is left, at most 2 s, before it) for the kill and the exit to fit. A stop never outlives
+    /// its caller, or kubelet retries against a container that is still dying.
+    /// </summary>
+    internal static TimeSpan GraceWithin(TimeSpan timeout, DateTime deadline)
+    {
+        if (deadline == DateTime.MaxValue) return timeout;
+        var left = deadline - DateTime.UtcNow;
+        var room = left - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, left.Ticks / 4));
+        return room <= TimeSpan.Zero ? TimeSpan.Zero : room < timeout ? room : timeout;
     }
 
     // Succeeds for an unknown ID: kubelet retries removals after crashes and expects idempotence.

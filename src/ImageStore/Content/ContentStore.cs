@@ -12,6 +12,7 @@ public sealed class ContentStore
 
     public ContentStore(string root)
     {
+        Root = root;
         _blobs = Path.Combine(root, "blobs", "sha256");
         _ingest = Path.Combine(root, "ingest");
         Directory.CreateDirectory(_blobs);
@@ -20,11 +21,12 @@ public sealed class ContentStore
         foreach (var stale in Directory.EnumerateFiles(_ingest)) File.Delete(stale);
     }
 
+    /// <summary>The directory holding blobs and ingests.</summary>
+    public string Root { get; }
+
     public string PathOf(Digest digest) => Path.Combine(_blobs, digest.Hex);
 
     public bool Contains(Digest digest) => File.Exists(PathOf(digest));
-
-    public long SizeOf(Digest digest) => new FileInfo(PathOf(digest)).Length;
 
     public Task<byte[]> ReadAsync(Digest digest, CancellationToken cancellationToken) =>
         File.ReadAllBytesAsync(PathOf(digest), cancellationToken);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Berth.ImageStore.Content;
+using Microsoft.Extensions.Logging;
 
 namespace Berth.ImageStore.Images;
 
@@ -7,26 +8,50 @@ namespace Berth.ImageStore.Images;
 /// Image records, one JSON file each (<c>images/&lt;id-hex&gt;.json</c>) written atomically, with an in-memory
 /// index by ID. A tag or repo digest names at most one image: giving it to one takes it from another.
 /// </summary>
-internal sealed class ImageMetadataStore : IDisposable
+internal sealed partial class ImageMetadataStore : IDisposable
 {
     private static readonly System.Buffers.SearchValues<char> HexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
-    private readonly string _directory;
     private readonly Dictionary<string, ImageRecord> _byId = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     // Serialises writers, so that files land in the order the index changed.
     private readonly SemaphoreSlim _writer = new(1, 1);
 
-    public ImageMetadataStore(string directory)
+    public ImageMetadataStore(string directory, ILogger logger)
     {
-        _directory = directory;
-        Directory.CreateDirectory(directory);
-        foreach (var path in Directory.EnumerateFiles(directory, "*.json"))
+        Directory = directory;
+        System.IO.Directory.CreateDirectory(directory);
+        foreach (var stale in System.IO.Directory.EnumerateFiles(directory, ".*.tmp")) File.Delete(stale);
+        foreach (var path in System.IO.Directory.EnumerateFiles(directory, "*.json"))
         {
-            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), ImageJsonContext.Default.ImageRecord)
-                         ?? throw new InvalidDataException($"{path}: empty image record");
-            _byId[record.Id] = record;
+            if (Load(path) is { } record) _byId[record.Id] = record;
+            else Quarantine(path, logger);
         }
-        foreach (var stale in Directory.EnumerateFiles(directory, ".*.tmp")) File.Delete(stale);
+    }
+
+    /// <summary>The directory of the records.</summary>
+    public string Directory { get; }
+
+    private static ImageRecord? Load(string path)
+    {
+        try
+        {
+            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), ImageJsonContext.Default.ImageRecord);
+            return record is not null && Digest.TryParse(record.Id, out var id) && Path.GetFileName(path) == id.Hex + ".json" ? record : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A record berthd cannot read is moved aside, not fatal: the node serves the images it can.</summary>
+    private void Quarantine(string path, ILogger logger)
+    {
+        var quarantine = Path.Combine(Directory, "quarantine");
+        System.IO.Directory.CreateDirectory(quarantine);
+        var target = Path.Combine(quarantine, $"{Path.GetFileName(path)}.{Guid.NewGuid():N}");
+        File.Move(path, target);
+        LogQuarantined(logger, path, target);
     }
 
     public IReadOnlyList<ImageRecord> List()
@@ -131,7 +156,7 @@ internal sealed class ImageMetadataStore : IDisposable
         {
             lock (_lock) _byId.Remove(id);
             File.Delete(PathOf(id));
-            Durability.SyncDirectory(_directory);
+            Durability.SyncDirectory(Directory);
         }
         finally
         {
@@ -139,10 +164,13 @@ internal sealed class ImageMetadataStore : IDisposable
         }
     }
 
-    private string PathOf(string id) => Path.Combine(_directory, Digest.Parse(id).Hex + ".json");
+    private string PathOf(string id) => Path.Combine(Directory, Digest.Parse(id).Hex + ".json");
 
     private Task WriteAsync(ImageRecord record, CancellationToken cancellationToken) =>
         Durability.WriteAtomicAsync(PathOf(record.Id), JsonSerializer.SerializeToUtf8Bytes(record, ImageJsonContext.Default.ImageRecord), cancellationToken);
 
     public void Dispose() => _writer.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "image store: the record {Path} cannot be read; moved to {Target}, and the image is not listed")]
+    private static partial void LogQuarantined(ILogger logger, string path, string target);
 }

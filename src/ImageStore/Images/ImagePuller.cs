@@ -20,17 +20,18 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
     private const long MaxConfigSize = 8 * 1024 * 1024;
     private readonly ConcurrentDictionary<string, Lazy<Task>> _layers = new(StringComparer.Ordinal);
 
-    public async Task<ImageRecord> PullAsync(ImageReference reference, IImageSource source, CancellationToken cancellationToken)
+    /// <summary>Pulls into the stores; every blob and snapshot it uses is claimed in <paramref name="claim"/>, and those it wrote noted there.</summary>
+    public async Task<ImageRecord> PullAsync(ImageReference reference, IImageSource source, ContentClaims.Claim claim, CancellationToken cancellationToken)
     {
         var top = await source.GetManifestAsync(reference, reference.Digest?.ToString() ?? reference.Tag!, cancellationToken);
-        await content.PutAsync(top.Digest, top.Content, cancellationToken);
+        await PutAsync(claim, top.Digest, top.Content, cancellationToken);
 
         var manifest = top;
         if (MediaTypes.IsIndex(top.MediaType))
         {
             var chosen = ChoosePlatform(reference, Parse(top.Content, "index"));
             manifest = await source.GetManifestAsync(reference, chosen.Digest, cancellationToken);
-            await content.PutAsync(manifest.Digest, manifest.Content, cancellationToken);
+            await PutAsync(claim, manifest.Digest, manifest.Content, cancellationToken);
         }
         if (!MediaTypes.IsManifest(manifest.MediaType))
             throw new ImageFormatException($"{reference}: manifest media type '{manifest.MediaType}' is not supported");
@@ -39,7 +40,7 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         var configDescriptor = document.Config ?? throw new ImageFormatException($"{reference}: the manifest has no config");
         var layers = document.Layers ?? [];
         var configDigest = ParseDigest(configDescriptor.Digest, "config");
-        var configBytes = await FetchConfigAsync(reference, configDescriptor, configDigest, source, cancellationToken);
+        var configBytes = await FetchConfigAsync(reference, configDescriptor, configDigest, source, claim, cancellationToken);
         var config = JsonSerializer.Deserialize(configBytes, OciJsonContext.Default.ImageConfigDocument)
                      ?? throw new ImageFormatException($"{reference}: the image config is empty");
 
@@ -51,7 +52,7 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         await Parallel.ForEachAsync(
             Enumerable.Range(0, layers.Count),
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxConcurrentDownloads), CancellationToken = cancellationToken },
-            async (i, ct) => await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], source, ct));
+            async (i, ct) => await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], source, claim, ct));
 
         return new ImageRecord
         {
@@ -81,13 +82,22 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         platform is not null && platform.Os == options.Os && platform.Architecture == options.Architecture
         && (variant is null || platform.Variant == variant);
 
+    private async Task PutAsync(ContentClaims.Claim claim, Digest digest, byte[] bytes, CancellationToken cancellationToken)
+    {
+        claim.Use(digest.ToString());
+        if (content.Contains(digest)) return;
+        await content.PutAsync(digest, bytes, cancellationToken);
+        claim.Wrote(digest.ToString());
+    }
+
     private async Task<byte[]> FetchConfigAsync(
-        ImageReference reference, Descriptor descriptor, Digest digest, IImageSource source, CancellationToken cancellationToken)
+        ImageReference reference, Descriptor descriptor, Digest digest, IImageSource source, ContentClaims.Claim claim, CancellationToken cancellationToken)
     {
         if (descriptor.MediaType is not (MediaTypes.OciConfig or MediaTypes.DockerConfig))
             throw new ImageFormatException($"{reference}: config media type '{descriptor.MediaType}' is not an image config");
         if (descriptor.Size is < 0 or > MaxConfigSize)
             throw new ImageFormatException($"{reference}: the config's declared size {descriptor.Size} is out of bounds");
+        claim.Use(digest.ToString());
         if (content.Contains(digest)) return await content.ReadAsync(digest, cancellationToken);
 
         await using var blob = await source.OpenBlobAsync(reference, digest, cancellationToken);
@@ -95,16 +105,22 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         using var buffer = new MemoryStream();
         await verifying.CopyToAsync(buffer, cancellationToken);
         var bytes = buffer.ToArray();
-        await content.PutAsync(digest, bytes, cancellationToken);
+        await PutAsync(claim, digest, bytes, cancellationToken);
         return bytes;
     }
 
     /// <summary>Makes sure the layer's snapshot exists; concurrent pulls needing the same layer share one download.</summary>
     private async Task EnsureLayerAsync(
-        ImageReference reference, Descriptor layer, Digest diffId, Digest chainId, IImageSource source, CancellationToken cancellationToken)
+        ImageReference reference, Descriptor layer, Digest diffId, Digest chainId, IImageSource source, ContentClaims.Claim claim,
+        CancellationToken cancellationToken)
     {
         var digest = ParseDigest(layer.Digest, "layer");
+        claim.Use(digest.ToString());
+        claim.Use(ContentClaims.Snapshot(chainId.ToString()));
         if (snapshots.Contains(chainId) && content.Contains(digest)) return;
+        // Whatever of the two is missing now, this pull makes (or shares the making of) and may take back.
+        if (!content.Contains(digest)) claim.Wrote(digest.ToString());
+        if (!snapshots.Contains(chainId)) claim.Wrote(ContentClaims.Snapshot(chainId.ToString()));
 
         var shared = _layers.GetOrAdd(chainId.Hex, key => new Lazy<Task>(async () =>
         {
@@ -162,6 +178,14 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
             }, cancellationToken);
             if (unpacked.SkippedXattrs.Count > 0)
                 LogSkippedXattrs(logger, digest.ToString(), string.Join(", ", unpacked.SkippedXattrs));
+        }
+        catch (UnsafeLayerException e)
+        {
+            throw new UnsafeLayerException($"layer {digest}: {e.Message}");
+        }
+        catch (ImageFormatException e) when (!e.Message.StartsWith("layer ", StringComparison.Ordinal))
+        {
+            throw new ImageFormatException($"layer {digest}: {e.Message}", e);
         }
         catch (InvalidDataException e)
         {

@@ -48,11 +48,22 @@ internal sealed class LayerUnpacker : IDisposable
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            await unpacker.ApplyAsync(entry, cancellationToken);
+            try
+            {
+                await unpacker.ApplyAsync(entry, cancellationToken);
+            }
+            catch (IOException e) when (!IsStorageFull(e))
+            {
+                // The layer asked for something this filesystem refuses: the image's fault, named by its entry.
+                throw new ImageFormatException($"entry '{Abbreviate(entry.Name)}' cannot be unpacked: {e.Message}", e);
+            }
         }
         unpacker.ApplyDirectoryTimes();
         return new UnpackResult(unpacker.ContentBytes, unpacker.SkippedXattrs);
     }
+
+    /// <summary>ENOSPC or EDQUOT: the node's disk, not the layer, is at fault.</summary>
+    internal static bool IsStorageFull(IOException e) => e.HResult is 28 or 122;
 
     private async Task ApplyAsync(TarEntry entry, CancellationToken cancellationToken)
     {
@@ -68,7 +79,7 @@ internal sealed class LayerUnpacker : IDisposable
         }
 
         var (directory, baseName) = Split(name);
-        var parent = OpenDirectory(directory, create: true);
+        var parent = OpenDirectory(directory, create: true, Abbreviate(entry.Name));
 
         if (baseName.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
         {
@@ -122,8 +133,8 @@ internal sealed class LayerUnpacker : IDisposable
             return; // aufs bookkeeping (.wh..wh.plnk and the like), meaningless to overlay.
 
         var hidden = baseName[WhiteoutPrefix.Length..];
-        if (hidden is "." or "..")
-            throw new UnsafeLayerException($"whiteout '{entry.Name}' names '{hidden}'");
+        if (hidden is "" or "." or "..")
+            throw new UnsafeLayerException($"whiteout '{entry.Name}' names {(hidden.Length == 0 ? "no file" : $"'{hidden}'")}");
         var hiddenPath = directory.Length == 0 ? hidden : $"{directory}/{hidden}";
         RemoveExisting(parent, hiddenPath, hidden);
         MakeNode(parent, hiddenPath, hidden, SIfChr, 0);
@@ -278,23 +289,20 @@ internal sealed class LayerUnpacker : IDisposable
         if (type is null) return;
         if (type == SIfDir)
         {
-            ForgetCachedDirectory();
-            // Safe by name: every directory on the way was opened without following a symlink, and
-            // Directory.Delete removes symlinks below instead of following them.
-            Directory.Delete(Path.Combine(ProcFdPath(parent), baseName), recursive: true);
+            // The cache may hold a directory below the one going; the parent descriptor itself stays valid.
+            if (_cachedDirectoryFd != parent) ForgetCachedDirectory();
+            Berth.Native.FileTree.RemoveAt(parent, baseName, name);
             return;
         }
         if (UnlinkAt(parent, baseName, 0) != 0) throw Error("unlink", name, LastError);
     }
 
-    private static string ProcFdPath(int fd) => $"/proc/self/fd/{fd}";
-
     /// <summary>An O_PATH descriptor of a directory inside the layer (cached for runs of entries in one directory).</summary>
-    private int OpenDirectory(string directory, bool create)
+    private int OpenDirectory(string directory, bool create, string forEntry)
     {
         if (directory == _cachedDirectory) return _cachedDirectoryFd;
         ForgetCachedDirectory();
-        _cachedDirectoryFd = WalkDirectory(directory, create, directory);
+        _cachedDirectoryFd = WalkDirectory(directory, create, forEntry);
         _cachedDirectory = directory;
         return _cachedDirectoryFd;
     }
@@ -316,8 +324,10 @@ internal sealed class LayerUnpacker : IDisposable
         if (directory.Length == 0) return fd;
         try
         {
+            var walked = 0;
             foreach (var component in directory.Split('/'))
             {
+                walked += component.Length + 1;
                 var next = OpenBeneath(fd, component, out var error);
                 if (next < 0 && error == ENoEnt && create)
                 {
@@ -328,12 +338,13 @@ internal sealed class LayerUnpacker : IDisposable
                 {
                     // O_DIRECTORY reports a trailing symlink as ENOTDIR; say which it was.
                     if (error == ENotDir && FileTypeAt(fd, component) == SIfLnk) error = ELoop;
+                    var through = Abbreviate(directory[..(walked - 1)]);
                     throw error switch
                     {
-                        ELoop => new UnsafeLayerException($"'{forEntry}' walks through the symlink '{component}'"),
-                        ENotDir => new UnsafeLayerException($"'{forEntry}' walks through '{component}', which is not a directory"),
+                        ELoop => new UnsafeLayerException($"'{forEntry}' walks through the symlink '{through}'"),
+                        ENotDir => new UnsafeLayerException($"'{forEntry}' walks through '{through}', which is not a directory"),
                         EXDev => new UnsafeLayerException($"'{forEntry}' escapes the layer root"),
-                        ENoEnt => new UnsafeLayerException($"'{forEntry}' needs the directory '{directory}', which is not in this layer"),
+                        ENoEnt => new UnsafeLayerException($"'{forEntry}' needs the directory '{Abbreviate(directory)}', which is not in this layer"),
                         _ => Error("openat2", forEntry, error),
                     };
                 }
@@ -389,6 +400,8 @@ internal sealed class LayerUnpacker : IDisposable
                     parts.RemoveAt(parts.Count - 1);
                     continue;
                 default:
+                    if (Encoding.UTF8.GetByteCount(part) > MaxNameBytes)
+                        throw new ImageFormatException($"{what} '{Abbreviate(name)}' has a name of {Encoding.UTF8.GetByteCount(part)} bytes; Linux allows {MaxNameBytes}");
                     parts.Add(part);
                     continue;
             }
@@ -414,6 +427,12 @@ internal sealed class LayerUnpacker : IDisposable
                 throw new UnsafeLayerException($"symlink '{name}' -> '{target}' points outside the layer root");
         }
     }
+
+    /// <summary>NAME_MAX: the longest name of one directory entry.</summary>
+    private const int MaxNameBytes = 255;
+
+    /// <summary>Names in messages stay readable: a 10,000-byte path is cut in the middle.</summary>
+    private static string Abbreviate(string name) => name.Length <= 300 ? name : $"{name[..150]}…{name[^150..]}";
 
     private static (string Directory, string BaseName) Split(string path)
     {

@@ -1,34 +1,46 @@
 using Berth.ImageStore.Content;
+using Berth.Native;
+using Microsoft.Extensions.Logging;
 
 namespace Berth.ImageStore.Snapshots;
 
 /// <summary>
 /// Unpacked layers, one directory per chain ID (<c>snapshots/&lt;hex&gt;/fs</c>), each usable as an overlay lower dir.
 /// A layer is unpacked into an ingest directory and renamed into place only once it is complete and verified.
+/// Whatever goes (an interrupted unpack, a removed layer) is renamed into <c>trash/</c> first and deleted from
+/// there, by directory descriptors, so a crash mid-delete leaves only trash and no tree, however deep, stops startup.
 /// </summary>
-public sealed class SnapshotStore
+internal sealed partial class SnapshotStore
 {
-    private readonly string _root;
     private readonly string _ingest;
+    private readonly string _trash;
+    private readonly ILogger _logger;
 
-    public SnapshotStore(string root)
+    public SnapshotStore(string root, ILogger logger)
     {
-        _root = root;
+        Root = root;
+        _logger = logger;
         _ingest = Path.Combine(root, "ingest");
-        Directory.CreateDirectory(_root);
-        // Whatever an interrupted unpack left is garbage.
-        if (Directory.Exists(_ingest)) Directory.Delete(_ingest, recursive: true);
+        _trash = Path.Combine(root, "trash");
+        Directory.CreateDirectory(Root);
+        Directory.CreateDirectory(_trash);
+        // Whatever an interrupted unpack left is garbage; it is deleted in the background, so startup stays quick.
+        if (Directory.Exists(_ingest)) Discard(_ingest);
         Directory.CreateDirectory(_ingest);
+        EmptyTrashInBackground();
     }
 
+    /// <summary>The directory holding every snapshot.</summary>
+    public string Root { get; }
+
     /// <summary>The directory holding the layer's files, for <c>lowerdir=</c>.</summary>
-    public string PathOf(Digest chainId) => Path.Combine(_root, chainId.Hex, "fs");
+    public string PathOf(Digest chainId) => Path.Combine(Root, chainId.Hex, "fs");
 
     public bool Contains(Digest chainId) => Directory.Exists(PathOf(chainId));
 
     public IEnumerable<Digest> List()
     {
-        foreach (var dir in Directory.EnumerateDirectories(_root))
+        foreach (var dir in Directory.EnumerateDirectories(Root))
         {
             if (Digest.TryParse(Digest.Sha256Prefix + Path.GetFileName(dir), out var digest)) yield return digest;
         }
@@ -40,39 +52,91 @@ public sealed class SnapshotStore
     /// </summary>
     internal async Task<UnpackResult> CommitLayerAsync(Digest chainId, Stream tar, Func<Task> verify, CancellationToken cancellationToken)
     {
-        var work = Path.Combine(_ingest, $"{chainId.Hex}-{Guid.NewGuid():N}");
+        var work = NewWorkDirectory(chainId.Hex);
         var fs = Path.Combine(work, "fs");
         Directory.CreateDirectory(fs);
         try
         {
             var result = await LayerUnpacker.UnpackAsync(tar, fs, cancellationToken);
             await verify();
-            var target = Path.Combine(_root, chainId.Hex);
+            var target = Path.Combine(Root, chainId.Hex);
             if (Directory.Exists(target))
             {
-                Directory.Delete(work, recursive: true); // Another pull committed the same layer first.
+                Delete(work); // Another pull committed the same layer first.
                 return result;
             }
             // The files' data must be on disk before the rename makes the snapshot visible (power loss, not only kill -9).
             Native.Sys.SyncFilesystem(work);
             Directory.Move(work, target);
-            Durability.SyncDirectory(_root);
+            Durability.SyncDirectory(Root);
             return result;
         }
         catch
         {
-            if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+            Delete(work);
             throw;
         }
     }
 
+    /// <summary>Removes a snapshot: renamed into the trash (so no half snapshot is ever visible), then deleted.</summary>
     public void Remove(Digest chainId)
     {
-        var dir = Path.Combine(_root, chainId.Hex);
+        var dir = Path.Combine(Root, chainId.Hex);
         if (!Directory.Exists(dir)) return;
-        // Rename first so that a crash mid-delete leaves garbage in ingest, not a half snapshot.
-        var doomed = Path.Combine(_ingest, $"{chainId.Hex}-removed-{Guid.NewGuid():N}");
-        Directory.Move(dir, doomed);
-        Directory.Delete(doomed, recursive: true);
+        Delete(dir);
     }
+
+    /// <summary>A fresh directory in ingest, for work that is not a layer (an archive being imported).</summary>
+    public string NewWorkDirectory(string prefix)
+    {
+        var path = Path.Combine(_ingest, $"{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    /// <summary>Renames into the trash, then deletes; a failure to delete is logged and left for the next start.</summary>
+    public void Delete(string directory)
+    {
+        var doomed = Discard(directory);
+        if (doomed is null) return;
+        try
+        {
+            FileTree.Remove(doomed);
+        }
+        catch (IOException e)
+        {
+            LogTrashLeft(_logger, doomed, e.Message);
+        }
+    }
+
+    private string? Discard(string directory)
+    {
+        if (!Directory.Exists(directory)) return null;
+        var doomed = Path.Combine(_trash, $"{Path.GetFileName(directory)}-{Guid.NewGuid():N}");
+        Directory.Move(directory, doomed);
+        return doomed;
+    }
+
+    private void EmptyTrashInBackground()
+    {
+        var doomed = Directory.GetFileSystemEntries(_trash);
+        if (doomed.Length == 0) return;
+        _ = Task.Run(() =>
+        {
+            foreach (var path in doomed)
+            {
+                try
+                {
+                    FileTree.Remove(path);
+                }
+                catch (IOException e)
+                {
+                    LogTrashLeft(_logger, path, e.Message);
+                }
+            }
+        });
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "snapshot store: could not delete {Path}, left in the trash for the next start: {Error}")]
+    private static partial void LogTrashLeft(ILogger logger, string path, string error);
 }

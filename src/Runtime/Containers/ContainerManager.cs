@@ -554,8 +554,10 @@ public sealed partial class ContainerManager : IDisposable
         }
         var rootfs = Path.Combine(record.Bundle, "rootfs");
         ContainerRootfs.Unmount(rootfs);
-        if (Directory.Exists(record.Bundle)) Directory.Delete(record.Bundle, recursive: true);
-        if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
+        // By directory descriptors: the writable layer is the container's to shape (any depth, any links), and a
+        // rootfs still mounted is refused, never emptied through the mount.
+        Berth.Native.FileTree.Remove(record.Bundle);
+        Berth.Native.FileTree.Remove(record.Directory);
         File.Delete(ExitFileOf(record.Id));
     }
 
@@ -584,7 +586,8 @@ public sealed partial class ContainerManager : IDisposable
     {
         try
         {
-            await exited.Task.WaitAsync(timeout, cancellationToken);
+            // Beyond what a timer can hold (49 days), a wait is as good as endless.
+            await exited.Task.WaitAsync(timeout.TotalDays > 49 ? Timeout.InfiniteTimeSpan : timeout, cancellationToken);
             return true;
         }
         catch (TimeoutException)

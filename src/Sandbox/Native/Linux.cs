@@ -46,6 +46,19 @@ internal static unsafe partial class Linux
     [LibraryImport("libc", EntryPoint = "umount2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Umount2(string target, int flags);
 
+    /// <summary>f_type of statfs(2) for a namespace file (NSFS_MAGIC).</summary>
+    public const long NsfsMagic = 0x6e736673;
+
+    [LibraryImport("libc", EntryPoint = "statfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatFsNative(string path, byte* buffer);
+
+    /// <summary>The filesystem type of a path (struct statfs' first field), or null when it cannot be looked at.</summary>
+    public static long? FilesystemType(string path)
+    {
+        var buffer = stackalloc byte[256]; // struct statfs is 120 bytes on x86-64
+        return StatFsNative(path, buffer) == 0 ? *(long*)buffer : null;
+    }
+
     [LibraryImport("libc", EntryPoint = "sethostname", SetLastError = true)]
     public static partial int SetHostname(byte* name, nuint length);
 

@@ -24,7 +24,7 @@ public sealed class LayerUnpackerTests : IDisposable
         File.WriteAllText(Path.Combine(_outside, "secret"), "untouched");
     }
 
-    public void Dispose() => Directory.Delete(_sandbox, recursive: true);
+    public void Dispose() => Berth.Native.FileTree.Remove(_sandbox);
 
     private async Task<long> Unpack(TarBuilder tar) => (await LayerUnpacker.UnpackAsync(tar.Build(), _root, CancellationToken.None)).ContentBytes;
 
@@ -119,6 +119,41 @@ public sealed class LayerUnpackerTests : IDisposable
         Assert.True(Directory.Exists(At("dir-to-be")));
     }
 
+    [Fact]
+    public async Task A_whiteout_that_names_no_file_is_refused_naming_the_entry()
+    {
+        var error = await Assert.ThrowsAsync<UnsafeLayerException>(() => Unpack(new TarBuilder().Directory("a").File("a/.wh.", "")));
+        Assert.Contains("whiteout 'a/.wh.' names no file", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_name_longer_than_name_max_is_refused_naming_the_entry()
+    {
+        var name = "dir/" + new string('n', 300);
+        var error = await Assert.ThrowsAsync<ImageFormatException>(() => Unpack(new TarBuilder().File(name, "x")));
+        Assert.StartsWith("entry 'dir/nnnn", error.Message, StringComparison.Ordinal);
+        Assert.Contains("' has a name of 300 bytes; Linux allows 255", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_path_longer_than_path_max_unpacks_and_a_later_entry_replaces_it()
+    {
+        var deep = string.Join('/', Enumerable.Repeat(new string('d', 100), 60)); // 6 KB
+        await Unpack(new TarBuilder().File(deep + "/leaf", "deep"));
+        Assert.True(Directory.Exists(At(new string('d', 100))));
+
+        await Unpack(new TarBuilder().File(deep + "/leaf", "deep").File(new string('d', 100), "now a file"));
+        Assert.Equal("now a file", File.ReadAllText(At(new string('d', 100))));
+    }
+
+    [Fact]
+    public async Task A_failing_entry_is_named_in_the_error()
+    {
+        // A regular file where the next entry wants a directory, reached through a hard link's parent walk.
+        var error = await Assert.ThrowsAsync<UnsafeLayerException>(() => Unpack(new TarBuilder().File("a", "x").File("a/b", "y")));
+        Assert.Contains("'a/b' walks through 'a', which is not a directory", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("../escape", "escapes the layer root")]
     [InlineData("a/../../escape", "escapes the layer root")]
@@ -137,7 +172,7 @@ public sealed class LayerUnpackerTests : IDisposable
             .Symlink("evil", _outside)
             .File("evil/secret", "pwned")));
 
-        Assert.Contains("walks through the symlink 'evil'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("'evil/secret' walks through the symlink 'evil'", error.Message, StringComparison.Ordinal);
         AssertNothingEscaped();
     }
 
@@ -148,7 +183,8 @@ public sealed class LayerUnpackerTests : IDisposable
             .Directory("a")
             .Symlink("a/up", "..")
             .File("a/up/a/up/x", "x")));
-        Assert.Contains("walks through the symlink 'up'", error.Message, StringComparison.Ordinal);
+        // Both the refused entry and the directory where the walk met the link.
+        Assert.Contains("'a/up/a/up/x' walks through the symlink 'a/up'", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
