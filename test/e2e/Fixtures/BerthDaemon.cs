@@ -197,7 +197,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         {
             // Never delete through a mount that something left behind.
             foreach (var mount in Host.MountsUnder(Directory).Reverse()) Host.Run("umount", "-l", mount);
-            System.IO.Directory.Delete(Directory, recursive: true);
+            Berth.Native.FileTree.Remove(Directory);
         }
     }
 
