@@ -23,14 +23,14 @@ public sealed partial class RuntimeService
 
     /// <summary>
     /// The grace period a stop can give and still answer before the caller's deadline: SIGKILL comes early enough
-    /// (a quarter of what is left, at most 2 s, before it) for the kill and the exit to fit. A stop never outlives
+    /// (half of what is left, at most 2 s, before it; the kill, the exit and runc delete take a few hundred ms) for the kill and the exit to fit. A stop never outlives
     /// its caller, or kubelet retries against a container that is still dying.
     /// </summary>
     internal static TimeSpan GraceWithin(TimeSpan timeout, DateTime deadline)
     {
         if (deadline == DateTime.MaxValue) return timeout;
         var left = deadline - DateTime.UtcNow;
-        var room = left - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, left.Ticks / 4));
+        var room = left - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, left.Ticks / 2));
         return room <= TimeSpan.Zero ? TimeSpan.Zero : room < timeout ? room : timeout;
     }
 

@@ -14,7 +14,7 @@ public sealed class ContainerTestBed : IAsyncLifetime
     private static readonly string[] Applets =
     [
         "echo", "sleep", "cat", "id", "ps", "grep", "head", "tail", "ls", "wc", "true", "false", "kill", "nc", "hostname",
-        "touch", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip", "stty", "tty", "sha256sum", "httpd", "wget",
+        "touch", "ln", "xargs", "mv", "printf", "dd", "env", "pwd", "stat", "mkdir", "mount", "tr", "yes", "rm", "seq", "trap", "test", "ip", "stty", "tty", "sha256sum", "httpd", "wget",
     ];
 
     private RegistryServer? _registry;
