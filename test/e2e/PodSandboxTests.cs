@@ -230,7 +230,33 @@ public sealed class PodSandboxTests
     }
 
     [Fact]
-    public async Task A_crash_in_the_middle_of_StopPodSandbox_is_finished_by_the_next_stop()
+    public async Task A_pod_whose_netns_pin_was_unmounted_is_still_stopped_and_removed_leaking_nothing()
+    {
+        await using var daemon = await BerthDaemon.StartAsync();
+        using var network = TestNetwork.Create(daemon, """{"type":"portmap","capabilities":{"portMappings":true}}""");
+        var veths = Host.VethCount();
+        var config = Pod("lost-netns");
+        config.PortMappings.Add(new Cri.V1.PortMapping { ContainerPort = 80, HostPort = RegistryServer.FreePort(), Protocol = Protocol.Tcp });
+        var id = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config })).PodSandboxId;
+        var pin = Path.Combine(daemon.StatePath, "sandboxes", id, "ns", "net");
+        Assert.Single(network.Leases());
+        // What an operator's umount (or a reboot's tmpfs) leaves: the pin is an empty file, no namespace.
+        Assert.Equal(0, Host.Run("umount", pin).ExitCode);
+
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+
+        Assert.Empty(network.Leases());
+        Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
+        Assert.DoesNotContain(id, Host.Run("iptables-save", "-t", "nat").Output, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(daemon.RootPath, "cni", "cache")));
+        Assert.Empty(Host.MountsUnder(daemon.StatePath));
+        // The veth's host end went with the namespace that held its peer.
+        Assert.Equal(veths, Host.VethCount());
+    }
+
+    [Fact]
+    public async Task A_crash_in_the_middle_of_StopPodSandbox_is_finished_at_the_next_start()
     {
         using var plugins = new FakePlugins();
         plugins.HangingOn("berth-hang-del", "DEL"); // DEL runs in reverse: this hangs before bridge releases the address
@@ -256,9 +282,14 @@ public sealed class PodSandboxTests
             await using var second = await BerthDaemon.StartAsync(options);
             var status = (await second.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = id })).Status;
             Assert.Equal(PodSandboxState.SandboxNotready, status.State); // never Ready without its network
-            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
+            // Finished before serving, with no second StopPodSandbox: the lease, the CNI cache, the pins and /dev/shm.
             Assert.Empty(network.Leases());
+            Assert.Empty(Directory.EnumerateFiles(Path.Combine(second.RootPath, "cni", "cache")));
+            Assert.Empty(Host.MountsUnder(second.StatePath));
+            Assert.Contains("finishing an interrupted StopPodSandbox", second.Output, StringComparison.Ordinal);
+            await second.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = id });
             await second.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = id });
+            Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(second.StatePath, "sandboxes")));
         }
         finally
         {
