@@ -26,6 +26,19 @@ public static unsafe class NodeProbe
         profiles.Any(line => line.StartsWith(name, StringComparison.Ordinal) && line.AsSpan(name.Length).StartsWith(" ("));
 
     /// <summary>Whether the kernel has mount_setattr(2), which came in Linux 5.12.</summary>
+    /// <summary>A kernel list file such as <c>/sys/devices/system/cpu/online</c> ("0-3"), or null when absent or unreadable.</summary>
+    public static IReadOnlySet<int>? OnlineList(string path)
+    {
+        try
+        {
+            return Spec.OciSpecBuilder.ParseCpuset(File.ReadAllText(path).Trim());
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     public static bool MountSetattr => KernelAtLeast(File.ReadAllText("/proc/sys/kernel/osrelease"), 5, 12);
 
     /// <summary>Compares the leading "major.minor" of a kernel release such as "6.1.0-18-amd64".</summary>

@@ -297,6 +297,9 @@ public sealed partial class SandboxManager
             throw new SandboxRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler ({string.Join(", ", _options.RuntimeHandlers.Select(h => h.Length == 0 ? "\"\"" : h))})");
         if (!string.IsNullOrEmpty(request.Hostname) && (request.Hostname.Length > 63 || !DnsSubdomain().IsMatch(request.Hostname)))
             throw new SandboxRequestException($"hostname: '{request.Hostname}' is not a valid hostname");
+        if (request.CgroupParent is { Length: > 0 } parent
+            && (parent.Length > 4096 || parent.Contains('\0', StringComparison.Ordinal) || parent.Split('/').Contains("..")))
+            throw new SandboxRequestException($"linux.cgroup_parent: '{Abbreviate(parent)}' is not a cgroup path (no '..', no NUL, at most 4096 bytes)");
         foreach (var port in request.PortMappings)
         {
             if (port.ContainerPort is <= 0 or > 65535)
@@ -313,6 +316,9 @@ public sealed partial class SandboxManager
                 throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
         }
     }
+
+    /// <summary>Values in messages stay readable: what is longer than 200 characters is cut.</summary>
+    private static string Abbreviate(string value) => value.Length <= 200 ? value : value[..200] + "…";
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "CNI garbage collection: {Error}")]
     private static partial void LogGcError(ILogger logger, string error);

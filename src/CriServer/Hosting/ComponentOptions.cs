@@ -71,6 +71,8 @@ internal static class ComponentOptions
                 HostDevices = NodeProbe.HostDevices(),
                 BoundingCapabilities = NodeProbe.BoundingCapabilities(),
                 MountSetattr = NodeProbe.MountSetattr,
+                OnlineCpus = NodeProbe.OnlineList("/sys/devices/system/cpu/online"),
+                OnlineMems = NodeProbe.OnlineList("/sys/devices/system/node/online"),
             },
         };
     }

@@ -58,7 +58,20 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
             LogFailed(method, code, elapsed.TotalMilliseconds, failure.Status.Detail);
     }
 
-    private RpcException ToRpcException(Exception e, ServerCallContext context) => e switch
+    /// <summary>
+    /// Status details travel in HTTP/2 trailers, which clients cap (Go's and .NET's at 64 KiB or less): a message that
+    /// echoes a 100 KB field would reach the caller as a transport error instead. Long details are cut in the middle.
+    /// </summary>
+    private const int MaxDetail = 2048;
+
+    private RpcException ToRpcException(Exception e, ServerCallContext context) => Bounded(Map(e, context));
+
+    private static RpcException Bounded(RpcException rpc) =>
+        rpc.Status.Detail.Length <= MaxDetail
+            ? rpc
+            : new RpcException(new Status(rpc.StatusCode, $"{rpc.Status.Detail[..(MaxDetail / 2)]} … {rpc.Status.Detail[^(MaxDetail / 2)..]}"), rpc.Trailers);
+
+    private RpcException Map(Exception e, ServerCallContext context) => e switch
     {
         // The generated base class answers unbuilt RPCs with an empty message; name the RPC instead.
         RpcException { StatusCode: StatusCode.Unimplemented, Status.Detail: "" } =>

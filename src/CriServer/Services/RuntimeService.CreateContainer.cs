@@ -28,6 +28,8 @@ public sealed partial class RuntimeService
         var logPath = string.IsNullOrEmpty(sandbox.LogDirectory) || string.IsNullOrEmpty(config.LogPath)
             ? null
             : Path.Combine(sandbox.LogDirectory, config.LogPath);
+        if (logPath is not null && !IsPathTheKernelTakes(logPath))
+            throw InvalidArgument($"log_path: '{(config.LogPath.Length > 64 ? config.LogPath[..64] + "…" : config.LogPath)}' under the pod's log directory is no path Linux can open (NUL, a name over 255 bytes, or over 4096 in all)");
 
         var record = await _containers.CreateAsync(new ContainerCreateRequest
         {
@@ -51,4 +53,9 @@ public sealed partial class RuntimeService
         }, context.CancellationToken);
         return new CreateContainerResponse { ContainerId = record.Id };
     }
+
+    /// <summary>No NUL, no name over NAME_MAX, nothing over PATH_MAX: what open(2) can be given.</summary>
+    private static bool IsPathTheKernelTakes(string path) =>
+        path.Length <= 4096 && !path.Contains('\0', StringComparison.Ordinal)
+        && path.Split('/').All(name => System.Text.Encoding.UTF8.GetByteCount(name) <= 255);
 }

@@ -27,7 +27,9 @@ public sealed partial class RuntimeService
         if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
         try
         {
-            var result = await _containers.ExecSyncAsync(_containers.ResolveId(request.ContainerId), [.. request.Cmd], TimeSpan.FromSeconds(request.Timeout), context.CancellationToken);
+            // Beyond a timer's reach (49 days) a timeout is no timeout, as 0 is.
+            var timeout = request.Timeout > 49L * 24 * 3600 ? TimeSpan.Zero : TimeSpan.FromSeconds(request.Timeout);
+            var result = await _containers.ExecSyncAsync(_containers.ResolveId(request.ContainerId), [.. request.Cmd], timeout, context.CancellationToken);
             return new ExecSyncResponse
             {
                 ExitCode = result.ExitCode,

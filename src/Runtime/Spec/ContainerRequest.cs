@@ -182,4 +182,9 @@ public sealed record NodeSettings
 
     /// <summary>Whether the kernel has mount_setattr (5.12 and later), which recursive read-only mounts need.</summary>
     public bool MountSetattr { get; init; }
+
+    /// <summary>The node's online CPUs and memory nodes, which a cpuset may name; null when unknown (no check).</summary>
+    public IReadOnlySet<int>? OnlineCpus { get; init; }
+
+    public IReadOnlySet<int>? OnlineMems { get; init; }
 }

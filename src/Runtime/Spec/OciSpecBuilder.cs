@@ -73,8 +73,8 @@ public static class OciSpecBuilder
                 Devices = devices.Count > 0 ? [.. devices.Select(d => d.Node)] : null,
                 Seccomp = Seccomp(security, capabilities),
                 RootfsPropagation = rootfsPropagation,
-                MaskedPaths = security.Privileged ? null : [.. security.MaskedPaths.Count > 0 ? security.MaskedPaths : DefaultMaskedPaths],
-                ReadonlyPaths = security.Privileged ? null : [.. security.ReadonlyPaths.Count > 0 ? security.ReadonlyPaths : DefaultReadonlyPaths],
+                MaskedPaths = security.Privileged ? null : [.. security.MaskedPaths.Count > 0 ? ContainerPaths(security.MaskedPaths, "masked_paths") : DefaultMaskedPaths],
+                ReadonlyPaths = security.Privileged ? null : [.. security.ReadonlyPaths.Count > 0 ? ContainerPaths(security.ReadonlyPaths, "readonly_paths") : DefaultReadonlyPaths],
             },
         };
     }
@@ -110,12 +110,25 @@ public static class OciSpecBuilder
         }
         foreach (var (name, value) in request.Env)
         {
-            if (name.Length == 0 || name.Contains('=', StringComparison.Ordinal))
-                throw new ContainerSpecException($"envs: '{name}' is not a valid variable name");
+            if (name.Length == 0 || name.Contains('=', StringComparison.Ordinal) || name.Contains('\0', StringComparison.Ordinal))
+                throw new ContainerSpecException($"envs: '{name.Replace("\0", "\\0", StringComparison.Ordinal)}' is not a valid variable name");
+            if (value.Contains('\0', StringComparison.Ordinal))
+                throw new ContainerSpecException($"envs: the value of '{name}' contains a NUL byte");
             Set(name, $"{name}={value}");
         }
         if (!values.ContainsKey("PATH")) Set("PATH", DefaultPath);
         return [.. order.Select(n => values[n])];
+    }
+
+    /// <summary>Paths inside the container: absolute, no NUL, no longer than PATH_MAX.</summary>
+    private static IReadOnlyList<string> ContainerPaths(IReadOnlyList<string> paths, string field)
+    {
+        foreach (var path in paths)
+        {
+            if (!path.StartsWith('/') || path.Contains('\0', StringComparison.Ordinal) || path.Length > 4096)
+                throw new ContainerSpecException($"linux.security_context.{field}: '{(path.Length > 64 ? path[..64] + "…" : path.Replace("\0", "\\0", StringComparison.Ordinal))}' is not an absolute path");
+        }
+        return paths;
     }
 
     private static string WorkingDirectory(ContainerRequest request, ImageSettings image)
@@ -308,6 +321,13 @@ public static class OciSpecBuilder
         if (r.MemorySwapLimitInBytes < -1) throw new ContainerSpecException($"linux.resources.memory_swap_limit_in_bytes: {r.MemorySwapLimitInBytes} is below -1");
         if (r.Unified.Count > 0 && !node.CgroupV2)
             throw new ContainerSpecException("linux.resources.unified: needs cgroup v2, and this node runs cgroup v1");
+        // The kernel's own bounds (cpu.shares 2..262144, CFS period 1 ms..1 s, quota from 1 ms): said here by field,
+        // not by runc as a failed write.
+        if (r.CpuShares is > 0 and (< 2 or > 262144)) throw new ContainerSpecException($"linux.resources.cpu_shares: {r.CpuShares} is outside 2-262144");
+        if (r.CpuPeriod is > 0 and (< 1000 or > 1_000_000)) throw new ContainerSpecException($"linux.resources.cpu_period: {r.CpuPeriod} is outside 1000-1000000 µs");
+        if (r.CpuQuota is > 0 and (< 1000 or > MaxCpuQuota)) throw new ContainerSpecException($"linux.resources.cpu_quota: {r.CpuQuota} is outside 1000-{MaxCpuQuota} µs");
+        CheckCpuset(r.CpusetCpus, "cpuset_cpus", node.OnlineCpus, "CPUs");
+        CheckCpuset(r.CpusetMems, "cpuset_mems", node.OnlineMems, "memory nodes");
 
         var cpu = r.CpuShares > 0 || r.CpuQuota != 0 || r.CpuPeriod > 0 || r.CpusetCpus.Length > 0 || r.CpusetMems.Length > 0
             ? new OciCpu
@@ -360,6 +380,36 @@ public static class OciSpecBuilder
     /// <summary>The resources UpdateContainerResources applies to a running container (<c>runc update</c>); devices stay as they are.</summary>
     public static OciResources UpdatedResources(ContainerResources resources, NodeSettings node) =>
         Resources(new ContainerRequest { Name = "", Resources = resources }, node, [], privileged: false) with { Devices = null };
+
+    /// <summary>The largest CFS quota the kernel takes (its MAX_BW, in µs).</summary>
+    private const long MaxCpuQuota = (1L << 44) - 1;
+
+    /// <summary>A cpuset list ("0-3,6") whose every member the node has online.</summary>
+    private static void CheckCpuset(string list, string field, IReadOnlySet<int>? online, string what)
+    {
+        if (list.Length == 0) return;
+        if (ParseCpuset(list) is not { } members)
+            throw new ContainerSpecException($"linux.resources.{field}: '{(list.Length > 64 ? list[..64] + "…" : list)}' is not a list like 0-3,6");
+        if (online is not null && members.FirstOrDefault(m => !online.Contains(m), -1) is var missing and >= 0)
+            throw new ContainerSpecException($"linux.resources.{field}: {missing} is not among the node's online {what} ({string.Join(',', online.Order())})");
+    }
+
+    /// <summary>The members of a kernel list ("0-3,6"), or null when it is not one; bounded, so a hostile range costs nothing.</summary>
+    public static IReadOnlySet<int>? ParseCpuset(string list)
+    {
+        if (list.Length > 1024) return null;
+        var members = new HashSet<int>();
+        foreach (var part in list.Trim().Split(','))
+        {
+            var dash = part.IndexOf('-', StringComparison.Ordinal);
+            var (from, to) = dash < 0 ? (part, part) : (part[..dash], part[(dash + 1)..]);
+            if (!int.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out var first)
+                || !int.TryParse(to, NumberStyles.None, CultureInfo.InvariantCulture, out var last) || last < first || last > 8191)
+                return null;
+            for (var i = first; i <= last; i++) members.Add(i);
+        }
+        return members;
+    }
 
     private static bool IsPageSize(string text)
     {

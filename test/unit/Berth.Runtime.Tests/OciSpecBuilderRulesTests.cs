@@ -185,4 +185,64 @@ public sealed class OciSpecBuilderRulesTests
         Assert.Equal("my-profile", Build(Request with { Security = new ContainerSecurity { AppArmorProfile = "my-profile" } }).Process.ApparmorProfile);
         Assert.Null(Build(Request).Process.ApparmorProfile);
     }
+
+    [Theory]
+    [InlineData("cpu_shares", 1L)]
+    [InlineData("cpu_shares", 262145L)]
+    [InlineData("cpu_period", 999L)]
+    [InlineData("cpu_period", 1_000_001L)]
+    [InlineData("cpu_quota", 999L)]
+    [InlineData("cpu_quota", long.MaxValue)]
+    public void Cpu_values_the_kernel_refuses_are_refused_by_field(string field, long value)
+    {
+        var resources = field switch
+        {
+            "cpu_shares" => new ContainerResources { CpuShares = value },
+            "cpu_period" => new ContainerResources { CpuPeriod = value },
+            _ => new ContainerResources { CpuQuota = value },
+        };
+        var error = Assert.Throws<ContainerSpecException>(() => Build(Request with { Resources = resources }));
+        Assert.StartsWith($"linux.resources.{field}: {value} is outside", error.Message, StringComparison.Ordinal);
+        Assert.Throws<ContainerSpecException>(() => OciSpecBuilder.UpdatedResources(resources, new NodeSettings()));
+    }
+
+    [Theory]
+    [InlineData("a\0b", "is not a list like 0-3,6")]
+    [InlineData("../../etc/shadow", "is not a list like 0-3,6")]
+    [InlineData("3-1", "is not a list like 0-3,6")]
+    [InlineData("0-1,6", "6 is not among the node's online CPUs (0,1)")]
+    public void Cpusets_must_be_lists_of_online_cpus(string cpus, string reason)
+    {
+        var node = new NodeSettings { OnlineCpus = new HashSet<int> { 0, 1 } };
+        var error = Assert.Throws<ContainerSpecException>(() => Build(Request with { Resources = new ContainerResources { CpusetCpus = cpus.Replace("\\0", "\0", StringComparison.Ordinal) } }, node: node));
+        Assert.StartsWith("linux.resources.cpuset_cpus: ", error.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cpusets_of_online_cpus_pass()
+    {
+        var node = new NodeSettings { OnlineCpus = new HashSet<int> { 0, 1, 2, 3 }, OnlineMems = new HashSet<int> { 0 } };
+        var spec = Build(Request with { Resources = new ContainerResources { CpusetCpus = "0-1,3", CpusetMems = "0" } }, node: node);
+        Assert.Equal("0-1,3", spec.Linux!.Resources!.Cpu!.Cpus);
+    }
+
+    [Fact]
+    public void Environment_names_and_values_with_nul_are_refused()
+    {
+        Assert.Throws<ContainerSpecException>(() => Build(Request with { Env = [new("A\0B", "x")] }));
+        Assert.Throws<ContainerSpecException>(() => Build(Request with { Env = [new("A", "x\0y")] }));
+    }
+
+    [Theory]
+    [InlineData("relative/path")]
+    [InlineData("/with\0nul")]
+    public void Masked_and_readonly_paths_must_be_absolute_paths(string path)
+    {
+        path = path.Replace("\\0", "\0", StringComparison.Ordinal);
+        var masked = Assert.Throws<ContainerSpecException>(() => Build(Request with { Security = new ContainerSecurity { MaskedPaths = [path] } }));
+        Assert.StartsWith("linux.security_context.masked_paths: ", masked.Message, StringComparison.Ordinal);
+        var readOnly = Assert.Throws<ContainerSpecException>(() => Build(Request with { Security = new ContainerSecurity { ReadonlyPaths = [path] } }));
+        Assert.StartsWith("linux.security_context.readonly_paths: ", readOnly.Message, StringComparison.Ordinal);
+    }
 }
