@@ -36,6 +36,7 @@ public sealed partial class SandboxManager
         _network = network;
         _logger = logger;
         _store = new SandboxStore(options.RecordDirectory);
+        foreach (var path in _store.Quarantined) LogQuarantined(_logger, path);
         Directory.CreateDirectory(options.StateDirectory);
     }
 
@@ -325,6 +326,9 @@ public sealed partial class SandboxManager
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: its infra process {Pid} died; the sandbox is NotReady")]
     private static partial void LogInfraDied(ILogger logger, string id, int pid);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "a sandbox record could not be read and was moved to {Path}; that sandbox is not listed")]
+    private static partial void LogQuarantined(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: finishing an interrupted StopPodSandbox")]
     private static partial void LogFinishingStop(ILogger logger, string id);

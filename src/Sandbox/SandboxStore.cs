@@ -20,8 +20,11 @@ internal sealed class SandboxStore
         foreach (var stale in Directory.EnumerateFiles(directory, "*.tmp")) File.Delete(stale);
         foreach (var path in Directory.EnumerateFiles(directory, "*.json"))
         {
-            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), SandboxJsonContext.Default.SandboxRecord)
-                         ?? throw new InvalidDataException($"{path}: empty sandbox record");
+            if (Load(path) is not { } record)
+            {
+                Quarantined.Add(Quarantine(path));
+                continue;
+            }
             _byId[record.Id] = record;
             _idByName[record.NameKey] = record.Id;
         }
@@ -48,7 +51,20 @@ internal sealed class SandboxStore
             _idByName[record.NameKey] = record.Id;
             _byId[record.Id] = record;
         }
-        Write(record);
+        try
+        {
+            Write(record);
+        }
+        catch
+        {
+            // Not stored (a full disk): the name is free again and nothing is left to recover.
+            lock (_lock)
+            {
+                _byId.Remove(record.Id);
+                _idByName.Remove(record.NameKey);
+            }
+            throw;
+        }
     }
 
     public void Update(SandboxRecord record)
@@ -68,16 +84,49 @@ internal sealed class SandboxStore
         }
     }
 
+    /// <summary>Records that could not be read at load, moved to <c>quarantine/</c> so that startup goes on; for the log.</summary>
+    public List<string> Quarantined { get; } = [];
+
+    private static SandboxRecord? Load(string path)
+    {
+        try
+        {
+            var record = JsonSerializer.Deserialize(File.ReadAllBytes(path), SandboxJsonContext.Default.SandboxRecord);
+            return record is not null && Path.GetFileName(path) == record.Id + ".json" ? record : null;
+        }
+        catch (Exception e) when (e is JsonException or IOException or NotSupportedException)
+        {
+            return null;
+        }
+    }
+
+    private string Quarantine(string path)
+    {
+        var quarantine = Path.Combine(_directory, "quarantine");
+        Directory.CreateDirectory(quarantine);
+        var target = Path.Combine(quarantine, $"{Path.GetFileName(path)}.{Guid.NewGuid():N}");
+        File.Move(path, target);
+        return target;
+    }
+
     private string PathOf(string id) => Path.Combine(_directory, id + ".json");
 
     private void Write(SandboxRecord record)
     {
         var path = PathOf(record.Id);
         var temp = path + ".tmp";
-        using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        try
         {
-            file.Write(JsonSerializer.SerializeToUtf8Bytes(record, SandboxJsonContext.Default.SandboxRecord));
-            file.Flush(flushToDisk: true);
+            using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write))
+            {
+                file.Write(JsonSerializer.SerializeToUtf8Bytes(record, SandboxJsonContext.Default.SandboxRecord));
+                file.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
         }
         File.Move(temp, path, overwrite: true);
         SyncDirectory();

@@ -156,7 +156,7 @@ public sealed class HostileImageTests
     }
 
     [Fact]
-    public async Task A_store_holding_deep_trees_and_unreadable_records_starts_and_serves()
+    public async Task A_root_holding_deep_trees_and_unreadable_records_starts_and_serves()
     {
         var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;
         try
@@ -172,6 +172,8 @@ public sealed class HostileImageTests
                 DeepTree.Create(Directory.CreateDirectory(Path.Combine(root, leftover)).FullName, levels: 40, nameLength: 200, filesPerLevel: 1);
             await File.WriteAllTextAsync(Path.Combine(root, "images", new string('a', 64) + ".json"), "{\"id\":\"sha256:");
             await File.WriteAllTextAsync(Path.Combine(root, "images", "not-a-digest.json"), "{}");
+            await File.WriteAllTextAsync(Path.Combine(root, "containers", "records", new string('c', 64) + ".json"), "{\"id\":");
+            await File.WriteAllTextAsync(Path.Combine(root, "sandboxes", new string('5', 64) + ".json"), "\0\0\0");
 
             var started = System.Diagnostics.Stopwatch.StartNew();
             await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
@@ -180,6 +182,10 @@ public sealed class HostileImageTests
             Assert.Single((await daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
             Assert.Equal(2, Directory.EnumerateFiles(Path.Combine(root, "images", "quarantine")).Count());
             Assert.Contains("cannot be read; moved to", daemon.Output, StringComparison.Ordinal);
+            Assert.Contains("a container record could not be read and was moved to", daemon.Output, StringComparison.Ordinal);
+            Assert.Contains("a sandbox record could not be read and was moved to", daemon.Output, StringComparison.Ordinal);
+            Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
+            Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
             // The leftovers go in the background.
             for (var i = 0; i < 300 && Directory.EnumerateFileSystemEntries(Path.Combine(root, "snapshots", "trash")).Any(); i++) await Task.Delay(100);
             Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(root, "snapshots", "trash")));
