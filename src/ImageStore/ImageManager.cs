@@ -220,6 +220,24 @@ public sealed partial class ImageManager : IDisposable
         }
     }
 
+    /// <summary>
+    /// After a restart, once <see cref="SnapshotsInUse"/> is connected: what a pull cut short by the crash left
+    /// (blobs and snapshots no image names and no container uses) goes, as a removal would collect it.
+    /// </summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        await _commitLock.WaitAsync(cancellationToken);
+        try
+        {
+            CollectGarbage();
+            StoreChanged();
+        }
+        finally
+        {
+            _commitLock.Release();
+        }
+    }
+
     /// <summary>The repo tag a name refers to, or null for IDs and digests.</summary>
     private static string? TagNamed(string image) =>
         !image.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal)

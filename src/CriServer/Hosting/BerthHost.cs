@@ -30,6 +30,7 @@ internal static partial class BerthHost
             images.SnapshotsInUse = () => containers.List().SelectMany(c => c.LowerDirs);
             await containers.RecoverAsync(CancellationToken.None);
             await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
+            await images.RecoverAsync(CancellationToken.None);
         }
         catch (ImageStoreException e)
         {
