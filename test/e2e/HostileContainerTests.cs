@@ -85,6 +85,55 @@ public sealed class HostileContainerTests(ContainerTestBed bed, Xunit.Abstractio
     }
 
     [Fact]
+    public async Task A_container_runs_at_most_64_execs_at_once()
+    {
+        var pod = bed.Pod("many-execs", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, bed.Container("target", "sleep", "3600"));
+            ExecSyncRequest Sleeper()
+            {
+                var request = new ExecSyncRequest { ContainerId = id, Timeout = 60 };
+                request.Cmd.AddRange(["sleep", "60"]);
+                return request;
+            }
+            var running = Enumerable.Range(0, 64).Select(_ => bed.Daemon.Runtime.ExecSyncAsync(Sleeper()).ResponseAsync).ToList();
+            // All 64 are under way once 64 sleeps run in the container.
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (Host.Run("pgrep", "-f", "^sleep 60$").Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length < 64 && DateTime.UtcNow < deadline)
+                await Task.Delay(200);
+
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await bed.Daemon.Runtime.ExecSyncAsync(Sleeper()));
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.Contains("64 execs running already", refused.Status.Detail, StringComparison.Ordinal);
+            var streaming = new ExecRequest { ContainerId = id, Stdout = true };
+            streaming.Cmd.Add("true");
+            Assert.NotEmpty((await bed.Daemon.Runtime.ExecAsync(streaming)).Url); // the URL is free; the session would meet the bound
+
+            // Stopping the container ends its execs, and the slots come back.
+            await bed.Daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 0 });
+            await Task.WhenAll(running.Select(async exec =>
+            {
+                try
+                {
+                    await exec; // killed with the container: an exit code or an error, either is fine
+                }
+                catch (RpcException)
+                {
+                }
+            }));
+            var again = new ExecSyncRequest { ContainerId = id, Timeout = 5 };
+            again.Cmd.Add("true");
+            Assert.Equal(StatusCode.FailedPrecondition, (await Assert.ThrowsAsync<RpcException>(async () => await bed.Daemon.Runtime.ExecSyncAsync(again))).StatusCode);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
     public async Task StopContainer_answers_before_its_deadline_when_pid_1_ignores_sigterm()
     {
         var pod = bed.Pod("stop-deadline", hostNetwork: true);

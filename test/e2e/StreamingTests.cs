@@ -217,6 +217,41 @@ public sealed class StreamingTests(ContainerTestBed bed) : IClassFixture<Contain
     }
 
     [Fact]
+    public async Task A_container_serves_at_most_sixteen_attach_clients()
+    {
+        var (podId, id) = await RunAsync("attach-many", bed.Container("quiet", "sleep", "3600"));
+        var clients = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            var socket = Path.Combine(bed.Daemon.Directory, "state", "c", id, "attach.sock");
+            async Task<System.Net.Sockets.Socket> ConnectRaw()
+            {
+                var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                await client.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+                clients.Add(client);
+                return client;
+            }
+            for (var i = 0; i < 16; i++) await ConnectRaw();
+            var refused = await ConnectRaw();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, await refused.ReceiveAsync(new byte[16], System.Net.Sockets.SocketFlags.None, timeout.Token)); // closed by the shim
+            Assert.Contains("attach client refused: 16 are attached already", await File.ReadAllTextAsync(Path.Combine(bed.Daemon.Directory, "state", "c", id, "shim.log")));
+            // One leaves, and the next is served through CRI as usual.
+            clients[0].Dispose();
+            await Task.Delay(200);
+            var url = (await bed.Daemon.Runtime.AttachAsync(new AttachRequest { ContainerId = id, Stdout = true })).Url;
+            await using var attached = await Connect(url);
+            await attached.OpenAsync(("streamType", "error"));
+            await attached.OpenAsync(("streamType", "stdout"));
+        }
+        finally
+        {
+            foreach (var client in clients) client.Dispose();
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
     public async Task An_attach_client_that_stops_reading_holds_up_neither_the_log_nor_other_clients()
     {
         // About 2 MB of output, after time for both clients to connect.

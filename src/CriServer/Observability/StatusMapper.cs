@@ -48,6 +48,7 @@ internal static class StatusMapper
         ContainerExistsException => StatusCode.AlreadyExists,
         ContainerNotFoundException => StatusCode.NotFound,
         ContainerStateException => StatusCode.FailedPrecondition,
+        ContainerLimitException => StatusCode.ResourceExhausted,
         _ => StatusCode.Unknown,
     };
 }

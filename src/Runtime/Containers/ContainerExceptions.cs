@@ -15,5 +15,8 @@ public sealed class ContainerNotFoundException(string id) : ContainerException($
 /// <summary>FailedPrecondition: the container is not in a state that allows it.</summary>
 public sealed class ContainerStateException(string message) : ContainerException(message);
 
+/// <summary>ResourceExhausted: a bound on what one container may hold in berthd was reached.</summary>
+public sealed class ContainerLimitException(string message) : ContainerException(message);
+
 /// <summary>Internal: the host or the OCI runtime failed.</summary>
 public sealed class ContainerRuntimeException(string message, Exception? inner = null) : ContainerException(message, inner);

@@ -12,6 +12,29 @@ public sealed record InteractiveStreams(Stream? Stdin, Stream? Stdout, Stream? S
 
 public sealed partial class ContainerManager
 {
+    /// <summary>Execs (streaming and ExecSync) one container may have running at once: each holds a runc exec and pipes here.</summary>
+    public const int MaxExecsPerContainer = 64;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _execs = new(StringComparer.Ordinal);
+
+    private ExecSlot TakeExecSlot(string id)
+    {
+        var running = _execs.AddOrUpdate(id, 1, (_, n) => n + 1);
+        if (running <= MaxExecsPerContainer) return new ExecSlot(this, id);
+        ReleaseExecSlot(id);
+        throw new ContainerLimitException($"container {id} has {MaxExecsPerContainer} execs running already; wait for one to end");
+    }
+
+    private void ReleaseExecSlot(string id)
+    {
+        if (_execs.AddOrUpdate(id, 0, (_, n) => n - 1) <= 0) _execs.TryRemove(KeyValuePair.Create(id, 0));
+    }
+
+    private readonly struct ExecSlot(ContainerManager manager, string id) : IDisposable
+    {
+        public void Dispose() => manager.ReleaseExecSlot(id);
+    }
+
     /// <summary>Checks that a container can take an exec or attach now (it exists and runs).</summary>
     public ContainerRecord RequireRunning(string id)
     {
@@ -31,6 +54,7 @@ public sealed partial class ContainerManager
     {
         var record = RequireRunning(id);
         if (command.Count == 0) throw new ContainerRequestException("cmd is required");
+        using var slot = TakeExecSlot(id);
         var runtime = RuntimeOf(record);
         var pidFile = Path.Combine(record.Bundle, $"exec-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.pid");
         try

@@ -325,6 +325,7 @@ public sealed partial class ContainerManager : IDisposable
         if (record.State != ContainerState.Running)
             throw new ContainerStateException($"container {id} is {record.State}; commands run only in a running container");
         if (command.Count == 0) throw new ContainerRequestException("cmd is required");
+        using var slot = TakeExecSlot(id);
         var runtime = RuntimeOf(record);
         var pidFile = Path.Combine(record.Bundle, $"exec-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.pid");
         using var stdout = new CappedBuffer(ExecOutputCap);

@@ -264,7 +264,7 @@ internal sealed unsafe class ContainerShim : IDisposable
                 _ = Fd.Read(wake.Read, buffer);
                 drainUntil = Stopwatch.GetTimestamp() + (long)(DrainTime.TotalSeconds * Stopwatch.Frequency);
             }
-            if (poll.Returned(position++) != 0 && Fd.Accept(attach, nonBlocking: true) is var newClient and >= 0) _attachClients.Add(new AttachClient(newClient));
+            if (poll.Returned(position++) != 0 && Fd.Accept(attach, nonBlocking: true) is var newClient and >= 0) Admit(newClient);
             if (poll.Returned(position++) != 0 && Fd.Accept(control) is var request and >= 0) HandleControl(request);
             position = ServeOutputs(poll, position, outputs, buffer);
             position = ServeAttachClients(poll, position, polledClients, buffer);
@@ -341,6 +341,21 @@ internal sealed unsafe class ContainerShim : IDisposable
             }
         }
         return position;
+    }
+
+    /// <summary>Attach clients served at once: each holds a socket and up to 1 MiB of backlog here.</summary>
+    internal const int MaxAttachClients = 16;
+
+    /// <summary>A new attach client, or, past <see cref="MaxAttachClients"/>, a closed connection and a line in shim.log.</summary>
+    private void Admit(int client)
+    {
+        if (_attachClients.Count < MaxAttachClients)
+        {
+            _attachClients.Add(new AttachClient(client));
+            return;
+        }
+        _ = Libc.Close(client);
+        Fd.WriteText(2, $"{Rfc3339.Format(DateTime.UtcNow)} attach client refused: {MaxAttachClients} are attached already\n");
     }
 
     /// <summary>The container is done: clients that are behind get up to <paramref name="limit"/> to take the rest.</summary>
