@@ -27,7 +27,7 @@ public sealed partial class SandboxManager
 {
     private readonly SandboxOptions _options;
     private readonly CniNetwork _network;
-    private readonly SandboxStore _store;
+    private readonly Berth.Records.RecordStore<SandboxRecord> _store;
     private readonly ILogger<SandboxManager> _logger;
 
     public SandboxManager(SandboxOptions options, CniNetwork network, ILogger<SandboxManager> logger)
@@ -35,7 +35,7 @@ public sealed partial class SandboxManager
         _options = options;
         _network = network;
         _logger = logger;
-        _store = new SandboxStore(options.RecordDirectory);
+        _store = new(options.RecordDirectory, SandboxJsonContext.Default.SandboxRecord, r => r.Id, r => r.NameKey);
         foreach (var path in _store.Quarantined) LogQuarantined(_logger, path);
         Directory.CreateDirectory(options.StateDirectory);
     }
@@ -132,7 +132,8 @@ public sealed partial class SandboxManager
         };
 
         // The record first: a crash from here on leaves a Creating record that RecoverAsync undoes.
-        _store.Reserve(record);
+        _store.Reserve(record, holder => new SandboxExistsException(
+            $"metadata: a sandbox named {record.Name} in {record.Namespace} (uid {record.Uid}, attempt {record.Attempt}) exists already: {holder}"));
         var step = "creating the sandbox directory";
         try
         {

@@ -6,7 +6,7 @@ using Grpc.Core;
 namespace Berth.E2E.Tests;
 
 /// <summary>Images that lie or attack: refused with FailedPrecondition, nothing committed, nothing escaped.</summary>
-public sealed class HostileImageTests
+public sealed class HostileImageTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static async Task<RpcException> PullFailsAsync(ImageTestBed bed, TestImage image)
     {
@@ -178,6 +178,7 @@ public sealed class HostileImageTests
             var started = System.Diagnostics.Stopwatch.StartNew();
             await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
             var ready = started.Elapsed;
+            output.WriteLine($"berthd served {ready.TotalMilliseconds:F0} ms after it was started on the root with leftovers");
             Assert.Empty((await daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
             Assert.Single((await daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
             Assert.Equal(2, Directory.EnumerateFiles(Path.Combine(root, "images", "quarantine")).Count());

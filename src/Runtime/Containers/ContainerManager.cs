@@ -48,7 +48,7 @@ public sealed partial class ContainerManager : IDisposable
 
     private readonly ContainerOptions _options;
     private readonly ILogger<ContainerManager> _logger;
-    private readonly ContainerStore _store;
+    private readonly Berth.Records.RecordStore<ContainerRecord> _store;
     private readonly Dictionary<string, OciRuntime> _runtimes;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _exits = new(StringComparer.Ordinal);
@@ -63,7 +63,7 @@ public sealed partial class ContainerManager : IDisposable
         _options = options;
         _logger = logger;
         _records = Path.Combine(options.DataDirectory, "records");
-        _store = new ContainerStore(_records);
+        _store = new(_records, ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey);
         foreach (var path in _store.Quarantined) LogQuarantined(_logger, path);
         if (options.LongestSocketPath > 107)
             throw new ContainerRuntimeException($"{options.BundleDirectory} is too long for the shim's unix sockets; shorten the state directory");
@@ -150,7 +150,8 @@ public sealed partial class ContainerManager : IDisposable
 
         // The record first: a crash from here on leaves a Creating record that RecoverAsync undoes.
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        _store.Reserve(record);
+        _store.Reserve(record, holder => new ContainerExistsException(
+            $"metadata: a container named {record.Name} (attempt {record.Attempt}) exists already in pod {record.PodId}: {holder}"));
         var reserved = watch.Elapsed.TotalMilliseconds;
         var step = "preparing the bundle";
         try

@@ -31,9 +31,6 @@ internal static unsafe partial class Linux
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    public static partial int Fsync(int fd);
-
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
