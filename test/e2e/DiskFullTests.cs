@@ -76,7 +76,7 @@ public sealed class DiskFullTests
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Contains("No space left on device", error.Status.Detail, StringComparison.Ordinal);
-        Assert.Contains(daemon.RootPath, error.Status.Detail, StringComparison.Ordinal);
+        Assert.True(error.Status.Detail.Contains(daemon.RootPath, StringComparison.Ordinal), error.Status.Detail);
         Assert.Empty(await LeftoversAsync(daemon));
         Assert.Empty((await daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
 
@@ -111,7 +111,7 @@ public sealed class DiskFullTests
 
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Contains("No space left on device", error.Status.Detail, StringComparison.Ordinal);
-        Assert.Contains(disk.Directory, error.Status.Detail, StringComparison.Ordinal);
+        Assert.True(error.Status.Detail.Contains(disk.Directory, StringComparison.Ordinal), error.Status.Detail);
         Assert.Empty((await daemon.Runtime.ListContainersAsync(new ListContainersRequest())).Containers);
         Assert.Equal(["records"], System.IO.Directory.EnumerateFileSystemEntries(Path.Combine(daemon.RootPath, "containers")).Select(Path.GetFileName));
         Assert.Empty(System.IO.Directory.EnumerateFileSystemEntries(Path.Combine(daemon.RootPath, "containers", "records")));

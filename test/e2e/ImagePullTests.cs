@@ -212,7 +212,7 @@ public sealed class ImagePullTests
         await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
         Assert.Empty((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(bed.Daemon.RootPath, "content", "blobs", "sha256")));
-        Assert.Equal(["ingest"], Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Select(Path.GetFileName));
+        Assert.Equal(["ingest", "trash"], Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Select(Path.GetFileName).Order());
 
         // Removing what is not there is not an error.
         await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
@@ -236,7 +236,7 @@ public sealed class ImagePullTests
         using var info = JsonDocument.Parse(status.Info["info"]);
         var lower = info.RootElement.GetProperty("lowerDirs")[0].GetString()!;
         Assert.True(File.Exists(Path.Combine(lower, "bin/busybox")), "the shared base layer was collected");
-        Assert.Equal(2, Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Count()); // base + ingest
+        Assert.Equal(3, Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Count()); // base, ingest and trash
     }
 
     [Fact]

@@ -25,8 +25,11 @@ internal sealed class LayerUnpacker : IDisposable
     private string? _cachedDirectory;
     private int _cachedDirectoryFd = -1;
 
+    private readonly string _root;
+
     private LayerUnpacker(string root)
     {
+        _root = root;
         _rootFd = Open(root, OPath | ODirectory | OCloExec, 0);
         if (_rootFd < 0) throw Error("open", root, LastError);
     }
@@ -51,6 +54,10 @@ internal sealed class LayerUnpacker : IDisposable
             try
             {
                 await unpacker.ApplyAsync(entry, cancellationToken);
+            }
+            catch (IOException e) when (IsStorageFull(e) && !e.Message.Contains(root, StringComparison.Ordinal))
+            {
+                throw new IOException($"{e.Message} (unpacking '{Abbreviate(entry.Name)}' into {root})", e) { HResult = e.HResult };
             }
             catch (IOException e) when (!IsStorageFull(e))
             {
@@ -162,7 +169,15 @@ internal sealed class LayerUnpacker : IDisposable
         var fd = OpenChecked(parent, baseName, OWrOnly | OCreat | OExcl | ONoFollow | OCloExec, name, 0x180 /* 0600 */);
         using var handle = new SafeFileHandle(fd, ownsHandle: true);
         await using var file = new FileStream(handle, FileAccess.Write, bufferSize: 0);
-        if (entry.DataStream is { } data) await data.CopyToAsync(file, 128 * 1024, cancellationToken);
+        try
+        {
+            if (entry.DataStream is { } data) await data.CopyToAsync(file, 128 * 1024, cancellationToken);
+        }
+        catch (IOException e) when (IsStorageFull(e))
+        {
+            // A stream over a descriptor knows no path; the caller is told which file met the full disk.
+            throw new IOException($"{e.Message}: {Path.Combine(_root, Abbreviate(name))}", e) { HResult = e.HResult };
+        }
         ApplyMetadata(fd, name, entry);
         SetTimes(fd, null, entry.ModificationTime, 0);
         ContentBytes += entry.Length;
