@@ -85,6 +85,18 @@ public sealed class HostileImageTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task A_refused_layer_whose_partial_tree_is_deeper_than_path_max_is_cleaned_up()
+    {
+        await using var bed = await ImageTestBed.StartAsync();
+        var deep = string.Join('/', Enumerable.Repeat(new string('d', 200), 30));
+        await RefusedAsync(bed, TestLayers.Tar(w =>
+        {
+            TestLayers.File(w, deep + "/leaf", "deep"u8.ToArray(), 0x1A4);
+            TestLayers.File(w, "/etc/evil", "x"u8.ToArray(), 0x1A4);
+        }), "'/etc/evil' is an absolute path");
+    }
+
+    [Fact]
     public async Task Paths_longer_than_path_max_pull_measure_remove_and_restart()
     {
         var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;

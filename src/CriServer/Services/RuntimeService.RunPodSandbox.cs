@@ -13,6 +13,20 @@ public sealed partial class RuntimeService
         var namespaces = config.Linux?.SecurityContext?.NamespaceOptions;
         if (namespaces?.Network == NamespaceMode.Target || namespaces?.Ipc == NamespaceMode.Target)
             throw InvalidArgument("config.linux.security_context.namespace_options: TARGET applies to pid only");
+        if (namespaces is not null)
+        {
+            foreach (var (field, mode) in new[] { ("network", namespaces.Network), ("pid", namespaces.Pid), ("ipc", namespaces.Ipc) })
+            {
+                // An enum value this API does not know would otherwise fall to some default (a PID namespace of the pod's own).
+                if (!Enum.IsDefined(mode))
+                    throw InvalidArgument($"config.linux.security_context.namespace_options.{field}: {(int)mode} is not a NamespaceMode");
+            }
+        }
+        foreach (var port in config.PortMappings)
+        {
+            if (!Enum.IsDefined(port.Protocol))
+                throw InvalidArgument($"config.port_mappings.protocol: {(int)port.Protocol} is not a Protocol");
+        }
 
         var record = await _sandboxes.RunAsync(new SandboxRequest
         {

@@ -193,6 +193,7 @@ public sealed class BerthDaemon : IAsyncDisposable
             }
         }
         _process.Dispose();
+        if (_ownsDirectory) KillLeftoverShims();
         if (_ownsDirectory && System.IO.Directory.Exists(Directory))
         {
             // Never delete through a mount that something left behind.
@@ -201,12 +202,29 @@ public sealed class BerthDaemon : IAsyncDisposable
         }
     }
 
+    private readonly HashSet<string> _podsSeen = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A test that failed or ran out of time may leave shims behind (they outlive berthd by design): those of this
+    /// daemon's bundles and the infra processes of the pods it listed go, so no test leaves a process on the machine.
+    /// </summary>
+    private void KillLeftoverShims()
+    {
+        var patterns = _podsSeen.Select(id => $"berth-shim pause --sandbox {id}").Append($"berth-shim run .*{Directory}/");
+        foreach (var pattern in patterns)
+        {
+            if (Host.Run("pgrep", "-f", pattern) is { ExitCode: 0 } found)
+                foreach (var pid in found.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)) Host.Run("kill", "-9", pid);
+        }
+    }
+
     /// <summary>Best effort: removes every container and pod (done on disposal when the daemon owns its directory).</summary>
     public async Task RemoveEverythingAsync()
     {
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest(), deadline: deadline)).Items) _podsSeen.Add(pod.Id);
             foreach (var container in (await Runtime.ListContainersAsync(new ListContainersRequest(), deadline: deadline)).Containers)
                 await Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = container.Id }, deadline: deadline);
             foreach (var pod in (await Runtime.ListPodSandboxAsync(new ListPodSandboxRequest(), deadline: deadline)).Items)
