@@ -90,18 +90,6 @@ public sealed class CniNetwork
         File.Delete(CachePath(config.Name, runtime));
     }
 
-    /// <summary>Asks every plugin whether the attachment is still as ADD left it (CNI 0.4.0 and later).</summary>
-    public async Task CheckAsync(CniRuntimeConfig runtime, CancellationToken cancellationToken)
-    {
-        var cached = await ReadCacheAsync(runtime, cancellationToken) ?? throw new CniException($"no cached ADD for {runtime.ContainerId}");
-        if (cached.Config.DisableCheck) return;
-        foreach (var plugin in cached.Config.Plugins)
-        {
-            var pluginConfig = PluginConfig(cached.Config, plugin, cached.Result, cached.CapabilityArgs);
-            await _runner.InvokeAsync("CHECK", (string)plugin["type"]!, pluginConfig, runtime, cancellationToken);
-        }
-    }
-
     /// <summary>
     /// Whether the network can take new pods: a usable config, and for CNI 1.1 configs every plugin's STATUS
     /// succeeding in chain order. Older plugins know no STATUS, so for them a usable config is all there is.

@@ -58,14 +58,6 @@ public sealed partial class ContainerEvents : IDisposable
         return subscription;
     }
 
-    public int SubscriberCount
-    {
-        get
-        {
-            lock (_lock) return _subscribers.Count;
-        }
-    }
-
     private void Remove(Subscription subscription)
     {
         lock (_lock) _subscribers.Remove(subscription);

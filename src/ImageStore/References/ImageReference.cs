@@ -41,8 +41,6 @@ public sealed record ImageReference
     public override string ToString() =>
         Name + (Tag is null ? "" : ":" + Tag) + (Digest is null ? "" : "@" + Digest);
 
-    public ImageReference WithDigest(Digest digest) => new(Registry, Repository, null, digest);
-
     public static ImageReference Parse(string text) =>
         TryParse(text, out var reference, out var error) ? reference : throw new FormatException(error);
 

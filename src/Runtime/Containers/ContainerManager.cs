@@ -312,10 +312,6 @@ public sealed partial class ContainerManager : IDisposable
         await ShimClient.RequestAsync(record.Bundle, "reopen", cancellationToken);
     }
 
-    /// <summary>Resizes a TTY container's terminal (used by attach).</summary>
-    public Task ResizeAsync(string id, ushort columns, ushort rows, CancellationToken cancellationToken) =>
-        ShimClient.RequestAsync(GetRequired(id).Bundle, $"resize {columns} {rows}", cancellationToken);
-
     /// <summary>
     /// Runs a command in the container and collects its output (each stream capped at 16 MiB). On timeout the
     /// command is killed inside the container and <see cref="TimeoutException"/> is thrown.

@@ -105,9 +105,6 @@ internal static class SpdyFrameWriter
     public static void WriteSynReply(IBufferWriter<byte> writer, int streamId, byte flags, ReadOnlySpan<byte> compressedHeaders) =>
         WriteStreamHeaders(writer, SpdyControlType.SynReply, streamId, flags, compressedHeaders);
 
-    public static void WriteHeaders(IBufferWriter<byte> writer, int streamId, byte flags, ReadOnlySpan<byte> compressedHeaders) =>
-        WriteStreamHeaders(writer, SpdyControlType.Headers, streamId, flags, compressedHeaders);
-
     private static void WriteStreamHeaders(IBufferWriter<byte> writer, SpdyControlType type, int streamId, byte flags, ReadOnlySpan<byte> compressedHeaders)
     {
         WriteControlHeader(writer, type, flags, 4 + compressedHeaders.Length);
