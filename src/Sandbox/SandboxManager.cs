@@ -35,8 +35,7 @@ public sealed partial class SandboxManager
         _options = options;
         _network = network;
         _logger = logger;
-        _store = new(options.RecordDirectory, SandboxJsonContext.Default.SandboxRecord, r => r.Id, r => r.NameKey);
-        foreach (var path in _store.Quarantined) LogQuarantined(_logger, path);
+        _store = new(options.RecordDirectory, SandboxJsonContext.Default.SandboxRecord, r => r.Id, r => r.NameKey, "sandbox", logger);
         Directory.CreateDirectory(options.StateDirectory);
     }
 
@@ -327,9 +326,6 @@ public sealed partial class SandboxManager
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: its infra process {Pid} died; the sandbox is NotReady")]
     private static partial void LogInfraDied(ILogger logger, string id, int pid);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "a sandbox record could not be read and was moved to {Path}; that sandbox is not listed")]
-    private static partial void LogQuarantined(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "sandbox {Id}: finishing an interrupted StopPodSandbox")]
     private static partial void LogFinishingStop(ILogger logger, string id);

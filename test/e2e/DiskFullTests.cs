@@ -10,7 +10,7 @@ namespace Berth.E2E.Tests;
 /// </summary>
 public sealed class DiskFullTests
 {
-    private sealed class SmallDisk : IAsyncDisposable
+    private sealed class SmallDisk : IDisposable
     {
         public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("be-full-").FullName;
 
@@ -36,16 +36,15 @@ public sealed class DiskFullTests
 
         public void Free() => File.Delete(Filler);
 
-        public async ValueTask DisposeAsync()
+        public void Dispose()
         {
             foreach (var mount in Host.MountsUnder(Directory).Reverse().Where(m => m != Directory)) Host.Run("umount", "-l", mount);
             Host.Run("umount", "-l", Directory);
-            await Task.Yield();
             System.IO.Directory.Delete(Directory);
         }
     }
 
-    private static async Task<IReadOnlyList<string>> LeftoversAsync(BerthDaemon daemon)
+    private static List<string> Leftovers(BerthDaemon daemon)
     {
         var root = daemon.RootPath;
         var found = new List<string>();
@@ -53,14 +52,13 @@ public sealed class DiskFullTests
             found.AddRange(System.IO.Directory.EnumerateFileSystemEntries(Path.Combine(root, dir)));
         found.AddRange(System.IO.Directory.EnumerateFiles(Path.Combine(root, "images"), "*.tmp"));
         found.AddRange(System.IO.Directory.EnumerateFiles(Path.Combine(root, "content", "blobs", "sha256")));
-        await Task.CompletedTask;
         return found;
     }
 
     [Fact]
     public async Task A_pull_that_fills_the_disk_is_ResourceExhausted_leaves_nothing_and_works_once_space_is_back()
     {
-        await using var disk = new SmallDisk();
+        using var disk = new SmallDisk();
         await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
         using var pusher = new RegistryPusher(registry);
         // Incompressible content, so the blob itself does not fit: 4 MiB, with 1 MiB left on the disk.
@@ -77,7 +75,7 @@ public sealed class DiskFullTests
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Contains("No space left on device", error.Status.Detail, StringComparison.Ordinal);
         Assert.True(error.Status.Detail.Contains(daemon.RootPath, StringComparison.Ordinal), error.Status.Detail);
-        Assert.Empty(await LeftoversAsync(daemon));
+        Assert.Empty(Leftovers(daemon));
         Assert.Empty((await daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
 
         disk.Free();
@@ -88,7 +86,7 @@ public sealed class DiskFullTests
     [Fact]
     public async Task A_CreateContainer_on_a_full_disk_is_ResourceExhausted_rolls_back_and_works_once_space_is_back()
     {
-        await using var disk = new SmallDisk();
+        using var disk = new SmallDisk();
         await using var registry = await RegistryServer.StartAsync(RegistryMode.Plain);
         using var pusher = new RegistryPusher(registry);
         await pusher.PushAsync("berth/busybox", new TestImageBuilder().Layer(TestLayers.Base()).Build(), "1");

@@ -63,8 +63,7 @@ public sealed partial class ContainerManager : IDisposable
         _options = options;
         _logger = logger;
         _records = Path.Combine(options.DataDirectory, "records");
-        _store = new(_records, ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey);
-        foreach (var path in _store.Quarantined) LogQuarantined(_logger, path);
+        _store = new(_records, ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey, "container", logger);
         if (options.LongestSocketPath > 107)
             throw new ContainerRuntimeException($"{options.BundleDirectory} is too long for the shim's unix sockets; shorten the state directory");
         _bundles = options.BundleDirectory;
@@ -620,9 +619,6 @@ public sealed partial class ContainerManager : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: its shim is gone while the container ran; killing the container and reporting it exited")]
     private static partial void LogShimGone(ILogger logger, string id);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "a container record could not be read and was moved to {Path}; that container is not listed")]
-    private static partial void LogQuarantined(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: undoing what an interrupted CreateContainer left")]
     private static partial void LogRecovering(ILogger logger, string id);

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Microsoft.Extensions.Logging;
 
 namespace Berth.Records;
 
@@ -22,7 +23,8 @@ internal sealed class RecordStore<T>
     private readonly Dictionary<string, string> _idByName = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
-    public RecordStore(string directory, JsonTypeInfo<T> json, Func<T, string> idOf, Func<T, string> nameOf)
+    // kind: what a record is ("container", "sandbox"), for the log line of a quarantined file.
+    public RecordStore(string directory, JsonTypeInfo<T> json, Func<T, string> idOf, Func<T, string> nameOf, string kind, ILogger logger)
     {
         _directory = directory;
         _json = json;
@@ -34,16 +36,13 @@ internal sealed class RecordStore<T>
         {
             if (Load(path) is not { } record)
             {
-                Quarantined.Add(Quarantine(path));
+                RecordLog.Quarantined(logger, kind, Quarantine(path));
                 continue;
             }
             _byId[idOf(record)] = record;
             _idByName[nameOf(record)] = idOf(record);
         }
     }
-
-    /// <summary>Files that could not be read at load, as moved into <c>quarantine/</c>: for the owner to log.</summary>
-    public List<string> Quarantined { get; } = [];
 
     public IReadOnlyList<T> List()
     {
@@ -168,6 +167,13 @@ internal sealed class RecordStore<T>
         }
         RecordDirectory.Sync(_directory);
     }
+}
+
+/// <summary>The store's log lines (a generic type cannot hold them).</summary>
+internal static partial class RecordLog
+{
+    [LoggerMessage(Level = LogLevel.Error, Message = "a {Kind} record could not be read and was moved to {Path}; that {Kind} is not listed")]
+    public static partial void Quarantined(ILogger logger, string kind, string path);
 }
 
 /// <summary>fsync of a directory, which .NET cannot open as a file.</summary>

@@ -14,7 +14,22 @@ public sealed class RecordStoreTests : IDisposable
         Id = id, PodId = "pod", Name = id, NameKey = name ?? $"pod/{id}/0", Image = "sha256:0", ImageRef = "sha256:0", Bundle = "/b", Directory = "/d",
     };
 
-    private RecordStore<ContainerRecord> Open() => new(_directory, ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey);
+    private readonly ListLogger _log = new();
+
+    private RecordStore<ContainerRecord> Open() => new(_directory, ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey, "container", _log);
+
+    /// <summary>Keeps what was logged, for the quarantine's error lines.</summary>
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<string> Lines { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Add(formatter(state, exception));
+    }
 
     private static InvalidOperationException Taken(string holder) => new($"taken by {holder}");
 
@@ -71,7 +86,7 @@ public sealed class RecordStoreTests : IDisposable
         var store = Open();
 
         Assert.Equal(["good"], store.List().Select(r => r.Id));
-        Assert.Equal(2, store.Quarantined.Count);
+        Assert.Equal(2, _log.Lines.Count(l => l.StartsWith("a container record could not be read and was moved to", StringComparison.Ordinal)));
         Assert.Equal(2, Directory.EnumerateFiles(Path.Combine(_directory, "quarantine")).Count());
         Assert.False(File.Exists(Path.Combine(_directory, "left.json.tmp")));
     }
