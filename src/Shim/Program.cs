@@ -1,19 +1,20 @@
 using Berth.Shim;
 using Berth.Shim.Container;
 using Berth.Shim.Native;
+using Berth.ShimProtocol;
 
 return args switch
 {
     // The sandbox ID is not used; it names the pod in ps and lets berthd find its infra after a crash.
-    ["pause"] or ["pause", "--sandbox", _] => PodInfra.Run(),
-    ["run", .. var options] => Run(options),
+    [PodInfraCommandLine.Verb] or [PodInfraCommandLine.Verb, "--sandbox", _] => PodInfra.Run(),
+    [ShimCommandLine.Verb, .. var options] => Run(options),
     ["--help" or "-h"] => Usage(1, 0),
     _ => Usage(2, 2),
 };
 
 static int Run(string[] args)
 {
-    var options = ShimOptions.Parse(args, out var error);
+    var options = ShimCommandLine.Parse(args, out var error);
     if (options is null)
     {
         Fd.WriteText(2, $"berth-shim run: {error}\n");

@@ -162,7 +162,7 @@ internal static unsafe class Fd
     /// <summary>Writes a file under a temporary name, syncs it and renames it into place: readers see all of it or none.</summary>
     public static void WriteFileAtomically(string path, ReadOnlySpan<byte> content)
     {
-        var temporary = path + ".tmp";
+        var temporary = path + Berth.ShimProtocol.ShimExitStatus.TemporarySuffix;
         var fd = Libc.Open(temporary, Libc.OWrOnly | 0x40 /* O_CREAT */ | 0x200 /* O_TRUNC */ | Libc.OCloExec, 0x1A4 /* 0644 */);
         if (fd < 0) throw Failure($"open {temporary}");
         try
