@@ -1,4 +1,5 @@
 using System.Text;
+using Berth.Native;
 using Berth.Sandbox.Native;
 
 namespace Berth.Sandbox;
@@ -73,7 +74,7 @@ internal static class NamespacePinner
         {
             foreach (var (_, file, flag) in wanted)
             {
-                var fd = Linux.Open($"/proc/thread-self/ns/{file}", Linux.ORdOnly | Linux.OCloExec);
+                var fd = Descriptors.Open($"/proc/thread-self/ns/{file}", Descriptors.ORdOnly | Descriptors.OCloExec);
                 if (fd < 0) throw Linux.Error("open", $"/proc/thread-self/ns/{file}", Linux.LastError);
                 originals.Add((fd, flag));
             }
@@ -98,7 +99,7 @@ internal static class NamespacePinner
             foreach (var (fd, flag) in originals)
             {
                 _ = Linux.SetNs(fd, flag);
-                _ = Linux.Close(fd);
+                _ = Descriptors.Close(fd);
             }
         }
     }
@@ -127,7 +128,7 @@ internal static class NamespacePinner
         }
         finally
         {
-            _ = Linux.Close(socket);
+            _ = Descriptors.Close(socket);
         }
     }
 

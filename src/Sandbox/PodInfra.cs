@@ -1,6 +1,7 @@
 using System.Diagnostics;
-using System.Text;
+using Berth.Native;
 using Berth.Sandbox.Native;
+using Berth.ShimProtocol;
 
 namespace Berth.Sandbox;
 
@@ -30,7 +31,7 @@ internal static class PodInfra
         return started;
     }
 
-    public static bool IsAlive(InfraProcess infra) => StartTimeOf(infra.Pid) == infra.StartTime;
+    public static bool IsAlive(InfraProcess infra) => ProcFs.StartTimeOf(infra.Pid) == infra.StartTime;
 
     /// <summary>
     /// Kills the pod's infra (and with it everything in its PID namespace) and waits until it is gone. It is
@@ -38,10 +39,10 @@ internal static class PodInfra
     /// </summary>
     public static async Task StopAsync(string binary, string sandboxId, CancellationToken cancellationToken)
     {
-        var pids = FindBySandbox(binary, sandboxId);
-        foreach (var pid in pids) _ = Linux.Kill(pid, Linux.SigKill);
+        var pids = ProcFs.FindByCmdline(PodInfraCommandLine.CmdlinePrefix(binary, sandboxId));
+        foreach (var pid in pids) ProcFs.Kill(pid);
         var deadline = Stopwatch.StartNew();
-        while (pids.Any(Running))
+        while (pids.Any(ProcFs.IsRunning))
         {
             if (deadline.Elapsed > TimeSpan.FromSeconds(10))
                 throw new IOException($"the infra process of sandbox {sandboxId} did not die after SIGKILL");
@@ -56,7 +57,7 @@ internal static class PodInfra
         {
             foreach (var (kind, flag) in new[] { ("net", Linux.CloneNewNet), ("ipc", Linux.CloneNewIpc), ("uts", Linux.CloneNewUts), ("pid", Linux.CloneNewPid) })
             {
-                var fd = Linux.Open($"/proc/thread-self/ns/{kind}", Linux.ORdOnly | Linux.OCloExec);
+                var fd = Descriptors.Open($"/proc/thread-self/ns/{kind}", Descriptors.ORdOnly | Descriptors.OCloExec);
                 if (fd < 0) throw Linux.Error("open", $"/proc/thread-self/ns/{kind}", Linux.LastError);
                 originals.Add((fd, flag));
             }
@@ -64,19 +65,20 @@ internal static class PodInfra
             {
                 var flag = kind switch { "network" => Linux.CloneNewNet, "ipc" => Linux.CloneNewIpc, "uts" => Linux.CloneNewUts, _ => 0 };
                 if (flag == 0) continue;
-                var fd = Linux.Open(path, Linux.ORdOnly | Linux.OCloExec);
+                var fd = Descriptors.Open(path, Descriptors.ORdOnly | Descriptors.OCloExec);
                 if (fd < 0) throw Linux.Error("open", path, Linux.LastError);
                 var joined = Linux.SetNs(fd, flag);
                 var error = Linux.LastError;
-                _ = Linux.Close(fd);
+                _ = Descriptors.Close(fd);
                 if (joined != 0) throw Linux.Error("setns", path, error);
             }
             // The first child this thread forks from here on is PID 1 of a new PID namespace.
             if (Linux.Unshare(Linux.CloneNewPid) != 0) throw Linux.Error("unshare", "a PID namespace", Linux.LastError);
 
-            using var process = Process.Start(new ProcessStartInfo(binary) { ArgumentList = { "pause", "--sandbox", sandboxId }, UseShellExecute = false })
-                                ?? throw new IOException($"{binary} did not start");
-            var startTime = StartTimeOf(process.Id)
+            var start = new ProcessStartInfo(binary) { UseShellExecute = false };
+            foreach (var argument in PodInfraCommandLine.ToArguments(sandboxId)) start.ArgumentList.Add(argument);
+            using var process = Process.Start(start) ?? throw new IOException($"{binary} did not start");
+            var startTime = ProcFs.StartTimeOf(process.Id)
                             ?? throw new IOException($"the infra process of sandbox {sandboxId} exited at once");
             return new InfraProcess(process.Id, startTime);
         }
@@ -85,55 +87,8 @@ internal static class PodInfra
             foreach (var (fd, flag) in originals)
             {
                 _ = Linux.SetNs(fd, flag);
-                _ = Linux.Close(fd);
+                _ = Descriptors.Close(fd);
             }
         }
-    }
-
-    private static List<int> FindBySandbox(string binary, string sandboxId)
-    {
-        var wanted = Encoding.UTF8.GetBytes($"{binary}\0pause\0--sandbox\0{sandboxId}\0");
-        var found = new List<int>();
-        foreach (var directory in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(directory), out var pid)) continue;
-            try
-            {
-                if (File.ReadAllBytes(Path.Combine(directory, "cmdline")).AsSpan().SequenceEqual(wanted)) found.Add(pid);
-            }
-            catch (IOException)
-            {
-                // It exited while we looked.
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-        return found;
-    }
-
-    /// <summary>Alive and not a zombie: a zombie has died and waits only for its parent to reap it.</summary>
-    private static bool Running(int pid)
-    {
-        var stat = ReadStat(pid);
-        return stat is not null && stat.Value.State != 'Z';
-    }
-
-    private static ulong? StartTimeOf(int pid) => ReadStat(pid) is { State: not 'Z' } stat ? stat.StartTime : null;
-
-    /// <summary>/proc/PID/stat: the state is the field after the command's closing parenthesis, the start time the 20th after it.</summary>
-    private static (char State, ulong StartTime)? ReadStat(int pid)
-    {
-        string text;
-        try
-        {
-            text = File.ReadAllText($"/proc/{pid}/stat");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-        return (fields[0][0], ulong.Parse(fields[19], System.Globalization.CultureInfo.InvariantCulture));
     }
 }

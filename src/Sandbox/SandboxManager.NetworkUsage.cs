@@ -1,4 +1,5 @@
 using System.Globalization;
+using Berth.Native;
 using Berth.Sandbox.Native;
 
 namespace Berth.Sandbox;
@@ -50,11 +51,11 @@ public sealed partial class SandboxManager
     /// <summary>Runs <paramref name="work"/> on a thread of its own that joined the network namespace at <paramref name="netns"/>.</summary>
     private static T InNetworkNamespace<T>(string netns, string threadName, Func<T> work) => NamespaceThread.Run(threadName, () =>
     {
-        var fd = Linux.Open(netns, Linux.ORdOnly | Linux.OCloExec);
+        var fd = Descriptors.Open(netns, Descriptors.ORdOnly | Descriptors.OCloExec);
         if (fd < 0) throw Linux.Error("open", netns, Linux.LastError);
         var joined = Linux.SetNs(fd, Linux.CloneNewNet);
         var error = Linux.LastError;
-        _ = Linux.Close(fd);
+        _ = Descriptors.Close(fd);
         if (joined != 0) throw Linux.Error("setns", netns, error);
         return work();
     });

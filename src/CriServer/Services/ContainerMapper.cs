@@ -78,14 +78,6 @@ internal static class ContainerMapper
     };
 
     /// <summary>A host path that does not exist is created as a directory, as containerd and CRI-O do.</summary>
-    public static void CreateMissingHostPaths(IEnumerable<ContainerMount> mounts)
-    {
-        foreach (var mount in mounts)
-        {
-            if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
-        }
-    }
-
     public static ContainerResources Resources(LinuxContainerResources? r) => r is null ? new ContainerResources() : new ContainerResources
     {
         CpuPeriod = r.CpuPeriod,

@@ -1,5 +1,4 @@
 using Berth.Cri.V1;
-using Berth.Runtime.Containers;
 using Berth.Sandbox;
 using Grpc.Core;
 
@@ -23,39 +22,27 @@ public sealed partial class RuntimeService
                     ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
         var imageConfig = await _images.ReadImageConfigAsync(image, context.CancellationToken);
 
-        var spec = ContainerMapper.ToRequest(config, _containers.Get);
-        ContainerMapper.CreateMissingHostPaths(spec.Mounts);
         var logPath = string.IsNullOrEmpty(sandbox.LogDirectory) || string.IsNullOrEmpty(config.LogPath)
             ? null
             : Path.Combine(sandbox.LogDirectory, config.LogPath);
         if (logPath is not null && !IsPathTheKernelTakes(logPath))
             throw InvalidArgument($"log_path: '{(config.LogPath.Length > 64 ? config.LogPath[..64] + "…" : config.LogPath)}' under the pod's log directory is no path Linux can open (NUL, a name over 255 bytes, or over 4096 in all)");
 
-        var record = await _containers.CreateAsync(new ContainerCreateRequest
+        var containerRequest = ContainerMapper.ToRequest(config, _containers.Get) with
         {
-            PodId = sandbox.Id,
-            PodNameKey = sandbox.NameKey,
-            Name = config.Metadata.Name,
             Attempt = config.Metadata.Attempt,
-            Spec = spec,
-            Pod = ContainerMapper.Pod(sandbox),
-            Image = ContainerMapper.Image(image, imageConfig, imageName),
-            LowerDirs = _images.LowerDirs(image),
+            PodNameKey = sandbox.NameKey,
             ImageSpec = imageName,
+            LowerDirs = _images.LowerDirs(image),
             LogPath = logPath,
             Stdin = config.Stdin,
             StdinOnce = config.StdinOnce,
             RuntimeHandler = sandbox.RuntimeHandler,
             Labels = config.Labels,
-            Annotations = config.Annotations,
-            Mounts = spec.Mounts,
             StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal,
-        }, context.CancellationToken);
+        };
+        var record = await _containers.CreateAsync(
+            containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, imageName), context.CancellationToken);
         return new CreateContainerResponse { ContainerId = record.Id };
     }
-
-    /// <summary>No NUL, no name over NAME_MAX, nothing over PATH_MAX: what open(2) can be given.</summary>
-    private static bool IsPathTheKernelTakes(string path) =>
-        path.Length <= 4096 && !path.Contains('\0', StringComparison.Ordinal)
-        && path.Split('/').All(name => System.Text.Encoding.UTF8.GetByteCount(name) <= 255);
 }

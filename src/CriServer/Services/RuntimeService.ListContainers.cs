@@ -16,6 +16,7 @@ public sealed partial class RuntimeService
         ListStreaming.SendAsync(SelectContainers(request.Filter).Select(ContainerMapper.ToListItem), _config.Grpc.StreamChunkSize, chunk =>
         {
             var message = new StreamContainersResponse();
+
             message.Containers.AddRange(chunk);
             return message;
         }, responseStream, context.CancellationToken);
@@ -35,16 +36,5 @@ public sealed partial class RuntimeService
             }
             yield return record;
         }
-    }
-
-    public override Task<ContainerStatusResponse> ContainerStatus(ContainerStatusRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        var record = _containers.Find(request.ContainerId);
-        if (record is null || record.State == Runtime.Containers.ContainerState.Creating)
-            throw new RpcException(new Status(StatusCode.NotFound, $"container_id: container {request.ContainerId} not found"));
-        var response = new ContainerStatusResponse { Status = ContainerMapper.ToStatus(record) };
-        if (request.Verbose) response.Info.Add("info", ContainerInfo.Verbose(record));
-        return Task.FromResult(response);
     }
 }

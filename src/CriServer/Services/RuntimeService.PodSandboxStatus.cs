@@ -1,5 +1,4 @@
 using Berth.Cri.V1;
-using Berth.Sandbox;
 using Grpc.Core;
 
 namespace Berth.CriServer.Services;
@@ -14,13 +13,5 @@ public sealed partial class RuntimeService
         var response = new PodSandboxStatusResponse { Status = SandboxMapper.ToStatus(record) };
         if (request.Verbose) response.Info.Add("info", SandboxMapper.VerboseInfo(record));
         return Task.FromResult(response);
-    }
-
-    /// <summary>By full ID or a unique prefix, as crictl abbreviates them.</summary>
-    private SandboxRecord? FindSandbox(string id)
-    {
-        if (_sandboxes.Get(id) is { } exact) return exact;
-        var matches = _sandboxes.List().Where(s => s.Id.StartsWith(id, StringComparison.Ordinal)).Take(2).ToList();
-        return matches.Count == 1 ? matches[0] : null;
     }
 }

@@ -61,6 +61,4 @@ public sealed partial class RuntimeService
         }, context.CancellationToken);
         return new RunPodSandboxResponse { PodSandboxId = record.Id };
     }
-
-    private static RpcException InvalidArgument(string message) => new(new Status(StatusCode.InvalidArgument, message));
 }

@@ -1,6 +1,6 @@
 using Berth.Cri.V1;
-using Grpc.Core;
 using ContainerResources = Berth.Runtime.Spec.ContainerResources;
+using Grpc.Core;
 
 namespace Berth.CriServer.Services;
 
@@ -26,7 +26,7 @@ public sealed partial class RuntimeService
         }
         if (string.IsNullOrEmpty(sandbox.CgroupParent))
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod sandbox {sandbox.Id} has no cgroup_parent: it has no pod cgroup to update"));
-        _containers.UpdatePodCgroup(sandbox.CgroupParent, PodTotal(ContainerMapper.Resources(request.Resources), ContainerMapper.Resources(request.Overhead)));
+        _podCgroups.Update(sandbox.CgroupParent, PodTotal(ContainerMapper.Resources(request.Resources), ContainerMapper.Resources(request.Overhead)));
         return Task.FromResult(new UpdatePodSandboxResourcesResponse());
     }
 

@@ -28,4 +28,6 @@ public sealed partial class RuntimeService(
 
     /// <summary>Where writable layers live: the filesystem ContainerStats' writable_layer names.</summary>
     private readonly string _containerData = containerOptions.DataDirectory;
+
+    private readonly Berth.Runtime.Cgroups.PodCgroupWriter _podCgroups = new(containerOptions.Node);
 }

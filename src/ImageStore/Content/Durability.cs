@@ -6,15 +6,15 @@ internal static class Durability
     public static void SyncDirectory(string directory)
     {
         // .NET cannot open a directory as a file, so through open(O_DIRECTORY).
-        var fd = Native.Sys.Open(directory, Native.Sys.ORdOnly | Native.Sys.ODirectory | Native.Sys.OCloExec, 0);
-        if (fd < 0) throw Native.Sys.Error("open", directory, Native.Sys.LastError);
+        var fd = global::Berth.Native.Descriptors.Open(directory, global::Berth.Native.Descriptors.ORdOnly | global::Berth.Native.Descriptors.ODirectory | global::Berth.Native.Descriptors.OCloExec, 0);
+        if (fd < 0) throw global::Berth.Native.Descriptors.Error("open", directory, global::Berth.Native.Descriptors.LastError);
         try
         {
-            Native.Sys.Fsync(fd, directory);
+            global::Berth.Native.Descriptors.Fsync(fd, directory);
         }
         finally
         {
-            _ = Native.Sys.Close(fd);
+            _ = global::Berth.Native.Descriptors.Close(fd);
         }
     }
 

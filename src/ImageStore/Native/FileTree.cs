@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 
+using static Berth.Native.Descriptors;
+
 namespace Berth.Native;
 
 /// <summary>
@@ -388,8 +390,6 @@ internal static unsafe partial class FileTree
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long LSeek(int fd, long offset, int whence);
 
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall3(long number, long a, nint b, long c);

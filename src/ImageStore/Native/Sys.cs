@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
+using static Berth.Native.Descriptors;
+
 namespace Berth.ImageStore.Native;
 
 /// <summary>
@@ -13,8 +15,6 @@ internal static unsafe partial class Sys
     public const int AtSymlinkNoFollow = 0x100;
     public const int AtRemoveDir = 0x200;
 
-    public const int ORdOnly = 0, OWrOnly = 1, OCreat = 0x40, OExcl = 0x80;
-    public const int ODirectory = 0x10000, ONoFollow = 0x20000, OCloExec = 0x80000, OPath = 0x200000;
 
     public const ulong ResolveNoXdev = 0x01, ResolveNoMagicLinks = 0x02, ResolveNoSymlinks = 0x04, ResolveBeneath = 0x08;
 
@@ -31,13 +31,6 @@ internal static unsafe partial class Sys
         return bytes;
     }
 
-    public static IOException Error(string call, string path, int error) =>
-        new($"{call} {path}: {Marshal.GetPInvokeErrorMessage(error)} (errno {error})") { HResult = error };
-
-    public static int LastError => Marshal.GetLastPInvokeError();
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int Open(string path, int flags, uint mode);
 
     [LibraryImport("libc", EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int OpenAt(int dirFd, string path, int flags, uint mode);
@@ -104,8 +97,6 @@ internal static unsafe partial class Sys
     [LibraryImport("libc", EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int UtimensAt(int dirFd, string path, Timespec* times, int flags);
 
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
     private static partial int SyncFsNative(int fd);
@@ -125,13 +116,6 @@ internal static unsafe partial class Sys
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FsyncNative(int fd);
-
-    public static void Fsync(int fd, string pathForErrors)
-    {
-        if (FsyncNative(fd) != 0) throw Error("fsync", pathForErrors, LastError);
-    }
 
     /// <summary>The file type bits (S_IFMT) of a name in a directory, not following a symlink; null if absent.</summary>
     public static uint? FileTypeAt(int dirFd, string name)

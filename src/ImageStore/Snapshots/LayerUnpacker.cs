@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using static Berth.ImageStore.Native.Sys;
+using static Berth.Native.Descriptors;
 
 namespace Berth.ImageStore.Snapshots;
 

@@ -27,40 +27,6 @@ public enum ContainerChangeKind
 /// </summary>
 public readonly record struct ContainerChange(ContainerChangeKind Kind, ContainerRecord Record);
 
-/// <summary>Everything CreateContainer needs, gathered by the caller from the pod, the image and the node.</summary>
-public sealed record ContainerCreateRequest
-{
-    public required string PodId { get; init; }
-    public required string Name { get; init; }
-    public uint Attempt { get; init; }
-
-    /// <summary>The pod's name key (name, namespace, uid, attempt): with the container name and attempt it must be unique.</summary>
-    public required string PodNameKey { get; init; }
-
-    public required ContainerRequest Spec { get; init; }
-    public required PodSettings Pod { get; init; }
-    public required ImageSettings Image { get; init; }
-
-    /// <summary>The image's snapshot directories, top layer first (overlay's lowerdir order).</summary>
-    public required IReadOnlyList<string> LowerDirs { get; init; }
-
-    /// <summary>The image as the request named it, for ContainerStatus.image.</summary>
-    public required string ImageSpec { get; init; }
-
-    public string? LogPath { get; init; }
-    public bool Stdin { get; init; }
-    public bool StdinOnce { get; init; }
-    public string RuntimeHandler { get; init; } = "";
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
-    public IReadOnlyDictionary<string, string> Annotations { get; init; } = new Dictionary<string, string>();
-
-    /// <summary>The CRI mounts as asked, echoed back by ContainerStatus.</summary>
-    public IReadOnlyList<ContainerMount> Mounts { get; init; } = [];
-
-    /// <summary>The image's stop signal (STOPSIGNAL), or null for SIGTERM.</summary>
-    public string? StopSignal { get; init; }
-}
-
 /// <summary>A shim process, identified by PID and start time so a reused PID is never mistaken for it.</summary>
 public sealed record ShimProcess(
     [property: JsonPropertyName("pid")] int Pid,

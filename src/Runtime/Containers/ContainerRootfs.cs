@@ -4,10 +4,19 @@ using Tmds.Linux;
 
 namespace Berth.Runtime.Containers;
 
-/// <summary>The container's root filesystem: an overlay of the image's snapshots with its own upper and work dirs.</summary>
-internal static unsafe class ContainerRootfs
+/// <summary>How a container's root filesystem is put together from the image's snapshots and its own writable layer.</summary>
+internal interface IRootfsMounter
 {
-    public static void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target)
+    void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target);
+
+    /// <summary>Unmounts if mounted; idempotent.</summary>
+    void Unmount(string target);
+}
+
+/// <summary>An overlay of the image's snapshots with the container's own upper and work dirs.</summary>
+internal sealed unsafe class OverlayRootfs : IRootfsMounter
+{
+    public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target)
     {
         Directory.CreateDirectory(upper);
         Directory.CreateDirectory(work);
@@ -21,8 +30,8 @@ internal static unsafe class ContainerRootfs
         if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
     }
 
-    /// <summary>Unmounts (lazily, in case a process still holds it) if mounted; idempotent.</summary>
-    public static void Unmount(string target)
+    /// <summary>Lazily, in case a process still holds it.</summary>
+    public void Unmount(string target)
     {
         if (!Directory.Exists(target)) return;
         var bytes = Encoding.UTF8.GetBytes(target + "\0");

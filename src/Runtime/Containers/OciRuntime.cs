@@ -97,29 +97,3 @@ internal sealed class OciRuntime(string binary, string root)
         return (end < 0 ? text : text[..end]).Replace("\\\"", "\"", StringComparison.Ordinal);
     }
 }
-
-/// <summary>What ExecSync returns.</summary>
-public sealed record ExecResult(int ExitCode, byte[] Stdout, byte[] Stderr);
-
-/// <summary>A bounded in-memory sink: output past the cap is read and dropped, so the process never blocks on a full pipe.</summary>
-internal sealed class CappedBuffer(int cap) : IDisposable
-{
-    private readonly MemoryStream _stream = new();
-
-    public PipeTarget Target => PipeTarget.Create((source, cancellationToken) => CopyAsync(source, cancellationToken));
-
-    public byte[] ToArray() => _stream.ToArray();
-
-    public void Dispose() => _stream.Dispose();
-
-    private async Task CopyAsync(Stream source, CancellationToken cancellationToken)
-    {
-        var buffer = new byte[16 * 1024];
-        int read;
-        while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            var room = cap - (int)_stream.Length;
-            if (room > 0) _stream.Write(buffer, 0, Math.Min(room, read));
-        }
-    }
-}

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Logging;
@@ -115,7 +114,7 @@ internal sealed class RecordStore<T>
     {
         var id = _idOf(record);
         File.Delete(PathOf(id));
-        RecordDirectory.Sync(_directory);
+        Berth.Native.Descriptors.SyncDirectory(_directory);
         lock (_lock)
         {
             _byId.Remove(id);
@@ -165,7 +164,7 @@ internal sealed class RecordStore<T>
             File.Delete(temp);
             throw;
         }
-        RecordDirectory.Sync(_directory);
+        Berth.Native.Descriptors.SyncDirectory(_directory);
     }
 }
 
@@ -174,40 +173,4 @@ internal static partial class RecordLog
 {
     [LoggerMessage(Level = LogLevel.Error, Message = "a {Kind} record could not be read and was moved to {Path}; that {Kind} is not listed")]
     public static partial void Quarantined(ILogger logger, string kind, string path);
-}
-
-/// <summary>fsync of a directory, which .NET cannot open as a file.</summary>
-internal static partial class RecordDirectory
-{
-    private const int ORdOnly = 0, ODirectory = 0x10000, OCloExec = 0x80000;
-
-    /// <summary>The rename is durable only once the directory is on disk too.</summary>
-    public static void Sync(string directory)
-    {
-        var fd = Open(directory, ORdOnly | ODirectory | OCloExec);
-        if (fd < 0) throw Failure("open", directory);
-        try
-        {
-            if (Fsync(fd) != 0) throw Failure("fsync", directory);
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    private static IOException Failure(string call, string path)
-    {
-        var error = Marshal.GetLastPInvokeError();
-        return new IOException($"{call} {path}: {Marshal.GetPInvokeErrorMessage(error)}") { HResult = error };
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

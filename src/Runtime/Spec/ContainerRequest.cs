@@ -14,6 +14,28 @@ public sealed record ContainerRequest
     public bool Tty { get; init; }
     public ContainerResources Resources { get; init; } = new();
     public ContainerSecurity Security { get; init; } = new();
+
+    // Beyond the spec: what the container is kept as, with its pod and image passed beside the request.
+
+    public uint Attempt { get; init; }
+
+    /// <summary>The pod's name key (name, namespace, uid, attempt): with the container's name and attempt it must be unique.</summary>
+    public string PodNameKey { get; init; } = "";
+
+    /// <summary>The image as the request named it, for ContainerStatus.image.</summary>
+    public string ImageSpec { get; init; } = "";
+
+    /// <summary>The image's snapshot directories, top layer first (overlay's lowerdir order).</summary>
+    public IReadOnlyList<string> LowerDirs { get; init; } = [];
+
+    public string? LogPath { get; init; }
+    public bool Stdin { get; init; }
+    public bool StdinOnce { get; init; }
+    public string RuntimeHandler { get; init; } = "";
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The stop signal (the request's, else the image's STOPSIGNAL), or null for SIGTERM.</summary>
+    public string? StopSignal { get; init; }
 }
 
 public enum MountPropagation

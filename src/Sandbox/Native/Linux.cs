@@ -6,13 +6,11 @@ namespace Berth.Sandbox.Native;
 internal static unsafe partial class Linux
 {
     public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNet = 0x40000000;
-    public const int SigKill = 9;
     public const ulong MsNoSuid = 2, MsNoDev = 4, MsNoExec = 8, MsBind = 4096;
     public const int MntDetach = 2;
     public const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;
     public const ulong SiocGifFlags = 0x8913, SiocSifFlags = 0x8914;
     public const short IffUp = 0x1;
-    public const int ORdOnly = 0, OCloExec = 0x80000;
 
     public static int LastError => Marshal.GetLastPInvokeError();
 
@@ -24,15 +22,6 @@ internal static unsafe partial class Linux
 
     [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
     public static partial int SetNs(int fd, int nsType);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    public static partial int Kill(int pid, int signal);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Mount(string source, string target, string? fsType, ulong flags, nint data);

@@ -7,13 +7,6 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    public override Task<ListMetricDescriptorsResponse> ListMetricDescriptors(ListMetricDescriptorsRequest request, ServerCallContext context)
-    {
-        var response = new ListMetricDescriptorsResponse();
-        response.Descriptors.AddRange(PodMetrics.Descriptors());
-        return Task.FromResult(response);
-    }
-
     public override async Task<ListPodSandboxMetricsResponse> ListPodSandboxMetrics(ListPodSandboxMetricsRequest request, ServerCallContext context)
     {
         var response = new ListPodSandboxMetricsResponse();
@@ -25,6 +18,7 @@ public sealed partial class RuntimeService
         ListStreaming.SendAsync(SelectPodMetricsAsync(context.CancellationToken), _config.Grpc.StreamChunkSize, chunk =>
         {
             var message = new StreamPodSandboxMetricsResponse();
+
             message.PodSandboxMetrics.AddRange(chunk);
             return message;
         }, responseStream, context.CancellationToken);

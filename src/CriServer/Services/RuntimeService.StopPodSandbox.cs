@@ -16,13 +16,4 @@ public sealed partial class RuntimeService
         await _sandboxes.StopAsync(id, context.CancellationToken);
         return new StopPodSandboxResponse();
     }
-
-    public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
-        var id = FindSandbox(request.PodSandboxId)?.Id ?? request.PodSandboxId;
-        await _containers.RemovePodAsync(id, context.CancellationToken);
-        await _sandboxes.RemoveAsync(id, context.CancellationToken);
-        return new RemovePodSandboxResponse();
-    }
 }

@@ -5,13 +5,6 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    public override async Task<StartContainerResponse> StartContainer(StartContainerRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.StartAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
-        return new StartContainerResponse();
-    }
-
     public override async Task<StopContainerResponse> StopContainer(StopContainerRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
@@ -32,13 +25,5 @@ public sealed partial class RuntimeService
         var left = deadline - DateTime.UtcNow;
         var room = left - TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(2).Ticks, left.Ticks / 2));
         return room <= TimeSpan.Zero ? TimeSpan.Zero : room < timeout ? room : timeout;
-    }
-
-    // Succeeds for an unknown ID: kubelet retries removals after crashes and expects idempotence.
-    public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.RemoveAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
-        return new RemoveContainerResponse();
     }
 }

@@ -5,21 +5,6 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    public override async Task<UpdateContainerResourcesResponse> UpdateContainerResources(UpdateContainerResourcesRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        if (request.Linux is null) throw InvalidArgument("linux is required");
-        await _containers.UpdateResourcesAsync(_containers.ResolveId(request.ContainerId), ContainerMapper.Resources(request.Linux), context.CancellationToken);
-        return new UpdateContainerResourcesResponse();
-    }
-
-    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
-    {
-        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.ReopenLogAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
-        return new ReopenContainerLogResponse();
-    }
-
     public override async Task<ExecSyncResponse> ExecSync(ExecSyncRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");

@@ -1,0 +1,16 @@
+using Berth.Cri.V1;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
+        var id = FindSandbox(request.PodSandboxId)?.Id ?? request.PodSandboxId;
+        await _containers.RemovePodAsync(id, context.CancellationToken);
+        await _sandboxes.RemoveAsync(id, context.CancellationToken);
+        return new RemovePodSandboxResponse();
+    }
+}

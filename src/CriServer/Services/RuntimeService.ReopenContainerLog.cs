@@ -1,0 +1,14 @@
+using Berth.Cri.V1;
+using Grpc.Core;
+
+namespace Berth.CriServer.Services;
+
+public sealed partial class RuntimeService
+{
+    public override async Task<ReopenContainerLogResponse> ReopenContainerLog(ReopenContainerLogRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
+        await _containers.ReopenLogAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
+        return new ReopenContainerLogResponse();
+    }
+}

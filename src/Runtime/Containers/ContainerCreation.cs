@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Berth.Runtime.Spec;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>
+/// CreateContainer: the request is checked, the name reserved by a Creating record, then the bundle, rootfs, image
+/// volumes, spec and shim are made in that order. A failure at any step undoes every earlier one; a crash leaves the
+/// Creating record, which recovery undoes.
+/// </summary>
+internal sealed partial class ContainerCreation(
+    ContainerOptions options, RuntimeHandlers handlers, IRootfsMounter rootfs, ContainerTable table, ContainerTeardown teardown, ILogger logger)
+{
+    public async Task<ContainerRecord> CreateAsync(ContainerRequest request, PodSettings pod, ImageSettings image, CancellationToken cancellationToken)
+    {
+        var runtime = await CheckAsync(request);
+        var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+        var record = NewRecord(id, request, pod, image);
+
+        // The record first: a crash from here on leaves a Creating record that recovery undoes.
+        var watch = Stopwatch.StartNew();
+        table.Reserve(record);
+        var reserved = watch.Elapsed.TotalMilliseconds;
+        var step = "creating missing host paths";
+        try
+        {
+            foreach (var mount in request.Mounts)
+            {
+                // As kubelet expects of a runtime: a host path that is not there is made a directory.
+                if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
+            }
+            step = "preparing the bundle";
+            Directory.CreateDirectory(record.Bundle);
+            step = "mounting the root filesystem";
+            var rootfsPath = Path.Combine(record.Bundle, "rootfs");
+            rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath);
+
+            step = "building the OCI spec";
+            var volumes = VolumeDirectories(record, image);
+            OciSpec spec;
+            try
+            {
+                spec = OciSpecBuilder.Build(id, request, pod, image with { Volumes = volumes }, options.Node, ReadUsers(rootfsPath));
+            }
+            catch (ContainerSpecException e)
+            {
+                throw new ContainerRequestException(e.Message);
+            }
+            step = "copying the image's content into its volumes";
+            foreach (var (volume, hostDirectory) in volumes)
+            {
+                // A volume that a CRI mount replaced is not in the spec, and gets nothing.
+                if (spec.Mounts.Any(m => m.Source == hostDirectory)) ImageVolume.Populate(rootfsPath, volume, hostDirectory);
+            }
+            await File.WriteAllBytesAsync(Path.Combine(record.Bundle, "config.json"), JsonSerializer.SerializeToUtf8Bytes(spec, OciJsonContext.Default.OciSpec), cancellationToken);
+            if (record.LogPath is { } log) Directory.CreateDirectory(Path.GetDirectoryName(log)!);
+
+            step = "creating the container (berth-shim, runtime create)";
+            var prepared = watch.Elapsed.TotalMilliseconds;
+            var created = await runtime.CreateAsync(record, teardown.ExitFileOf(id), cancellationToken);
+            var shimmed = watch.Elapsed.TotalMilliseconds;
+            record = record with
+            {
+                State = ContainerState.Created, Shim = created.Shim, InitPid = created.InitPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "", User = spec.Process.User,
+            };
+            table.Commit(record, ContainerChangeKind.Created);
+            LogCreated(logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);
+            return record;
+        }
+        catch (Exception e)
+        {
+            await teardown.RollBackAsync(record);
+            // A cancelled create (the caller went away) is reported as such, not as a failure of the host.
+            if (e is ContainerException or OperationCanceledException) throw;
+            throw new ContainerRuntimeException($"CreateContainer failed while {step}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>What can be refused before anything is made: the handler, and what it cannot do.</summary>
+    private async Task<IContainerRuntime> CheckAsync(ContainerRequest request)
+    {
+        var runtime = handlers.Find(request.RuntimeHandler)
+                      ?? throw new ContainerRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler");
+        for (var i = 0; i < request.Mounts.Count; i++)
+        {
+            if (request.Mounts[i].RecursiveReadonly && await handlers.FeaturesAsync(request.RuntimeHandler) is { RecursiveReadonlyMounts: false })
+                throw new ContainerRequestException(
+                    $"mounts[{i}].recursive_read_only: runtime handler '{request.RuntimeHandler}' ({runtime.Binary}) cannot make recursive read-only mounts on this node");
+        }
+        return runtime;
+    }
+
+    private ContainerRecord NewRecord(string id, ContainerRequest request, PodSettings pod, ImageSettings image) => new()
+    {
+        Id = id,
+        PodId = pod.Id,
+        Name = request.Name,
+        Attempt = request.Attempt,
+        NameKey = $"{request.Name}_{request.Attempt}_{request.PodNameKey}",
+        State = ContainerState.Creating,
+        CreatedAt = ContainerTable.Now(),
+        Image = request.ImageSpec,
+        ImageRef = image.ImageRef,
+        ImageName = image.ImageName,
+        LogPath = request.LogPath,
+        Labels = new(request.Labels),
+        Annotations = new(request.Annotations),
+        Mounts = [.. request.Mounts],
+        Resources = request.Resources,
+        RuntimeHandler = request.RuntimeHandler,
+        Tty = request.Tty,
+        Stdin = request.Stdin,
+        StdinOnce = request.StdinOnce,
+        StopSignal = request.StopSignal,
+        LowerDirs = [.. request.LowerDirs],
+        Bundle = Path.Combine(options.BundleDirectory, id),
+        Directory = Path.Combine(options.DataDirectory, id),
+    };
+
+    /// <summary>A directory under the container's own for each of the image's VOLUMEs.</summary>
+    private static Dictionary<string, string> VolumeDirectories(ContainerRecord record, ImageSettings image)
+    {
+        var volumes = new Dictionary<string, string>(StringComparer.Ordinal);
+        var index = 0;
+        foreach (var volume in image.Volumes.Keys)
+        {
+            var hostDirectory = Path.Combine(record.Directory, "volumes", (index++).ToString(CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(hostDirectory);
+            volumes[volume] = hostDirectory;
+        }
+        return volumes;
+    }
+
+    private static UserDatabase ReadUsers(string rootfs)
+    {
+        static string? Read(string path)
+        {
+            // A link could point out of the rootfs, to the node's own files.
+            var info = new FileInfo(path);
+            return info.Exists && info.LinkTarget is null && info.Length < 4 * 1024 * 1024 ? File.ReadAllText(path) : null;
+        }
+
+        return UserDatabase.Parse(Read(Path.Combine(rootfs, "etc", "passwd")), Read(Path.Combine(rootfs, "etc", "group")));
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "container {Id} created in {TotalMs:F1} ms (record {RecordMs:F1}, rootfs and spec {PrepareMs:F1}, shim and runtime create {ShimMs:F1})")]
+    private static partial void LogCreated(ILogger logger, string id, double totalMs, double recordMs, double prepareMs, double shimMs);
+}

@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>Undoes a container, whatever state it was left in: shim, runtime state, rootfs mount, bundle, layers, exit file.</summary>
+internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootfsMounter rootfs, ContainerTable table, string exitDirectory, ILogger logger)
+{
+    public string ExitFileOf(string id) => Path.Combine(exitDirectory, id);
+
+    /// <summary>Each step is idempotent, so a teardown that failed halfway is simply run again.</summary>
+    public async Task TearDownAsync(ContainerRecord record)
+    {
+        var runtime = handlers.Of(record);
+        if (record.State == ContainerState.Exited)
+        {
+            // The exit was handled: the runtime's state is deleted and the shim has gone or is going.
+            if (record.Shim is { } shim) runtime.KillShim(record.Id, shim);
+        }
+        else
+        {
+            // A shim started just before a crash has no PID on record yet: it is found by its command line.
+            runtime.KillShim(record.Id, known: null);
+            await runtime.DeleteAsync(record.Id, CancellationToken.None);
+        }
+        rootfs.Unmount(Path.Combine(record.Bundle, "rootfs"));
+        // By directory descriptors: the writable layer is the container's to shape (any depth, any links), and a
+        // rootfs still mounted is refused, never emptied through the mount.
+        Berth.Native.FileTree.Remove(record.Bundle);
+        Berth.Native.FileTree.Remove(record.Directory);
+        File.Delete(ExitFileOf(record.Id));
+    }
+
+    /// <summary>Undoes a create that failed or was interrupted; a rollback that fails leaves the Creating record, and the next start retries it.</summary>
+    public async Task RollBackAsync(ContainerRecord record)
+    {
+        try
+        {
+            await TearDownAsync(record);
+            table.Delete(record, announce: false);
+        }
+        catch (Exception e)
+        {
+            LogRollbackFailed(logger, record.Id, e);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "container {Id}: rollback failed; it will be retried at the next start")]
+    private static partial void LogRollbackFailed(ILogger logger, string id, Exception exception);
+}

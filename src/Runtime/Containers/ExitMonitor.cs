@@ -1,0 +1,159 @@
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Runtime.Containers;
+
+/// <summary>
+/// Turns the ends of containers into the Exited state. A shim writes an exit file when its container's init dies: a
+/// watch on that directory takes it at once, and at startup the files left there tell what died while berthd was
+/// down. A shim that dies before its container (killed by hand, by the OOM killer) writes none: its exit is seen
+/// through a pidfd, and the container is killed and reported exited, as containerd does with a dead shim.
+/// </summary>
+internal sealed partial class ExitMonitor : IDisposable
+{
+    private readonly ContainerTable _table;
+    private readonly RuntimeHandlers _handlers;
+    private readonly ContainerTeardown _teardown;
+    private readonly string _exitDirectory;
+    private readonly bool _cgroupV2;
+    private readonly ILogger _logger;
+    private readonly FileSystemWatcher _watcher;
+
+    public ExitMonitor(ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, ILogger logger)
+    {
+        (_table, _handlers, _teardown, _exitDirectory, _cgroupV2, _logger) = (table, handlers, teardown, exitDirectory, cgroupV2, logger);
+        Directory.CreateDirectory(exitDirectory);
+        _table.Changed += change =>
+        {
+            if (change.Kind == ContainerChangeKind.Created) WatchShim(change.Record);
+        };
+        // Watched from the start, and read by recovery after: no exit falls between the two.
+        _watcher = new FileSystemWatcher(exitDirectory) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
+        _watcher.Created += (_, e) => OnExitFile(e.Name);
+        _watcher.Renamed += (_, e) => OnExitFile(e.Name);
+        _watcher.EnableRaisingEvents = true;
+    }
+
+    /// <summary>
+    /// After a restart: undoes interrupted creates, takes in exits that happened while berthd was down, marks
+    /// containers whose shim is gone (a reboot, or a killed shim) as exited with an unknown status, and watches
+    /// the rest.
+    /// </summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in _table.List())
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (record.State == ContainerState.Creating)
+            {
+                LogRecovering(_logger, record.Id);
+                await _teardown.RollBackAsync(record);
+            }
+            else if (record.State is ContainerState.Running or ContainerState.Created)
+            {
+                if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
+                else if (record.Shim is not { } shim || !_handlers.Of(record).IsShimAlive(shim))
+                    await MarkExitedAsync(record, 255, "Error", "the container's shim was gone when berthd started (a reboot or a killed shim)");
+                else WatchShim(record);
+            }
+        }
+        // Exit files of containers that are gone (removed while the watch was down).
+        foreach (var file in Directory.EnumerateFiles(_exitDirectory))
+        {
+            if (_table.Get(Path.GetFileName(file)) is null) File.Delete(file);
+        }
+    }
+
+    /// <summary>Reports an exit whose status nobody will write (the shim is gone), after the runtime killed what was left.</summary>
+    public async Task MarkExitedAsync(ContainerRecord record, int code, string reason, string message)
+    {
+        await _handlers.Of(record).DeleteAsync(record.Id, CancellationToken.None);
+        _table.Commit(record with { State = ContainerState.Exited, ExitCode = code, FinishedAt = ContainerTable.Now(), Reason = reason, Message = message },
+            ContainerChangeKind.Exited);
+    }
+
+    private void WatchShim(ContainerRecord record)
+    {
+        if (record.Shim is { } shim && _handlers.Find(record.RuntimeHandler) is { } runtime) runtime.WatchShim(shim, () => OnShimGone(record.Id));
+    }
+
+    private void OnExitFile(string? name)
+    {
+        if (name is null || name.EndsWith(ShimProtocol.ShimExitStatus.TemporarySuffix, StringComparison.Ordinal)) return;
+        Run(name, () => HandleExitAsync(name));
+    }
+
+    private void OnShimGone(string id) => Run(id, async () =>
+    {
+        using var held = await _table.LockAsync(id, CancellationToken.None);
+        var record = _table.Get(id);
+        // A shim writes the exit file before it leaves: that is an ordinary exit, which the exit watch takes.
+        if (record is not { State: ContainerState.Running or ContainerState.Created } || File.Exists(_teardown.ExitFileOf(id))) return;
+        LogShimGone(_logger, id);
+        await MarkExitedAsync(record, 137, "Error", "berth-shim exited before the container did (killed?); the container was killed");
+    });
+
+    private void Run(string id, Func<Task> handle) => _ = Task.Run(async () =>
+    {
+        try
+        {
+            await handle();
+        }
+        catch (Exception e)
+        {
+            LogExitFailed(_logger, id, e);
+        }
+    });
+
+    /// <summary>The shim wrote the exit file: the container is Exited (OOMKilled when its cgroup saw an OOM kill).</summary>
+    private async Task HandleExitAsync(string id)
+    {
+        var file = _teardown.ExitFileOf(id);
+        using var held = await _table.LockAsync(id, CancellationToken.None);
+        var record = _table.Get(id);
+        if (record is null || !File.Exists(file)) return;
+        if (record.State is ContainerState.Running or ContainerState.Created)
+        {
+            // A file that does not parse (cut short by a crash of the node) is an exit of unknown status.
+            var exit = ShimProtocol.ShimExitStatus.Parse(await File.ReadAllTextAsync(file)) ?? new(255, ContainerTable.Now());
+            var oom = OomKilled(record.CgroupsPath);
+            record = record with
+            {
+                State = ContainerState.Exited,
+                ExitCode = exit.ExitCode,
+                FinishedAt = exit.ExitedAt,
+                Reason = oom ? "OOMKilled" : exit.ExitCode == 0 ? "Completed" : "Error",
+            };
+            // The runtime's state and the cgroup go now; the rootfs stays for RemoveContainer.
+            await _handlers.Of(record).DeleteAsync(id, CancellationToken.None);
+            _table.Commit(record, ContainerChangeKind.Exited);
+        }
+        File.Delete(file);
+        _table.ExitOf(id).TrySetResult();
+    }
+
+    /// <summary>v1: memory.oom_control's oom_kill count; v2: memory.events'.</summary>
+    private bool OomKilled(string cgroupsPath)
+    {
+        if (cgroupsPath.Length == 0) return false;
+        var file = _cgroupV2 ? $"/sys/fs/cgroup{cgroupsPath}/memory.events" : $"/sys/fs/cgroup/memory{cgroupsPath}/memory.oom_control";
+        try
+        {
+            return File.ReadLines(file).Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l["oom_kill ".Length..].Trim() != "0");
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose() => _watcher.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: its shim is gone while the container ran; killing the container and reporting it exited")]
+    private static partial void LogShimGone(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: undoing what an interrupted CreateContainer left")]
+    private static partial void LogRecovering(ILogger logger, string id);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "container {Id}: handling its exit failed")]
+    private static partial void LogExitFailed(ILogger logger, string id, Exception exception);
+}

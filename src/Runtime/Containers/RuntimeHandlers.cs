@@ -1,0 +1,24 @@
+namespace Berth.Runtime.Containers;
+
+/// <summary>What a handler's OCI runtime can do on this node, beyond what every runtime does.</summary>
+public sealed record HandlerFeatures(bool RecursiveReadonlyMounts);
+
+/// <summary>The configured runtime handlers (RuntimeClass names; "" is the default one) and what each can do.</summary>
+internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRuntime> handlers, bool mountSetattr)
+{
+    public IContainerRuntime? Find(string handler) => handlers.GetValueOrDefault(handler);
+
+    /// <summary>The runtime of an existing container; its handler may have been removed from the configuration since.</summary>
+    public IContainerRuntime Of(ContainerRecord record) =>
+        handlers.TryGetValue(record.RuntimeHandler, out var runtime)
+            ? runtime
+            : throw new ContainerRuntimeException($"container {record.Id}: its runtime handler '{record.RuntimeHandler}' is no longer configured");
+
+    /// <summary>Null for an unknown handler.</summary>
+    public async Task<HandlerFeatures?> FeaturesAsync(string handler)
+    {
+        if (!handlers.TryGetValue(handler, out var runtime)) return null;
+        var mountOptions = await runtime.MountOptionsAsync();
+        return new HandlerFeatures(RecursiveReadonlyMounts: mountSetattr && mountOptions.Contains("rro"));
+    }
+}

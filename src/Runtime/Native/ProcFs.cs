@@ -1,0 +1,50 @@
+using System.Globalization;
+
+namespace Berth.Native;
+
+/// <summary>
+/// What berthd reads of other processes in /proc: whether one still runs (by start time, so a reused PID is never
+/// mistaken for it) and which processes a command line names. One source, compiled into the runtime and the sandbox.
+/// </summary>
+internal static class ProcFs
+{
+    /// <summary>The process's start time in clock ticks since boot; null when it is gone or a zombie (dead, waiting to be reaped).</summary>
+    public static ulong? StartTimeOf(int pid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        // The state is the field after the command's closing parenthesis, the start time the 20th after it.
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        return fields[0][0] == 'Z' ? null : ulong.Parse(fields[19], CultureInfo.InvariantCulture);
+    }
+
+    public static bool IsRunning(int pid) => StartTimeOf(pid) is not null;
+
+    /// <summary>Processes whose /proc/PID/cmdline (arguments, each NUL-terminated) starts with <paramref name="prefix"/>.</summary>
+    public static List<int> FindByCmdline(ReadOnlySpan<byte> prefix)
+    {
+        var found = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) continue;
+            try
+            {
+                if (File.ReadAllBytes(Path.Combine(directory, "cmdline")).AsSpan().StartsWith(prefix)) found.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // It exited while we looked.
+            }
+        }
+        return found;
+    }
+
+    public static void Kill(int pid) => _ = Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL);
+}
