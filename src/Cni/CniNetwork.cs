@@ -16,7 +16,7 @@ public sealed record CniOptions
 /// <c>prevResult</c>) and DEL in reverse. Every ADD's exact config and result are cached on disk, so a DEL after a
 /// config change or a restart undoes what the ADD did, with the same plugins.
 /// </summary>
-public sealed class CniNetwork
+public sealed class CniNetwork : IPodNetwork
 {
     private readonly CniOptions _options;
     private readonly CniPluginRunner _runner;

@@ -26,14 +26,21 @@ public sealed record SandboxOptions
 public sealed partial class SandboxManager
 {
     private readonly SandboxOptions _options;
-    private readonly CniNetwork _network;
+    private readonly IPodNetwork _network;
+    private readonly IPodHost _host;
     private readonly Berth.Records.RecordStore<SandboxRecord> _store;
-    private readonly ILogger<SandboxManager> _logger;
+    private readonly ILogger _logger;
 
     public SandboxManager(SandboxOptions options, CniNetwork network, ILogger<SandboxManager> logger)
+        : this(options, network, new NodePodHost(options.ShimBinary), logger)
+    {
+    }
+
+    internal SandboxManager(SandboxOptions options, IPodNetwork network, IPodHost host, ILogger logger)
     {
         _options = options;
         _network = network;
+        _host = host;
         _logger = logger;
         _store = new(options.RecordDirectory, SandboxJsonContext.Default.SandboxRecord, r => r.Id, r => r.NameKey, "sandbox", logger);
         Directory.CreateDirectory(options.StateDirectory);
@@ -56,7 +63,7 @@ public sealed partial class SandboxManager
     /// <summary>A pod whose infra process died has lost its PID namespace: it is NotReady, as when a pause container dies.</summary>
     private SandboxRecord Refresh(SandboxRecord record)
     {
-        if (record is not { State: SandboxState.Ready, Infra: { } infra } || PodInfra.IsAlive(infra)) return record;
+        if (record is not { State: SandboxState.Ready, Infra: { } infra } || _host.IsInfraAlive(infra)) return record;
         LogInfraDied(_logger, record.Id, infra.Pid);
         record = record with { State = SandboxState.NotReady };
         _store.Update(record);
@@ -76,8 +83,8 @@ public sealed partial class SandboxManager
                 LogRecovering(_logger, record.Id);
                 await RollBackAsync(record);
             }
-            else if (record.State == SandboxState.Ready && (record.NamespacePaths.Values.Any(p => !NamespacePinner.IsNamespace(p))
-                                                            || record.Infra is { } infra && !PodInfra.IsAlive(infra)))
+            else if (record.State == SandboxState.Ready && (record.NamespacePaths.Values.Any(p => !_host.IsNamespace(p))
+                                                            || record.Infra is { } infra && !_host.IsInfraAlive(infra)))
             {
                 // The namespaces or the infra process are gone (a reboot emptied /run): the pod cannot run again here.
                 await StopAsync(record.Id, cancellationToken);
@@ -138,11 +145,11 @@ public sealed partial class SandboxManager
         {
             Directory.CreateDirectory(directory);
             step = "creating the pod's namespaces";
-            NamespacePinner.Create(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
+            _host.CreateNamespaces(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
             if (request.Pid == PidMode.Pod)
             {
                 step = "starting the infra process of the pod's PID namespace";
-                var infra = PodInfra.Start(_options.ShimBinary, id, nsDirectory, record.NamespacePaths);
+                var infra = _host.StartInfra(id, nsDirectory, record.NamespacePaths);
                 record = record with
                 {
                     Infra = infra,
@@ -161,7 +168,7 @@ public sealed partial class SandboxManager
             if (!request.HostIpc)
             {
                 step = "mounting the pod's /dev/shm";
-                PodShm.Create(directory);
+                _host.CreateShm(directory);
             }
             step = "writing hostname, hosts and resolv.conf";
             PodFiles.Write(directory, hostname, request.Dns, ips);
@@ -223,21 +230,21 @@ public sealed partial class SandboxManager
     /// </summary>
     private async Task TearDownAsync(SandboxRecord record, bool afterCrash, CancellationToken cancellationToken)
     {
-        if (record.Pid == PidMode.Pod) await PodInfra.StopAsync(_options.ShimBinary, record.Id, cancellationToken);
+        if (record.Pid == PidMode.Pod) await _host.StopInfraAsync(record.Id, cancellationToken);
         if (!record.HostNetwork)
         {
             var runtime = CniRuntime(record, null, _podCidr);
             // A pin that is gone, or is no network namespace any more (unmounted by hand), still gets its DEL, without
             // a netns as the CNI spec allows, so IPAM frees the lease and the node's rules go; the pod stays removable.
-            if (runtime.NetnsPath.Length > 0 && !NamespacePinner.IsNamespace(runtime.NetnsPath))
+            if (runtime.NetnsPath.Length > 0 && !_host.IsNamespace(runtime.NetnsPath))
             {
                 LogNetnsGone(_logger, record.Id, runtime.NetnsPath);
                 runtime = runtime with { NetnsPath = "" };
             }
             await _network.DelAsync(runtime, onlyIfAdded: !afterCrash, cancellationToken);
         }
-        NamespacePinner.Remove(Path.Combine(record.Directory, "ns"));
-        PodShm.Remove(record.Directory);
+        _host.RemoveNamespaces(Path.Combine(record.Directory, "ns"));
+        _host.RemoveShm(record.Directory);
     }
 
     /// <summary>
