@@ -60,6 +60,9 @@ public sealed partial class SandboxManager
 
     public SandboxRecord? Get(string id) => _store.Get(id) is { } record ? Refresh(record) : null;
 
+    /// <summary>By ID, else by a unique prefix of one (crictl passes abbreviated IDs through); null when none or several match.</summary>
+    public SandboxRecord? Find(string id) => Get(id) ?? (_store.ResolvePrefix(id) is { } full ? Get(full) : null);
+
     /// <summary>A pod whose infra process died has lost its PID namespace: it is NotReady, as when a pause container dies.</summary>
     private SandboxRecord Refresh(SandboxRecord record)
     {

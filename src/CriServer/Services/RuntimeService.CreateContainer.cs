@@ -14,7 +14,7 @@ public sealed partial class RuntimeService
         var imageName = config.Image?.Image;
         if (string.IsNullOrEmpty(imageName)) throw InvalidArgument("config.image.image is required");
 
-        var sandbox = FindSandbox(request.PodSandboxId)
+        var sandbox = _sandboxes.Find(request.PodSandboxId)
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: sandbox {sandbox.Id} is not ready"));

@@ -1,4 +1,3 @@
-using Berth.Sandbox;
 using Berth.Streaming;
 using Berth.Streaming.Server;
 using Grpc.Core;
@@ -24,14 +23,6 @@ public sealed partial class RuntimeService
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, e.Message));
         }
-    }
-
-    /// <summary>By full ID or a unique prefix, as crictl abbreviates them.</summary>
-    private SandboxRecord? FindSandbox(string id)
-    {
-        if (_sandboxes.Get(id) is { } exact) return exact;
-        var matches = _sandboxes.List().Where(s => s.Id.StartsWith(id, StringComparison.Ordinal)).Take(2).ToList();
-        return matches.Count == 1 ? matches[0] : null;
     }
 
     private static RpcException InvalidArgument(string message) => new(new Status(StatusCode.InvalidArgument, message));

@@ -12,7 +12,7 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         foreach (var port in request.Port)
             if (port is < 1 or > 65535) throw InvalidArgument($"port: {port} is out of range 1-65535");
-        var sandbox = FindSandbox(request.PodSandboxId)
+        var sandbox = _sandboxes.Find(request.PodSandboxId)
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: pod sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != Berth.Sandbox.SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: pod sandbox {sandbox.Id} is not ready"));

@@ -14,7 +14,7 @@ public sealed partial class RuntimeService
     public override Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
-        var sandbox = FindSandbox(request.PodSandboxId)
+        var sandbox = _sandboxes.Find(request.PodSandboxId)
             ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: pod sandbox {request.PodSandboxId} not found"));
         foreach (var (field, resources) in new[] { ("overhead", request.Overhead), ("resources", request.Resources) })
         {

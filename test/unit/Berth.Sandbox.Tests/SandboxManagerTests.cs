@@ -83,6 +83,16 @@ public sealed class SandboxManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task Abbreviated_ids_find_a_sandbox_only_when_unique()
+    {
+        var record = await _manager.RunAsync(Request(), CancellationToken.None);
+        Assert.Equal(record.Id, _manager.Find(record.Id[..8])?.Id);
+        Assert.Equal(record.Id, _manager.Find(record.Id)?.Id);
+        Assert.Null(_manager.Find(""));
+        Assert.Null(_manager.Find("zz"));
+    }
+
+    [Fact]
     public async Task Stop_releases_once_and_remove_leaves_nothing_both_idempotent()
     {
         await _manager.StopAsync("unknown", CancellationToken.None);
