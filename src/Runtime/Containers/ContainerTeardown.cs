@@ -10,8 +10,13 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
     /// <summary>Each step is idempotent, so a teardown that failed halfway is simply run again.</summary>
     public async Task TearDownAsync(ContainerRecord record)
     {
-        var runtime = handlers.Of(record);
-        if (record.State == ContainerState.Exited)
+        var runtime = handlers.Find(record.RuntimeHandler);
+        if (runtime is null)
+        {
+            // Its handler was taken out of the configuration: berthd cannot reach the runtime, but the files still go.
+            LogHandlerGone(logger, record.Id, record.RuntimeHandler);
+        }
+        else if (record.State == ContainerState.Exited)
         {
             // The exit was handled: the runtime's state is deleted and the shim has gone or is going.
             if (record.Shim is { } shim) runtime.KillShim(record.Id, shim);
@@ -43,6 +48,9 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
             LogRollbackFailed(logger, record.Id, e);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "container {Id}: its runtime handler '{Handler}' is no longer configured; its runtime state and shim are left to the runtime")]
+    private static partial void LogHandlerGone(ILogger logger, string id, string handler);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "container {Id}: rollback failed; it will be retried at the next start")]
     private static partial void LogRollbackFailed(ILogger logger, string id, Exception exception);

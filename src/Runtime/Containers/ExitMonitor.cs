@@ -50,8 +50,10 @@ internal sealed partial class ExitMonitor : IDisposable
             }
             else if (record.State is ContainerState.Running or ContainerState.Created)
             {
-                if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
-                else if (record.Shim is not { } shim || !_handlers.Of(record).IsShimAlive(shim))
+                if (_handlers.Find(record.RuntimeHandler) is not { } runtime)
+                    await MarkExitedAsync(record, 255, "Error", $"its runtime handler '{record.RuntimeHandler}' is no longer configured; berthd cannot reach the container");
+                else if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
+                else if (record.Shim is not { } shim || !runtime.IsShimAlive(shim))
                     await MarkExitedAsync(record, 255, "Error", "the container's shim was gone when berthd started (a reboot or a killed shim)");
                 else WatchShim(record);
             }
@@ -66,7 +68,7 @@ internal sealed partial class ExitMonitor : IDisposable
     /// <summary>Reports an exit whose status nobody will write (the shim is gone), after the runtime killed what was left.</summary>
     public async Task MarkExitedAsync(ContainerRecord record, int code, string reason, string message)
     {
-        await _handlers.Of(record).DeleteAsync(record.Id, CancellationToken.None);
+        if (_handlers.Find(record.RuntimeHandler) is { } runtime) await runtime.DeleteAsync(record.Id, CancellationToken.None);
         _table.Commit(record with { State = ContainerState.Exited, ExitCode = code, FinishedAt = ContainerTable.Now(), Reason = reason, Message = message },
             ContainerChangeKind.Exited);
     }

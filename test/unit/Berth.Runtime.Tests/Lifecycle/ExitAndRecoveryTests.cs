@@ -93,6 +93,22 @@ public sealed class ExitAndRecoveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_container_whose_handler_left_the_configuration_is_exited_at_start_and_removable()
+    {
+        _bed.Handlers.Add("old");
+        await _bed.RestartAsync();
+        var record = await _bed.CreateAsync(LifecycleBed.Request() with { RuntimeHandler = "old" });
+        await _bed.Manager.StartAsync(record.Id, CancellationToken.None);
+        _bed.Handlers.Remove("old");
+        await _bed.RestartAsync();
+        var exited = _bed.Manager.Get(record.Id)!;
+        Assert.Equal((ContainerState.Exited, 255), (exited.State, exited.ExitCode));
+        Assert.Contains("runtime handler 'old' is no longer configured", exited.Message, StringComparison.Ordinal);
+        await _bed.Manager.RemoveAsync(record.Id, CancellationToken.None);
+        _bed.AssertNoTraceOf(record);
+    }
+
+    [Fact]
     public async Task Exit_files_of_removed_containers_are_deleted_at_start()
     {
         var stray = _bed.ExitFileOf(new string('f', 64));

@@ -30,6 +30,9 @@ internal sealed class LifecycleBed : IDisposable
 
     public FakeRuntime Runtime { get; }
 
+    /// <summary>The handlers the next manager is configured with, all served by <see cref="Runtime"/>.</summary>
+    public List<string> Handlers { get; } = [""];
+
     public FakeRootfs Rootfs { get; } = new();
 
     public ContainerOptions Options { get; }
@@ -96,7 +99,7 @@ internal sealed class LifecycleBed : IDisposable
 
     private ContainerManager NewManager()
     {
-        var manager = new ContainerManager(Options, new Dictionary<string, IContainerRuntime> { [""] = Runtime }, Rootfs, NullLogger.Instance);
+        var manager = new ContainerManager(Options, Handlers.ToDictionary(h => h, IContainerRuntime (_) => Runtime), Rootfs, NullLogger.Instance);
         manager.Changed += change => Events.Enqueue((change.Kind, change.Record.Id, change.Record.State));
         return manager;
     }
