@@ -61,7 +61,7 @@ public sealed class ExitAndRecoveryTests : IDisposable
     public async Task An_exit_while_berthd_was_down_is_taken_at_start()
     {
         var record = await _bed.RunningAsync();
-        _bed.Manager.Dispose();
+        _bed.Crash();
         _bed.Runtime.Exit(record.Id, 42);
         await _bed.RestartAsync();
         var exited = _bed.Manager.Get(record.Id)!;
@@ -73,7 +73,7 @@ public sealed class ExitAndRecoveryTests : IDisposable
     public async Task A_container_whose_shim_is_gone_at_start_is_exited_with_an_unknown_status()
     {
         var record = await _bed.RunningAsync();
-        _bed.Manager.Dispose();
+        _bed.Crash();
         _bed.Runtime.ShimGone(record.Shim!.Pid);
         await _bed.RestartAsync();
         var exited = _bed.Manager.Get(record.Id)!;
@@ -113,7 +113,7 @@ public sealed class ExitAndRecoveryTests : IDisposable
     {
         var stray = _bed.ExitFileOf(new string('f', 64));
         Directory.CreateDirectory(Path.GetDirectoryName(stray)!);
-        _bed.Manager.Dispose();
+        _bed.Crash();
         await File.WriteAllTextAsync(stray, "{\"exitCode\":0,\"exitedAt\":1}\n");
         await _bed.RestartAsync();
         Assert.False(File.Exists(stray));

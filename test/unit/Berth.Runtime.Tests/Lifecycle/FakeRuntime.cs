@@ -30,9 +30,7 @@ internal sealed class FakeRuntime : IContainerRuntime
     /// <summary>Signals arrive but nothing exits: the shim died and no exit file is coming.</summary>
     public bool NobodyExits { get; set; }
 
-    public IReadOnlySet<string> MountOptions { get; set; } = new HashSet<string>();
-
-    public Task<IReadOnlySet<string>> MountOptionsAsync() => Task.FromResult(MountOptions);
+    public Task<IReadOnlySet<string>> MountOptionsAsync() => Task.FromResult<IReadOnlySet<string>>(new HashSet<string>());
 
     public Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken)
     {
@@ -131,13 +129,8 @@ internal sealed class FakeRuntime : IContainerRuntime
         if (_watches.TryRemove(pid, out var gone)) ThreadPool.QueueUserWorkItem(_ => gone());
     }
 
-    /// <summary>A shim of an earlier berthd that still runs (for recovery).</summary>
-    public void AdoptLiveShim(int pid, string id, string exitFile)
-    {
-        _alive[pid] = true;
-        _exitFiles[id] = exitFile;
-        _shims[id] = pid;
-    }
+    /// <summary>berthd went away: its pidfds closed with it, and the shims' ends reach nobody.</summary>
+    public void ForgetWatches() => _watches.Clear();
 
     public string[] CallsFor(string id) => [.. Calls.Where(c => c.EndsWith(" " + id, StringComparison.Ordinal)).Select(c => c[..^(id.Length + 1)])];
 

@@ -61,9 +61,16 @@ internal sealed class LifecycleBed : IDisposable
     /// <summary>berthd stops (crashes) and starts again over the same directories.</summary>
     public async Task RestartAsync()
     {
-        Manager.Dispose();
+        Crash();
         Manager = NewManager();
         await Manager.RecoverAsync(CancellationToken.None);
+    }
+
+    /// <summary>berthd is gone: nothing it watched reaches it any more.</summary>
+    public void Crash()
+    {
+        Manager.Dispose();
+        Runtime.ForgetWatches();
     }
 
     /// <summary>The container store as a second process would see it: for records a crash left halfway.</summary>
