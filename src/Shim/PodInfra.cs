@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Berth.Native;
 using Berth.Shim.Native;
 
 namespace Berth.Shim;
@@ -36,9 +37,9 @@ internal static class PodInfra
     /// <summary>berthd's stdio may be a terminal or a journal pipe that will not outlive it.</summary>
     private static void DetachStdio()
     {
-        var devNull = Libc.Open("/dev/null", Libc.ORdWr);
+        var devNull = Descriptors.Open("/dev/null", Descriptors.ORdWr);
         if (devNull < 0) return;
         for (var fd = 0; fd <= 2; fd++) _ = Libc.Dup2(devNull, fd);
-        if (devNull > 2) _ = Libc.Close(devNull);
+        if (devNull > 2) _ = Descriptors.Close(devNull);
     }
 }

@@ -4,11 +4,11 @@ namespace Berth.Native;
 
 /// <summary>
 /// open, close and fsync, and errno as an exception that names the call and the path: the descriptor calls every
-/// native layer of berthd needs, declared once. One source, compiled into the image store, the runtime and the sandbox.
+/// native layer of berthd needs, declared once. One source, compiled into the image store, the runtime, the sandbox and the shim.
 /// </summary>
 internal static partial class Descriptors
 {
-    public const int ORdOnly = 0, OWrOnly = 1, OCreat = 0x40, OExcl = 0x80;
+    public const int ORdOnly = 0, OWrOnly = 1, ORdWr = 2, OCreat = 0x40, OExcl = 0x80, OTrunc = 0x200, OAppend = 0x400;
     public const int ODirectory = 0x10000, ONoFollow = 0x20000, OCloExec = 0x80000, OPath = 0x200000;
 
     public static int LastError => Marshal.GetLastPInvokeError();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Berth.Native;
 using Berth.Shim.Logging;
 using Berth.Shim.Native;
 using Berth.ShimProtocol;
@@ -39,7 +40,7 @@ internal sealed unsafe class AttachServer(ContainerStdin? stdin, bool stdinOnce)
             _clients.Add(new AttachClient(client));
             return;
         }
-        _ = Libc.Close(client);
+        _ = Descriptors.Close(client);
         Fd.WriteText(2, $"{Rfc3339.Format(DateTime.UtcNow)} attach client refused: {MaxClients} are attached already\n");
     }
 
@@ -108,7 +109,7 @@ internal sealed unsafe class AttachServer(ContainerStdin? stdin, bool stdinOnce)
 
     private void Drop(int index)
     {
-        _ = Libc.Close(_clients[index].Fd);
+        _ = Descriptors.Close(_clients[index].Fd);
         _clients.RemoveAt(index);
     }
 }

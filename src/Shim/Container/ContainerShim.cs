@@ -1,4 +1,5 @@
 using System.Text;
+using Berth.Native;
 using Berth.Shim.Logging;
 using Berth.Shim.Native;
 using Berth.ShimProtocol;
@@ -21,7 +22,7 @@ internal static class ContainerShim
         Directory.SetCurrentDirectory(options.Bundle);
         var devNull = Fd.OpenDevNull();
         // The shim's own diagnostics (and an unhandled exception's trace) go to a file in the bundle.
-        var diagnostics = Libc.Open(ShimFiles.ShimLog, Libc.OWrOnly | 0x40 /* O_CREAT */ | 0x400 /* O_APPEND */ | Libc.OCloExec, 0x1A0);
+        var diagnostics = Descriptors.Open(ShimFiles.ShimLog, Descriptors.OWrOnly | Descriptors.OCreat | Descriptors.OAppend | Descriptors.OCloExec, 0x1A0);
         _ = Libc.Dup2(devNull, 0);
         if (diagnostics >= 0) _ = Libc.Dup2(diagnostics, 2);
 

@@ -1,4 +1,4 @@
-using Berth.Shim.Native;
+using Berth.Native;
 
 namespace Berth.Shim.Container;
 
@@ -54,7 +54,7 @@ internal sealed class ContainerStdin
         if (_backlog is null || _isConsole) return;
         _closing = true;
         if (!_backlog.IsEmpty && _backlog.Flush() && !_backlog.IsEmpty) return;
-        _ = Libc.Close(Fd);
+        _ = Descriptors.Close(Fd);
         Fd = -1;
         _backlog = null;
     }

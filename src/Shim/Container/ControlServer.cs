@@ -1,4 +1,5 @@
 using System.Text;
+using Berth.Native;
 using Berth.Shim.Logging;
 using Berth.Shim.Native;
 using Berth.ShimProtocol;
@@ -35,7 +36,7 @@ internal sealed unsafe class ControlServer(CriLogWriter? log, string? logPath, i
         }
         finally
         {
-            _ = Libc.Close(connection);
+            _ = Descriptors.Close(connection);
         }
     }
 
@@ -57,6 +58,6 @@ internal sealed unsafe class ControlServer(CriLogWriter? log, string? logPath, i
     {
         if (console < 0) return ShimControlRequest.Failed("the container has no terminal");
         var size = new Libc.WinSize { Columns = columns, Rows = rows };
-        return Libc.Ioctl(console, Libc.TiocSWinSz, &size) == 0 ? ShimControlRequest.Ok : ShimControlRequest.Failed($"ioctl TIOCSWINSZ: errno {Libc.LastError}");
+        return Libc.Ioctl(console, Libc.TiocSWinSz, &size) == 0 ? ShimControlRequest.Ok : ShimControlRequest.Failed($"ioctl TIOCSWINSZ: errno {Descriptors.LastError}");
     }
 }

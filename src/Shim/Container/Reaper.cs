@@ -1,3 +1,4 @@
+using Berth.Native;
 using Berth.Shim.Native;
 
 namespace Berth.Shim.Container;
@@ -67,7 +68,7 @@ internal sealed class Reaper
             var pid = Libc.WaitPid(-1, out var status, 0);
             if (pid < 0)
             {
-                if (Libc.LastError == Libc.EIntr) continue;
+                if (Descriptors.LastError == Libc.EIntr) continue;
                 // ECHILD: no descendants at all (orphans reach a subreaper only through a child), so none can
                 // appear before the next spawn.
                 lock (_lock)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Berth.Native;
 using Berth.Shim.Logging;
 using Berth.Shim.Native;
 using Berth.ShimProtocol;
@@ -52,13 +53,13 @@ internal static unsafe class RuntimeCreate
         // The container holds these now; the shim keeps only its own ends, so it sees end-of-file when the container's close.
         foreach (var fd in new[] { stdin, stdout, stderr })
         {
-            if (fd != devNull) _ = Libc.Close(fd);
+            if (fd != devNull) _ = Descriptors.Close(fd);
         }
 
         if (consoleListener >= 0)
         {
             console = AcceptConsole(consoleListener, runtime, reaper);
-            _ = Libc.Close(consoleListener);
+            _ = Descriptors.Close(consoleListener);
             File.Delete(ShimFiles.ConsoleSocket);
             outputs.Add((console, LogStream.Stdout));
             if (options.Stdin) stdinWrite = console;
@@ -91,7 +92,7 @@ internal static unsafe class RuntimeCreate
         }
         finally
         {
-            _ = Libc.Close(connection);
+            _ = Descriptors.Close(connection);
         }
     }
 

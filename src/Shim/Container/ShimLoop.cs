@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Berth.Native;
 using Berth.Shim.Logging;
 using Berth.Shim.Native;
 using Berth.ShimProtocol;
@@ -92,7 +93,7 @@ internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, Sh
                 continue;
             }
             log?.Complete(stream);
-            if (fd != container.Console) _ = Libc.Close(fd);
+            if (fd != container.Console) _ = Descriptors.Close(fd);
             outputs.RemoveAt(o);
         }
         return position;

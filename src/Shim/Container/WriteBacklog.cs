@@ -1,3 +1,4 @@
+using Berth.Native;
 using Berth.Shim.Native;
 
 namespace Berth.Shim.Container;
@@ -83,7 +84,7 @@ internal sealed unsafe class WriteBacklog(int fd, int limit, bool socket)
                     ? Libc.Send(fd, start, (nuint)bytes.Length, Libc.MsgNoSignal | Libc.MsgDontWait)
                     : Libc.Write(fd, start, (nuint)bytes.Length);
                 if (written >= 0) return (int)written;
-                var error = Libc.LastError;
+                var error = Descriptors.LastError;
                 if (error == Libc.EIntr) continue;
                 return error == Libc.EAgain ? 0 : -1;
             }

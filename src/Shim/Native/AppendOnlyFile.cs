@@ -1,3 +1,4 @@
+using Berth.Native;
 using Berth.Shim.Logging;
 
 namespace Berth.Shim.Native;
@@ -14,7 +15,7 @@ internal sealed class AppendOnlyFile : ILogSink
 
     public AppendOnlyFile(string path)
     {
-        _fd = Libc.Open(path, Libc.OWrOnly | OCreat | OAppend | Libc.OCloExec, 0x1A0 /* 0640 */);
+        _fd = Descriptors.Open(path, Descriptors.OWrOnly | OCreat | OAppend | Descriptors.OCloExec, 0x1A0 /* 0640 */);
         if (_fd < 0) throw Fd.Failure($"open {path}");
     }
 
@@ -22,7 +23,7 @@ internal sealed class AppendOnlyFile : ILogSink
 
     public void Dispose()
     {
-        if (_fd >= 0) _ = Libc.Close(_fd);
+        if (_fd >= 0) _ = Descriptors.Close(_fd);
         _fd = -1;
     }
 }

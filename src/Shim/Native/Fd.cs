@@ -1,4 +1,5 @@
 using System.Text;
+using Berth.Native;
 
 namespace Berth.Shim.Native;
 
@@ -8,12 +9,12 @@ internal static unsafe class Fd
     public static (int Read, int Write) Pipe()
     {
         var fds = stackalloc int[2];
-        if (Libc.Pipe2(fds, Libc.OCloExec) != 0) throw Failure("pipe2");
+        if (Libc.Pipe2(fds, Descriptors.OCloExec) != 0) throw Failure("pipe2");
         return (fds[0], fds[1]);
     }
 
     public static int OpenDevNull() =>
-        Libc.Open("/dev/null", Libc.ORdWr | Libc.OCloExec) is var fd and >= 0 ? fd : throw Failure("open /dev/null");
+        Descriptors.Open("/dev/null", Descriptors.ORdWr | Descriptors.OCloExec) is var fd and >= 0 ? fd : throw Failure("open /dev/null");
 
     /// <summary>A listening unix stream socket at a path relative to the working directory.</summary>
     public static int Listen(string path)
@@ -27,7 +28,7 @@ internal static unsafe class Fd
         if (Libc.Bind(fd, address, (uint)(2 + length + 1)) != 0 || Libc.Listen(fd, 16) != 0)
         {
             var error = Failure($"listen on {path}");
-            _ = Libc.Close(fd);
+            _ = Descriptors.Close(fd);
             throw error;
         }
         return fd;
@@ -51,7 +52,7 @@ internal static unsafe class Fd
         var message = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 64 };
         nint received;
         do received = Libc.RecvMsg(socket, &message, 0);
-        while (received < 0 && Libc.LastError == Libc.EIntr);
+        while (received < 0 && Descriptors.LastError == Libc.EIntr);
         if (received < 0) throw Failure("recvmsg");
         // struct cmsghdr: size_t len, int level, int type, then the descriptors.
         if (message.ControlLength < 20 || *(int*)(control + 8) != Libc.SolSocket || *(int*)(control + 12) != Libc.ScmRights)
@@ -111,7 +112,7 @@ internal static unsafe class Fd
                 var written = Libc.Write(fd, start + offset, (nuint)(data.Length - offset));
                 if (written < 0)
                 {
-                    if (Libc.LastError == Libc.EIntr) continue;
+                    if (Descriptors.LastError == Libc.EIntr) continue;
                     throw Failure("write");
                 }
                 offset += (int)written;
@@ -128,7 +129,7 @@ internal static unsafe class Fd
             {
                 var read = Libc.Read(fd, start, (nuint)buffer.Length);
                 if (read >= 0) return (int)read;
-                var error = Libc.LastError;
+                var error = Descriptors.LastError;
                 if (error == Libc.EIntr) continue;
                 if (error == Libc.EAgain) return -1;
                 return 0;
@@ -139,7 +140,7 @@ internal static unsafe class Fd
     /// <summary>A whole (small) file, read with read(2): the shim does without FileStream and StreamReader.</summary>
     public static byte[] ReadFile(string path)
     {
-        var fd = Libc.Open(path, Libc.ORdOnly | Libc.OCloExec);
+        var fd = Descriptors.Open(path, Descriptors.ORdOnly | Descriptors.OCloExec);
         if (fd < 0) throw Failure($"open {path}");
         try
         {
@@ -155,7 +156,7 @@ internal static unsafe class Fd
         }
         finally
         {
-            _ = Libc.Close(fd);
+            _ = Descriptors.Close(fd);
         }
     }
 
@@ -163,16 +164,16 @@ internal static unsafe class Fd
     public static void WriteFileAtomically(string path, ReadOnlySpan<byte> content)
     {
         var temporary = path + Berth.ShimProtocol.ShimExitStatus.TemporarySuffix;
-        var fd = Libc.Open(temporary, Libc.OWrOnly | 0x40 /* O_CREAT */ | 0x200 /* O_TRUNC */ | Libc.OCloExec, 0x1A4 /* 0644 */);
+        var fd = Descriptors.Open(temporary, Descriptors.OWrOnly | Descriptors.OCreat | Descriptors.OTrunc | Descriptors.OCloExec, 0x1A4 /* 0644 */);
         if (fd < 0) throw Failure($"open {temporary}");
         try
         {
             WriteAll(fd, content);
-            if (Libc.Fsync(fd) != 0) throw Failure($"fsync {temporary}");
+            Descriptors.Fsync(fd, temporary);
         }
         finally
         {
-            _ = Libc.Close(fd);
+            _ = Descriptors.Close(fd);
         }
         if (Libc.Rename(temporary, path) != 0) throw Failure($"rename {temporary}");
     }
@@ -190,5 +191,5 @@ internal static unsafe class Fd
         }
     }
 
-    public static IOException Failure(string what) => new($"{what}: errno {Libc.LastError}");
+    public static IOException Failure(string what) => new($"{what}: errno {Descriptors.LastError}");
 }

@@ -6,10 +6,6 @@ namespace Berth.Shim.Native;
 internal static unsafe partial class Libc
 {
     public const int WNoHang = 1;
-    public const int ORdOnly = 0;
-    public const int OWrOnly = 1;
-    public const int ORdWr = 2;
-    public const int OCloExec = 0x80000;
     public const int ONonBlock = 0x800;
     public const int FGetFl = 3;
     public const int FSetFl = 4;
@@ -78,23 +74,14 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "waitpid", SetLastError = true)]
     public static partial int WaitPid(int pid, out int status, int options);
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int Open(string path, int flags, int mode = 0);
-
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int command, int argument);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    public static partial int Fsync(int fd);
 
     [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Rename(string from, string to);
 
     [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
     public static partial int Dup2(int oldFd, int newFd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "pipe2", SetLastError = true)]
     public static partial int Pipe2(int* fds, int flags);
@@ -147,7 +134,6 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "posix_spawn_file_actions_destroy")]
     public static partial int FileActionsDestroy(void* actions);
 
-    public static int LastError => Marshal.GetLastPInvokeError();
 
     /// <summary>A wait status as a shell reports it: the exit code, or 128 plus the killing signal.</summary>
     public static int ExitCodeOf(int status) => (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);

@@ -1,3 +1,4 @@
+using Berth.Native;
 using Berth.Shim.Native;
 
 namespace Berth.Shim.Tests;
@@ -27,8 +28,8 @@ public sealed class PollSetTests
         }
         finally
         {
-            _ = Libc.Close(read);
-            _ = Libc.Close(write);
+            _ = Descriptors.Close(read);
+            _ = Descriptors.Close(write);
         }
     }
 }

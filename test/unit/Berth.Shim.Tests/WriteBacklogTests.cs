@@ -1,3 +1,4 @@
+using Berth.Native;
 using Berth.Shim.Container;
 using Berth.Shim.Native;
 
@@ -18,8 +19,8 @@ public sealed class WriteBacklogTests : IDisposable
 
     public void Dispose()
     {
-        if (_read >= 0) _ = Libc.Close(_read);
-        _ = Libc.Close(_write);
+        if (_read >= 0) _ = Descriptors.Close(_read);
+        _ = Descriptors.Close(_write);
     }
 
     [Fact]
@@ -65,7 +66,7 @@ public sealed class WriteBacklogTests : IDisposable
     public void A_peer_that_is_gone_is_reported()
     {
         var backlog = new WriteBacklog(_write, 1 << 20, socket: false);
-        _ = Libc.Close(_read);
+        _ = Descriptors.Close(_read);
         _read = -1;
         Assert.False(backlog.Write("x"u8, []));
         Assert.False(backlog.Overflowed);
