@@ -122,7 +122,8 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         if (!content.Contains(digest)) claim.Wrote(digest.ToString());
         if (!snapshots.Contains(chainId)) claim.Wrote(ContentClaims.Snapshot(chainId.ToString()));
 
-        var shared = _layers.GetOrAdd(chainId.Hex, key => new Lazy<Task>(async () =>
+        var key = chainId.Hex;
+        var mine = new Lazy<Task>(async () =>
         {
             try
             {
@@ -132,7 +133,15 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
             {
                 _layers.TryRemove(key, out var _);
             }
-        }));
+        });
+        var shared = _layers.GetOrAdd(key, mine);
+        if (ReferenceEquals(shared, mine))
+        {
+            // Its own unpack is awaited to the end, cancelled or not: a pull that fails takes back what it made, and a
+            // snapshot still being committed after the take-back would be left behind.
+            await shared.Value;
+            return;
+        }
         await shared.Value.WaitAsync(cancellationToken);
     }
 

@@ -53,7 +53,7 @@ internal sealed class OciRuntime(string binary, string root)
         return options;
     }
 
-    public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], null, cancellationToken);
+    public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], cancellationToken);
 
     /// <summary>Sends a signal; with <paramref name="all"/> to every process of the container's cgroup.</summary>
     public async Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken)
@@ -71,17 +71,31 @@ internal sealed class OciRuntime(string binary, string root)
             throw new ContainerRuntimeException($"{Binary} delete {id}: {LastLine(result.StandardError)}");
     }
 
-    public Task UpdateAsync(string id, byte[] resourcesJson, CancellationToken cancellationToken) =>
-        RunAsync(["update", "--resources", "-", id], resourcesJson, cancellationToken);
+    /// <summary>
+    /// The resources go in a file: given "-", crun opens /dev/stdin, which a node's berthd may not have (a shell as
+    /// PID 1 makes none).
+    /// </summary>
+    public async Task UpdateAsync(string id, byte[] resourcesJson, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Root);
+        var file = Path.Combine(Root, $"{id}.resources-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}.json");
+        await File.WriteAllBytesAsync(file, resourcesJson, cancellationToken);
+        try
+        {
+            await RunAsync(["update", "--resources", file, id], cancellationToken);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 
     public Command Command(IEnumerable<string> args) =>
         Cli.Wrap(Binary).WithArguments(["--root", Root, .. args]).WithValidation(CommandResultValidation.None);
 
-    private async Task RunAsync(string[] args, byte[]? stdin, CancellationToken cancellationToken)
+    private async Task RunAsync(string[] args, CancellationToken cancellationToken)
     {
-        var command = Command(args);
-        if (stdin is not null) command = command.WithStandardInputPipe(PipeSource.FromBytes(stdin));
-        var result = await command.ExecuteBufferedAsync(cancellationToken);
+        var result = await Command(args).ExecuteBufferedAsync(cancellationToken);
         if (result.ExitCode != 0)
             throw new ContainerRuntimeException($"{Binary} {args[0]} {args[^1]}: {LastLine(result.StandardError)}");
     }

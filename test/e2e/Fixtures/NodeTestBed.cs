@@ -1,0 +1,115 @@
+using Berth.Cri.V1;
+
+namespace Berth.E2E.Tests.Fixtures;
+
+/// <summary>
+/// One pure cgroup v2 guest (<see cref="NodeVm"/>) shared by a class's tests, its berthd with a runc and a crun
+/// handler, and the busybox test image pulled from a registry on this machine's loopback.
+/// </summary>
+public sealed class NodeTestBed : IAsyncLifetime
+{
+    private static readonly string[] Applets = ["echo", "sleep", "cat", "tail", "head", "grep", "ls", "true", "dd", "yes"];
+
+    private RegistryServer? _registry;
+    private NodeVm? _vm;
+
+    public NodeVm Vm => _vm ?? throw new InvalidOperationException("not started");
+
+    public string Image { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        _registry = await RegistryServer.StartAsync(RegistryMode.Plain);
+        using (var pusher = new RegistryPusher(_registry))
+        {
+            var applets = TestLayers.Tar(w =>
+            {
+                TestLayers.Dir(w, "bin/");
+                foreach (var applet in Applets) TestLayers.Link(w, System.Formats.Tar.TarEntryType.SymbolicLink, $"bin/{applet}", "busybox");
+                TestLayers.Dir(w, "proc/");
+                TestLayers.Dir(w, "sys/");
+                TestLayers.Dir(w, "dev/");
+            });
+            await pusher.PushAsync("busybox", new TestImageBuilder().Layer(TestLayers.Base()).Layer(applets).Build(), "test");
+        }
+        _vm = await NodeVm.StartAsync(new NodeVmOptions
+        {
+            RegistryPort = _registry.Port,
+            ExtraConfig = "[runtime]\ndefault_handler = \"runc\"\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
+                          + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n",
+        });
+        Image = $"{_registry.Host}/busybox:test";
+        await _vm.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Image } });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_vm is not null) await _vm.DisposeAsync();
+        if (_registry is not null) await _registry.DisposeAsync();
+    }
+
+    /// <summary>A pod in the node's network namespace (the guest has no CNI network), under the runtime handler.</summary>
+    public async Task<(string Id, PodSandboxConfig Config)> RunPodAsync(string name, string handler = "", string? cgroupParent = null, bool privileged = false)
+    {
+        var config = new PodSandboxConfig
+        {
+            Metadata = new PodSandboxMetadata { Name = name, Namespace = "default", Uid = Guid.NewGuid().ToString() },
+            Hostname = name,
+            Linux = new LinuxPodSandboxConfig
+            {
+                CgroupParent = cgroupParent ?? "",
+                SecurityContext = new LinuxSandboxSecurityContext { Privileged = privileged, NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } },
+            },
+        };
+        var id = (await Vm.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = handler })).PodSandboxId;
+        return (id, config);
+    }
+
+    public Task<string> RunAsync(string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, params string[] command) =>
+        RunAsync(podId, pod, name, resources, privileged: false, command);
+
+    public async Task<string> RunAsync(string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, bool privileged, params string[] command)
+    {
+        var config = new ContainerConfig
+        {
+            Metadata = new ContainerMetadata { Name = name },
+            Image = new ImageSpec { Image = Image },
+            Linux = new LinuxContainerConfig
+            {
+                Resources = resources ?? new LinuxContainerResources(),
+                SecurityContext = new LinuxContainerSecurityContext { Privileged = privileged },
+            },
+        };
+        config.Command.AddRange(command);
+        var id = (await Vm.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = pod })).ContainerId;
+        await Vm.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+        return id;
+    }
+
+    public async Task<string> ExecAsync(string id, params string[] command)
+    {
+        var request = new ExecSyncRequest { ContainerId = id, Timeout = 60 };
+        request.Cmd.AddRange(command);
+        var response = await Vm.Runtime.ExecSyncAsync(request);
+        Assert.True(response.ExitCode == 0, $"{string.Join(' ', command)} exited {response.ExitCode}: {response.Stderr.ToStringUtf8()}");
+        return response.Stdout.ToStringUtf8().Trim();
+    }
+
+    public async Task<ContainerStatus> WaitExitedAsync(string id, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var status = (await Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+            if (status.State == ContainerState.ContainerExited) return status;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"container {id} is still {status.State}");
+            await Task.Delay(200);
+        }
+    }
+
+    public async Task RemovePodAsync(string podId)
+    {
+        await Vm.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
+        await Vm.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+    }
+}

@@ -1,0 +1,168 @@
+using System.Diagnostics;
+using System.Text;
+using Berth.Cri.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Berth.E2E.Tests.Fixtures;
+
+/// <summary>What the guest's berthd is configured with beyond its paths.</summary>
+public sealed record NodeVmOptions
+{
+    /// <summary>A registry on this machine's loopback that the guest reaches at the same address (127.0.0.1:port).</summary>
+    public int? RegistryPort { get; init; }
+
+    /// <summary>TOML appended to the guest berthd's config.</summary>
+    public string ExtraConfig { get; init; } = "";
+}
+
+/// <summary>
+/// A berthd in a pure cgroup v2 guest booted by hack/node-vm (Debian's kernel under qemu's software emulation),
+/// reached through its CRI socket: the guest relays 127.0.0.1:10010 to the socket, and qemu forwards a loopback
+/// port of this machine to it. The guest's own loopback reaches a registry on this machine's loopback through
+/// qemu (guestfwd), so the guest talks to nothing but this machine's 127.0.0.1. Everything the guest writes is in
+/// its memory; disposing kills qemu, and nothing is left on this machine but the files of <see cref="Directory"/>,
+/// which go too.
+/// </summary>
+public sealed class NodeVm : IAsyncDisposable
+{
+    private const int GuestCriPort = 10010;
+    private readonly Process _qemu;
+    private readonly StringBuilder _qemuOutput;
+
+    private NodeVm(string directory, Process qemu, StringBuilder qemuOutput, int criPort)
+    {
+        Directory = directory;
+        _qemu = qemu;
+        _qemuOutput = qemuOutput;
+        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{criPort}");
+        Runtime = new RuntimeService.RuntimeServiceClient(Channel);
+        Images = new ImageService.ImageServiceClient(Channel);
+    }
+
+    /// <summary>Shared with the guest at the same path: the guest script, berthd's config, the console log, and the disk image of berthd's root.</summary>
+    public string Directory { get; }
+
+    public GrpcChannel Channel { get; }
+    public RuntimeService.RuntimeServiceClient Runtime { get; }
+    public ImageService.ImageServiceClient Images { get; }
+
+    /// <summary>The guest's serial console (the kernel, the guest script, berthd's log).</summary>
+    public string Console => File.Exists(ConsolePath) ? File.ReadAllText(ConsolePath) : "";
+
+    private string ConsolePath => Path.Combine(Directory, "console.log");
+
+    public static async Task<NodeVm> StartAsync(NodeVmOptions options)
+    {
+        TestEnvironment.RequireRoot();
+        TestEnvironment.RequireTool("/usr/bin/qemu-system-x86_64", "qemu-system-x86");
+        TestEnvironment.RequireTool("/usr/bin/socat", "socat");
+        var berthd = TestEnvironment.Berthd;
+        // Under /tmp, which the guest sees as this machine has it (its /run and berthd's root are its own tmpfs).
+        var directory = System.IO.Directory.CreateTempSubdirectory("berth-node-").FullName;
+        var criPort = RegistryServer.FreePort();
+        var config = new StringBuilder();
+        config.AppendLine("root = \"/var/lib/berth\"");
+        config.AppendLine("state = \"/run/berth\"");
+        config.AppendLine("log_level = \"debug\"");
+        config.AppendLine("[grpc]");
+        config.AppendLine("socket = \"/run/berth/berth.sock\"");
+        config.Append(options.ExtraConfig);
+        await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
+
+        var registry = options.RegistryPort is { } port
+            ? $"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:10.0.2.100:{port} &\n"
+            : "";
+        await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), $"""
+            # The guest's side: berthd on its socket, the socket relayed to TCP for this machine once it is there, and
+            # the registry's relay. The guest powers off when berthd exits.
+            {registry}"{berthd}" --config "{directory}/config.toml" 2>&1 &
+            berthd=$!
+            while [ ! -S /run/berth/berth.sock ]; do
+                kill -0 $berthd 2>/dev/null || break
+                sleep 0.2
+            done
+            socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
+            wait $berthd
+            echo "node-vm: berthd exited with $?"
+            """);
+
+        var start = new ProcessStartInfo(Path.Combine(TestEnvironment.RepoRoot, "hack", "node-vm"))
+        {
+            ArgumentList =
+            {
+                "--memory", "2048", "--cpus", "2", "--forward", $"{criPort}:{GuestCriPort}", "--console", Path.Combine(directory, "console.log"),
+                "--disk", Path.Combine(directory, "root.img"),
+            },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (options.RegistryPort is { } registryPort)
+        {
+            start.ArgumentList.Add("--guest-forward");
+            start.ArgumentList.Add($"{registryPort}");
+        }
+        start.ArgumentList.Add(Path.Combine(directory, "guest.sh"));
+        var output = new StringBuilder();
+        var qemu = Process.Start(start) ?? throw new InvalidOperationException("hack/node-vm did not start");
+        qemu.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        qemu.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
+        qemu.BeginOutputReadLine();
+        qemu.BeginErrorReadLine();
+        var vm = new NodeVm(directory, qemu, output, criPort);
+        try
+        {
+            await vm.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        }
+        catch
+        {
+            await vm.DisposeAsync();
+            throw;
+        }
+        return vm;
+    }
+
+    /// <summary>Until berthd in the guest answers Version through the forwarded socket.</summary>
+    private async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_qemu.HasExited) throw new InvalidOperationException($"the guest stopped before berthd answered:\n{Describe()}");
+            try
+            {
+                using var attempt = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await Runtime.VersionAsync(new VersionRequest(), cancellationToken: attempt.Token);
+                return;
+            }
+            catch (RpcException) when (watch.Elapsed < timeout)
+            {
+                await Task.Delay(500);
+            }
+            catch (RpcException e)
+            {
+                throw new TimeoutException($"berthd in the guest did not answer within {timeout.TotalSeconds:0} s ({e.Status.Detail}):\n{Describe()}");
+            }
+        }
+    }
+
+    /// <summary>The guest console's last lines and qemu's own output, for failure messages.</summary>
+    public string Describe()
+    {
+        var console = Console.Split('\n');
+        lock (_qemuOutput) return $"console (last 60 lines):\n{string.Join('\n', console.TakeLast(60))}\nqemu:\n{_qemuOutput}";
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        if (!_qemu.HasExited)
+        {
+            _qemu.Kill(entireProcessTree: true);
+            await _qemu.WaitForExitAsync();
+        }
+        _qemu.Dispose();
+        System.IO.Directory.Delete(Directory, recursive: true);
+    }
+}
