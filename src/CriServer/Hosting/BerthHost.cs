@@ -19,6 +19,8 @@ internal static partial class BerthHost
 {
     public static async Task<int> RunAsync(BerthConfig config)
     {
+        // Before anything starts a child process, which must not inherit systemd's notify socket.
+        using var systemd = SystemdNotifier.FromProcess();
         var app = Build(config);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
         var socket = config.Grpc.Socket;
@@ -68,6 +70,8 @@ internal static partial class BerthHost
         if (Berth.Runtime.NodeProbe.AppArmorEnabled) LogAppArmorWithoutDefault(logger);
         LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
         LogStreaming(logger, app.Services.GetRequiredService<StreamingUrls>().BaseUri!);
+        systemd.Ready($"serving CRI v1 on {socket}");
+        using var stopping = app.Lifetime.ApplicationStopping.Register(systemd.Stopping);
         await app.WaitForShutdownAsync();
         await app.DisposeAsync();
         File.Delete(socket);

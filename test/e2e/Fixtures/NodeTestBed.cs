@@ -6,9 +6,9 @@ namespace Berth.E2E.Tests.Fixtures;
 /// One pure cgroup v2 guest (<see cref="NodeVm"/>) shared by a class's tests, its berthd with a runc and a crun
 /// handler, and the busybox test image pulled from a registry on this machine's loopback.
 /// </summary>
-public sealed class NodeTestBed : IAsyncLifetime
+public class NodeTestBed : IAsyncLifetime
 {
-    private static readonly string[] Applets = ["echo", "sleep", "cat", "tail", "head", "grep", "ls", "true", "dd", "yes"];
+    private static readonly string[] Applets = ["echo", "sleep", "cat", "tail", "head", "grep", "ls", "true", "dd", "yes", "cut"];
 
     private RegistryServer? _registry;
     private NodeVm? _vm;
@@ -16,6 +16,9 @@ public sealed class NodeTestBed : IAsyncLifetime
     public NodeVm Vm => _vm ?? throw new InvalidOperationException("not started");
 
     public string Image { get; private set; } = "";
+
+    /// <summary>systemd as the guest's PID 1, running berthd from the shipped berth.service.</summary>
+    protected virtual bool Systemd => false;
 
     public async Task InitializeAsync()
     {
@@ -35,6 +38,7 @@ public sealed class NodeTestBed : IAsyncLifetime
         _vm = await NodeVm.StartAsync(new NodeVmOptions
         {
             RegistryPort = _registry.Port,
+            Systemd = Systemd,
             ExtraConfig = "[runtime]\ndefault_handler = \"runc\"\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
                           + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n",
         });
@@ -112,4 +116,10 @@ public sealed class NodeTestBed : IAsyncLifetime
         await Vm.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
         await Vm.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
+}
+
+/// <summary>The same guest with systemd as PID 1 and berthd as berth.service.</summary>
+public sealed class SystemdNodeTestBed : NodeTestBed
+{
+    protected override bool Systemd => true;
 }

@@ -14,6 +14,9 @@ public sealed record NodeVmOptions
 
     /// <summary>TOML appended to the guest berthd's config.</summary>
     public string ExtraConfig { get; init; } = "";
+
+    /// <summary>systemd as the guest's PID 1, and berthd started by it from the shipped berth.service.</summary>
+    public bool Systemd { get; init; }
 }
 
 /// <summary>
@@ -27,11 +30,14 @@ public sealed record NodeVmOptions
 public sealed class NodeVm : IAsyncDisposable
 {
     private const int GuestCriPort = 10010;
+    private const int GuestShellPort = 10011;
+    private readonly int _shellPort;
     private readonly Process _qemu;
     private readonly StringBuilder _qemuOutput;
 
-    private NodeVm(string directory, Process qemu, StringBuilder qemuOutput, int criPort)
+    private NodeVm(string directory, Process qemu, StringBuilder qemuOutput, int criPort, int shellPort)
     {
+        _shellPort = shellPort;
         Directory = directory;
         _qemu = qemu;
         _qemuOutput = qemuOutput;
@@ -70,34 +76,55 @@ public sealed class NodeVm : IAsyncDisposable
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
 
-        var registry = options.RegistryPort is { } port
-            ? $"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:10.0.2.100:{port} &\n"
-            : "";
-        await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), $"""
-            # The guest's side: berthd on its socket, the socket relayed to TCP for this machine once it is there, and
-            # the registry's relay. The guest powers off when berthd exits.
-            {registry}"{berthd}" --config "{directory}/config.toml" 2>&1 &
-            berthd=$!
-            while [ ! -S /run/berth/berth.sock ]; do
-                kill -0 $berthd 2>/dev/null || break
-                sleep 0.2
-            done
-            socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
-            wait $berthd
-            echo "node-vm: berthd exited with $?"
-            """);
+        var shellPort = RegistryServer.FreePort();
+        var relays = $"""
+            socat -t 600 TCP-LISTEN:{GuestShellPort},fork,reuseaddr EXEC:/bin/sh,stderr &
+            {(options.RegistryPort is { } port ? $"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:10.0.2.100:{port} &" : "")}
+            """;
+        var repo = TestEnvironment.RepoRoot;
+        await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), options.Systemd
+            ? $"""
+              # The guest's side under systemd: the shipped unit, with this build's berthd and the test's config.
+              {relays}
+              mkdir -p /etc/systemd/system/berth.service.d
+              cp "{repo}/src/CriServer/Systemd/berth.service" /etc/systemd/system/berth.service
+              printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStartPre=\nExecStart=\nExecStart={berthd} --config {directory}/config.toml\n' \
+                  >/etc/systemd/system/berth.service.d/test.conf
+              systemctl daemon-reload
+              # Type=notify: this returns once berthd sent READY=1.
+              if ! systemctl start berth; then systemctl status berth --no-pager; exit 1; fi
+              echo "node-vm: berth.service is $(systemctl is-active berth)"
+              socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
+              wait
+              """
+            : $"""
+              # The guest's side: berthd on its socket, the socket relayed to TCP for this machine once it is there,
+              # a shell for the tests, and the registry's relay. The guest powers off when berthd exits.
+              {relays}
+              "{berthd}" --config "{directory}/config.toml" 2>&1 &
+              berthd=$!
+              while [ ! -S /run/berth/berth.sock ]; do
+                  kill -0 $berthd 2>/dev/null || break
+                  sleep 0.2
+              done
+              socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
+              wait $berthd
+              echo "node-vm: berthd exited with $?"
+              """);
 
         var start = new ProcessStartInfo(Path.Combine(TestEnvironment.RepoRoot, "hack", "node-vm"))
         {
             ArgumentList =
             {
-                "--memory", "2048", "--cpus", "2", "--forward", $"{criPort}:{GuestCriPort}", "--console", Path.Combine(directory, "console.log"),
+                "--memory", "2048", "--cpus", "2", "--forward", $"{criPort}:{GuestCriPort}", "--forward", $"{shellPort}:{GuestShellPort}",
+                "--console", Path.Combine(directory, "console.log"),
                 "--disk", Path.Combine(directory, "root.img"),
             },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (options.Systemd) start.ArgumentList.Add("--systemd");
         if (options.RegistryPort is { } registryPort)
         {
             start.ArgumentList.Add("--guest-forward");
@@ -110,7 +137,7 @@ public sealed class NodeVm : IAsyncDisposable
         qemu.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
         qemu.BeginOutputReadLine();
         qemu.BeginErrorReadLine();
-        var vm = new NodeVm(directory, qemu, output, criPort);
+        var vm = new NodeVm(directory, qemu, output, criPort, shellPort);
         try
         {
             await vm.WaitReadyAsync(TimeSpan.FromMinutes(3));
@@ -145,6 +172,19 @@ public sealed class NodeVm : IAsyncDisposable
                 throw new TimeoutException($"berthd in the guest did not answer within {timeout.TotalSeconds:0} s ({e.Status.Detail}):\n{Describe()}");
             }
         }
+    }
+
+    /// <summary>Runs a shell command in the guest (as root, outside any container); returns its output, stderr included.</summary>
+    public async Task<string> ShellAsync(string command, TimeSpan? timeout = null)
+    {
+        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(2));
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, _shellPort, cancel.Token);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(command + "\n"), cancel.Token);
+        client.Client.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return (await reader.ReadToEndAsync(cancel.Token)).Trim();
     }
 
     /// <summary>The guest console's last lines and qemu's own output, for failure messages.</summary>
