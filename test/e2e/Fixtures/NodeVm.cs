@@ -84,11 +84,12 @@ public sealed class NodeVm : IAsyncDisposable
         var repo = TestEnvironment.RepoRoot;
         await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), options.Systemd
             ? $"""
-              # The guest's side under systemd: the shipped unit, with this build's berthd and the test's config.
+              # The guest's side under systemd: installed as an operator would (hack/install-service), with the test's
+              # config, and without the default dependencies this guest's minimal boot does not have.
               {relays}
+              "{repo}/hack/install-service"
               mkdir -p /etc/systemd/system/berth.service.d
-              cp "{repo}/src/CriServer/Systemd/berth.service" /etc/systemd/system/berth.service
-              printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStartPre=\nExecStart=\nExecStart={berthd} --config {directory}/config.toml\n' \
+              printf '[Unit]\nDefaultDependencies=no\n[Service]\nExecStartPre=\nExecStart=\nExecStart=/usr/local/bin/berthd --config {directory}/config.toml\n' \
                   >/etc/systemd/system/berth.service.d/test.conf
               systemctl daemon-reload
               # Type=notify: this returns once berthd sent READY=1.
