@@ -8,6 +8,9 @@ public static unsafe class NodeProbe
 {
     public static bool CgroupV2 => File.Exists("/sys/fs/cgroup/cgroup.controllers");
 
+    /// <summary>systemd is PID 1 (sd_booted(3): its runtime directory exists).</summary>
+    public static bool SystemdRunning => Directory.Exists("/run/systemd/system");
+
     public static bool SwapAccounting => CgroupV2
         ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
         : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");

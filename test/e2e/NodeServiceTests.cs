@@ -3,7 +3,10 @@ using Berth.E2E.Tests.Fixtures;
 
 namespace Berth.E2E.Tests;
 
-/// <summary>berthd as the shipped berth.service under systemd as PID 1, in the pure cgroup v2 guest.</summary>
+/// <summary>
+/// berthd as the shipped berth.service under systemd as PID 1, in the pure cgroup v2 guest, where its cgroup driver
+/// is systemd by default, as kubelet's is there.
+/// </summary>
 [Collection("node-vm")]
 public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<SystemdNodeTestBed>
 {
@@ -46,5 +49,69 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             await bed.RemovePodAsync(podId);
         }
         Assert.Equal("", await bed.Vm.ShellAsync("pgrep -f 'berth-shim run'; true"));
+    }
+
+    [Fact]
+    public async Task The_cgroup_driver_is_systemd_and_RuntimeConfig_says_so()
+    {
+        var config = await bed.Vm.Runtime.RuntimeConfigAsync(new RuntimeConfigRequest());
+        Assert.Equal(CgroupDriver.Systemd, config.Linux.CgroupDriver);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task A_container_is_a_scope_in_its_pods_slice_with_its_resources_and_is_gone_after_removal(string handler)
+    {
+        var uid = Guid.NewGuid().ToString("N");
+        var slice = $"kubepods-burstable-pod{uid}.slice";
+        var sliceDirectory = $"/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/{slice}";
+        var (podId, pod) = await bed.RunPodAsync($"scope-{(handler.Length == 0 ? "runc" : handler)}", handler, cgroupParent: slice);
+        string id;
+        try
+        {
+            id = await bed.RunAsync(podId, pod, "app", new LinuxContainerResources { MemoryLimitInBytes = 64 << 20, CpuQuota = 50_000, CpuPeriod = 100_000 },
+                "sh", "-c", "yes > /dev/null & sleep 600");
+            Assert.Equal("active", await bed.Vm.ShellAsync($"systemctl is-active berth-{id}.scope"));
+            Assert.Equal(slice, await bed.Vm.ShellAsync($"systemctl show -p Slice --value berth-{id}.scope"));
+            // crun puts the processes in <scope>/container, runc in the scope: berthd reads where the init is.
+            Assert.Equal("67108864", await bed.ExecAsync(id, "cat", "/sys/fs/cgroup/memory.max"));
+            Assert.Equal("50000 100000", await bed.ExecAsync(id, "cat", "/sys/fs/cgroup/cpu.max"));
+
+            await bed.Vm.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
+            {
+                ContainerId = id, Linux = new LinuxContainerResources { MemoryLimitInBytes = 128 << 20 },
+            });
+            Assert.Equal("134217728", await bed.ExecAsync(id, "cat", "/sys/fs/cgroup/memory.max"));
+
+            // Stats and the pod's own figures are read from the scope and the slice.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+            ContainerStats stats;
+            do
+            {
+                await Task.Delay(1000);
+                stats = (await bed.Vm.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
+            }
+            while ((stats.Cpu?.UsageCoreNanoSeconds?.Value ?? 0) == 0 && DateTime.UtcNow < deadline);
+            Assert.True(stats.Cpu?.UsageCoreNanoSeconds?.Value > 0, "no CPU usage read from the scope");
+            var podStats = (await bed.Vm.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = podId })).Stats;
+            Assert.True(podStats.Linux.Memory?.WorkingSetBytes?.Value > 0, "no memory read from the slice");
+
+            await bed.Vm.Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
+            {
+                PodSandboxId = podId, Resources = new LinuxContainerResources { MemoryLimitInBytes = 256 << 20 },
+            });
+            Assert.Equal("268435456", await bed.Vm.ShellAsync($"cat {sliceDirectory}/memory.max"));
+
+            var hog = await bed.RunAsync(podId, pod, "hog", new LinuxContainerResources { MemoryLimitInBytes = 32 << 20 },
+                "sh", "-c", "x=berth; while true; do x=$x$x; done");
+            var oom = await bed.WaitExitedAsync(hog, TimeSpan.FromMinutes(2));
+            Assert.Equal(("OOMKilled", 137), (oom.Reason, oom.ExitCode));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+        Assert.Equal("", await bed.Vm.ShellAsync($"systemctl list-units --all --no-legend 'berth-*.scope' | grep -v berth-node; ls -d {sliceDirectory}/berth-* 2>/dev/null; true"));
     }
 }

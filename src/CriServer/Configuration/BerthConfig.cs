@@ -65,6 +65,9 @@ public sealed record RuntimeConfig
     /// </summary>
     public bool RestrictOomScoreAdj { get; init; }
 
+    /// <summary>"systemd" or "cgroupfs"; null picks systemd when systemd is PID 1 on cgroup v2, as kubelet expects there.</summary>
+    public string? CgroupDriver { get; init; }
+
     /// <summary>berth-shim; by default the one beside berthd, as hack/publish and packages install them.</summary>
     public string ShimBinary { get; init; } = Path.Combine(AppContext.BaseDirectory, "berth-shim");
 }

@@ -233,7 +233,10 @@ public static class ConfigLoader
             Handlers = handlers.Count > 0 ? handlers : defaults.Handlers,
             ShimBinary = section.String("shim_binary") ?? defaults.ShimBinary,
             RestrictOomScoreAdj = section.Boolean("restrict_oom_score_adj") ?? defaults.RestrictOomScoreAdj,
+            CgroupDriver = section.String("cgroup_driver") ?? defaults.CgroupDriver,
         };
+        if (runtime.CgroupDriver is not (null or "systemd" or "cgroupfs"))
+            throw new ConfigException($"runtime.cgroup_driver: '{runtime.CgroupDriver}' is neither \"systemd\" nor \"cgroupfs\"");
         if (!Path.IsPathFullyQualified(runtime.ShimBinary))
             throw new ConfigException($"runtime.shim_binary: '{runtime.ShimBinary}' must be an absolute path");
         section.RejectUnknownKeys();

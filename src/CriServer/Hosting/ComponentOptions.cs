@@ -66,6 +66,7 @@ internal static class ComponentOptions
             Node = new NodeSettings
             {
                 CgroupV2 = NodeProbe.CgroupV2,
+                SystemdCgroup = config.Runtime.CgroupDriver is { } driver ? driver == "systemd" : NodeProbe.SystemdRunning && NodeProbe.CgroupV2,
                 SwapAccounting = NodeProbe.SwapAccounting,
                 OomScoreAdjFloor = config.Runtime.RestrictOomScoreAdj ? OomScoreAdjustment.ReadOwn() : null,
                 HostDevices = NodeProbe.HostDevices(),

@@ -5,12 +5,10 @@ namespace Berth.CriServer.Services;
 
 public sealed partial class RuntimeService
 {
-    // Berth manages cgroups by path (cgroupfs); kubelet must be configured with cgroupDriver: cgroupfs to match.
-    private static readonly RuntimeConfigResponse RuntimeConfigReply = new()
-    {
-        Linux = new LinuxRuntimeConfiguration { CgroupDriver = CgroupDriver.Cgroupfs },
-    };
-
+    // kubelet takes its cgroup driver from this answer (KEP-4033), so the two always agree.
     public override Task<RuntimeConfigResponse> RuntimeConfig(RuntimeConfigRequest request, ServerCallContext context) =>
-        Task.FromResult(RuntimeConfigReply);
+        Task.FromResult(new RuntimeConfigResponse
+        {
+            Linux = new LinuxRuntimeConfiguration { CgroupDriver = _systemdCgroup ? CgroupDriver.Systemd : CgroupDriver.Cgroupfs },
+        });
 }

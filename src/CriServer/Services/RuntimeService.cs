@@ -30,4 +30,6 @@ public sealed partial class RuntimeService(
     private readonly string _containerData = containerOptions.DataDirectory;
 
     private readonly Berth.Runtime.Cgroups.PodCgroupWriter _podCgroups = new(containerOptions.Node);
+
+    private readonly bool _systemdCgroup = containerOptions.Node.SystemdCgroup;
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Berth.CriServer.Configuration;
 using Berth.ImageStore;
+using Berth.Runtime.Cgroups;
 using Berth.Runtime.Containers;
 using Berth.Runtime.Stats;
 using Berth.Sandbox;
@@ -33,7 +34,7 @@ public sealed partial class StatsCollector(
 
     public ContainerSample Container(ContainerRecord record)
     {
-        var cgroup = record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 ? cgroups.Read(record.CgroupsPath) : null;
+        var cgroup = record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 ? cgroups.Read(ContainerManager.CgroupDirectoryOf(record)) : null;
         var rate = cgroup?.CpuUsageNanoseconds is { } usage ? _cpu.Rate(record.Id, cgroup.Timestamp, usage) : null;
         return new ContainerSample(record, cgroup, rate, _layers.GetValueOrDefault(record.Id));
     }
@@ -73,8 +74,8 @@ public sealed partial class StatsCollector(
     {
         if (!string.IsNullOrEmpty(sandbox.CgroupParent))
         {
-            var parent = sandbox.CgroupParent.StartsWith('/') ? sandbox.CgroupParent : "/" + sandbox.CgroupParent;
-            if (cgroups.Read(parent.TrimEnd('/')) is { } own) return own;
+            var parent = CgroupPaths.Resolve(sandbox.CgroupParent);
+            if (cgroups.Read(parent) is { } own) return own;
         }
         var running = samples.Select(s => s.Cgroup).OfType<CgroupSample>().ToList();
         if (running.Count == 0) return null;
@@ -126,7 +127,7 @@ public sealed partial class StatsCollector(
                 if (record.State == RuntimeState.Creating) continue;
                 seen.Add(record.Id);
                 // Each cgroup is read once a round: for the container's baseline and for its pod's sum.
-                if (record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 && cgroups.Read(record.CgroupsPath) is { } sample)
+                if (record.State == RuntimeState.Running && record.CgroupsPath.Length > 0 && cgroups.Read(ContainerManager.CgroupDirectoryOf(record)) is { } sample)
                 {
                     if (sample.CpuUsageNanoseconds is { } usage) _cpu.Observe(record.Id, sample.Timestamp, usage);
                     running.Add(new ContainerSample(record, sample, null, null));

@@ -23,7 +23,7 @@ public sealed class PodCgroupWriter(NodeSettings node)
         }
         try
         {
-            new CgroupWriter(node.CgroupV2).Apply(cgroupParent, oci);
+            new CgroupWriter(node.CgroupV2).Apply(CgroupPaths.Resolve(cgroupParent), oci);
         }
         catch (DirectoryNotFoundException)
         {

@@ -66,6 +66,9 @@ internal sealed partial class ContainerCreation(
             record = record with
             {
                 State = ContainerState.Created, Shim = created.Shim, InitPid = created.InitPid, CgroupsPath = spec.Linux?.CgroupsPath ?? "", User = spec.Process.User,
+                CgroupDirectory = options.Node.CgroupV2 && created.CgroupDirectory.Length > 0
+                    ? created.CgroupDirectory
+                    : Cgroups.CgroupPaths.Resolve(spec.Linux?.CgroupsPath ?? ""),
             };
             table.Commit(record, ContainerChangeKind.Created);
             LogCreated(logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);

@@ -51,6 +51,7 @@ public sealed class ContainerManager : IDisposable
     private readonly ExitMonitor _exits;
     private readonly ContainerInteractive _interactive;
     private readonly ProcessExitWatcher? _shimExits;
+    private readonly FileChangeWatcher _cgroupEvents = new();
 
     public ContainerManager(ContainerOptions options, ILogger<ContainerManager> logger)
         : this(options, ShimmedRuntimes(options, out var shimExits), new OverlayRootfs(), logger) => _shimExits = shimExits;
@@ -64,7 +65,7 @@ public sealed class ContainerManager : IDisposable
             Path.Combine(options.DataDirectory, "records"), ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey, "container", logger));
         _handlers = new RuntimeHandlers(runtimes, options.Node.MountSetattr);
         var teardown = new ContainerTeardown(_handlers, rootfs, _table, options.ExitDirectory, logger);
-        _exits = new ExitMonitor(_table, _handlers, teardown, options.ExitDirectory, options.Node.CgroupV2, logger);
+        _exits = new ExitMonitor(_table, _handlers, teardown, options.ExitDirectory, options.Node.CgroupV2, _cgroupEvents, logger);
         _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, logger);
         _lifecycle = new ContainerLifecycle(_table, _handlers, teardown, _exits, options.Node);
         _interactive = new ContainerInteractive(_table, _handlers);
@@ -76,7 +77,8 @@ public sealed class ContainerManager : IDisposable
         return options.Handlers.ToDictionary(
             h => h.Key,
             h => (IContainerRuntime)new OciShimRuntime(
-                new OciRuntime(h.Value.Binary, Path.Combine(options.StateDirectory, "runtime", h.Key.Length == 0 ? "default" : h.Key)), options.ShimBinary, exits),
+                new OciRuntime(h.Value.Binary, Path.Combine(options.StateDirectory, "runtime", h.Key.Length == 0 ? "default" : h.Key), options.Node.SystemdCgroup),
+                options.ShimBinary, exits),
             StringComparer.Ordinal);
     }
 
@@ -96,6 +98,10 @@ public sealed class ContainerManager : IDisposable
 
     /// <summary>The full ID of <see cref="Find"/>'s container, or <paramref name="id"/> unchanged, to be reported as not found.</summary>
     public string ResolveId(string id) => Find(id)?.Id ?? id;
+
+    /// <summary>The container's cgroup directory below the cgroup root (records of older berthds know only the cgroups path).</summary>
+    public static string CgroupDirectoryOf(ContainerRecord record) =>
+        record.CgroupDirectory.Length > 0 ? record.CgroupDirectory : Cgroups.CgroupPaths.Resolve(record.CgroupsPath);
 
     /// <summary>The container's writable layer (the overlay's upper dir), whose usage ContainerStats reports.</summary>
     public static string WritableLayerOf(ContainerRecord record) => Path.Combine(record.Directory, "upper");
@@ -152,5 +158,6 @@ public sealed class ContainerManager : IDisposable
     {
         _exits.Dispose();
         _shimExits?.Dispose();
+        _cgroupEvents.Dispose();
     }
 }

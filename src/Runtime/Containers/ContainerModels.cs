@@ -61,6 +61,9 @@ public sealed record ContainerRecord
     [JsonPropertyName("stdinOnce")] public bool StdinOnce { get; init; }
     [JsonPropertyName("stopSignal")] public string? StopSignal { get; init; }
     [JsonPropertyName("cgroupsPath")] public string CgroupsPath { get; init; } = "";
+
+    /// <summary>The cgroup directory below the root that the container's processes are in, as found at create ("" before).</summary>
+    [JsonPropertyName("cgroupDirectory")] public string CgroupDirectory { get; init; } = "";
     [JsonPropertyName("shim")] public ShimProcess? Shim { get; init; }
     [JsonPropertyName("initPid")] public int InitPid { get; init; }
 

@@ -17,14 +17,27 @@ internal sealed partial class ExitMonitor : IDisposable
     private readonly bool _cgroupV2;
     private readonly ILogger _logger;
     private readonly FileSystemWatcher _watcher;
+    private readonly Berth.Native.FileChangeWatcher _cgroupEvents;
 
-    public ExitMonitor(ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, ILogger logger)
+    // Containers whose cgroup counted an OOM kill while they ran: a systemd scope's cgroup is gone by the time the
+    // exit is handled, and with it the count.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _oomKilled = new(StringComparer.Ordinal);
+
+    public ExitMonitor(
+        ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, Berth.Native.FileChangeWatcher cgroupEvents, ILogger logger)
     {
-        (_table, _handlers, _teardown, _exitDirectory, _cgroupV2, _logger) = (table, handlers, teardown, exitDirectory, cgroupV2, logger);
+        (_table, _handlers, _teardown, _exitDirectory, _cgroupV2, _cgroupEvents, _logger) = (table, handlers, teardown, exitDirectory, cgroupV2, cgroupEvents, logger);
         Directory.CreateDirectory(exitDirectory);
         _table.Changed += change =>
         {
-            if (change.Kind == ContainerChangeKind.Created) WatchShim(change.Record);
+            // The cgroup is watched from create on, before the process runs: one that is OOM-killed at once has its
+            // scope removed before its start is even recorded.
+            if (change.Kind == ContainerChangeKind.Created)
+            {
+                WatchShim(change.Record);
+                WatchOom(change.Record);
+            }
+            else ForgetOom(change.Record.Id, change.Kind);
         };
         // Watched from the start, and read by recovery after: no exit falls between the two.
         _watcher = new FileSystemWatcher(exitDirectory) { NotifyFilter = NotifyFilters.FileName, IncludeSubdirectories = false };
@@ -55,7 +68,11 @@ internal sealed partial class ExitMonitor : IDisposable
                 else if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
                 else if (record.Shim is not { } shim || !runtime.IsShimAlive(shim))
                     await MarkExitedAsync(record, 255, "Error", "the container's shim was gone when berthd started (a reboot or a killed shim)");
-                else WatchShim(record);
+                else
+                {
+                    WatchShim(record);
+                    WatchOom(record);
+                }
             }
         }
         // Exit files of containers that are gone (removed while the watch was down).
@@ -76,6 +93,25 @@ internal sealed partial class ExitMonitor : IDisposable
     private void WatchShim(ContainerRecord record)
     {
         if (record.Shim is { } shim && _handlers.Find(record.RuntimeHandler) is { } runtime) runtime.WatchShim(shim, () => OnShimGone(record.Id));
+    }
+
+    /// <summary>v2: memory.events says when its counts change; an oom_kill count is remembered until the exit.</summary>
+    private void WatchOom(ContainerRecord record)
+    {
+        if (!_cgroupV2) return;
+        var events = $"/sys/fs/cgroup{ContainerManager.CgroupDirectoryOf(record)}/memory.events";
+        _cgroupEvents.Watch(record.Id, events, () =>
+        {
+            if (OomKillsIn(events)) _oomKilled[record.Id] = true;
+        });
+        if (OomKillsIn(events)) _oomKilled[record.Id] = true;
+    }
+
+    private void ForgetOom(string id, ContainerChangeKind kind)
+    {
+        if (kind is not (ContainerChangeKind.Exited or ContainerChangeKind.Removed)) return;
+        _cgroupEvents.Unwatch(id);
+        if (kind == ContainerChangeKind.Removed) _oomKilled.TryRemove(id, out _);
     }
 
     private void OnExitFile(string? name)
@@ -117,7 +153,7 @@ internal sealed partial class ExitMonitor : IDisposable
         {
             // A file that does not parse (cut short by a crash of the node) is an exit of unknown status.
             var exit = ShimProtocol.ShimExitStatus.Parse(await File.ReadAllTextAsync(file)) ?? new(255, ContainerTable.Now());
-            var oom = OomKilled(record.CgroupsPath);
+            var oom = _oomKilled.TryRemove(id, out _) || OomKilled(record);
             record = record with
             {
                 State = ContainerState.Exited,
@@ -134,15 +170,20 @@ internal sealed partial class ExitMonitor : IDisposable
     }
 
     /// <summary>v1: memory.oom_control's oom_kill count; v2: memory.events'.</summary>
-    private bool OomKilled(string cgroupsPath)
+    private bool OomKilled(ContainerRecord record)
     {
-        if (cgroupsPath.Length == 0) return false;
-        var file = _cgroupV2 ? $"/sys/fs/cgroup{cgroupsPath}/memory.events" : $"/sys/fs/cgroup/memory{cgroupsPath}/memory.oom_control";
+        if (record.CgroupsPath.Length == 0) return false;
+        var path = ContainerManager.CgroupDirectoryOf(record);
+        return OomKillsIn(_cgroupV2 ? $"/sys/fs/cgroup{path}/memory.events" : $"/sys/fs/cgroup/memory{path}/memory.oom_control");
+    }
+
+    private static bool OomKillsIn(string file)
+    {
         try
         {
             return File.ReadLines(file).Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l["oom_kill ".Length..].Trim() != "0");
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }

@@ -8,8 +8,12 @@ public sealed record InteractiveStreams(Stream? Stdin, Stream? Stdout, Stream? S
 /// <summary>What ExecSync returns.</summary>
 public sealed record ExecResult(int ExitCode, byte[] Stdout, byte[] Stderr);
 
-/// <summary>A container the runtime created: its keeper (the shim) and its init process, not started yet.</summary>
-public sealed record CreatedContainer(ShimProcess Shim, int InitPid);
+/// <summary>
+/// A container the runtime created: its keeper (the shim), its init process (not started yet), and the cgroup v2
+/// directory the init is in ("" when unknown): a runtime may nest it below the cgroups path it was given (crun puts
+/// a systemd scope's processes in <c>&lt;scope&gt;/container</c>).
+/// </summary>
+public sealed record CreatedContainer(ShimProcess Shim, int InitPid, string CgroupDirectory = "");
 
 /// <summary>
 /// What the container lifecycle asks of one runtime handler: an OCI runtime (runc, crun) and the shim that keeps

@@ -90,7 +90,8 @@ internal static class OciExec
         using var force = new CancellationTokenSource();
         // The shell only opens the slave as runc's stdio and execs it, so runc's pid is the one CliWrap reports.
         var run = Cli.Wrap("/bin/sh")
-            .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$BERTH_PTS\" >&0 2>&0", runtime.Binary, "--root", runtime.Root, "exec", "-t", "--pid-file", pidFile, id, .. command])
+            .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$BERTH_PTS\" >&0 2>&0", runtime.Binary, "--root", runtime.Root,
+                .. (runtime.SystemdCgroup ? (string[])["--systemd-cgroup"] : []), "exec", "-t", "--pid-file", pidFile, id, .. command])
             .WithEnvironmentVariables(e => e.Set("BERTH_PTS", pty.SlavePath))
             .WithValidation(CommandResultValidation.None)
             .ExecuteAsync(force.Token, CancellationToken.None);

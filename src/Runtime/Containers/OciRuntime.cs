@@ -8,12 +8,15 @@ namespace Berth.Runtime.Containers;
 /// One OCI runtime binary (runc, crun) and its state root, driven through its command line. Creation is the
 /// shim's (it must own the container's stdio); berthd runs start, kill, delete, update and exec itself.
 /// </summary>
-internal sealed class OciRuntime(string binary, string root)
+internal sealed class OciRuntime(string binary, string root, bool systemdCgroup = false)
 {
     private Task<IReadOnlySet<string>>? _mountOptions;
 
     public string Binary { get; } = binary;
     public string Root { get; } = root;
+
+    /// <summary>The systemd cgroup driver: runc and crun take <c>--systemd-cgroup</c> before every command.</summary>
+    public bool SystemdCgroup { get; } = systemdCgroup;
 
     /// <summary>
     /// The mount options the binary understands, from its <c>features</c> command (runc 1.1 and later), asked once.
@@ -91,7 +94,7 @@ internal sealed class OciRuntime(string binary, string root)
     }
 
     public Command Command(IEnumerable<string> args) =>
-        Cli.Wrap(Binary).WithArguments(["--root", Root, .. args]).WithValidation(CommandResultValidation.None);
+        Cli.Wrap(Binary).WithArguments(SystemdCgroup ? ["--root", Root, "--systemd-cgroup", .. args] : ["--root", Root, .. args]).WithValidation(CommandResultValidation.None);
 
     private async Task RunAsync(string[] args, CancellationToken cancellationToken)
     {

@@ -20,9 +20,10 @@ internal sealed class OciShimRuntime(OciRuntime runtime, string shimBinary, Proc
         var commandLine = new ShimCommandLine
         {
             Id = record.Id, Bundle = record.Bundle, Runtime = runtime.Binary, RuntimeRoot = runtime.Root, ExitFile = exitFile,
-            LogPath = record.LogPath, Tty = record.Tty, Stdin = record.Stdin, StdinOnce = record.StdinOnce,
+            LogPath = record.LogPath, Tty = record.Tty, Stdin = record.Stdin, StdinOnce = record.StdinOnce, SystemdCgroup = runtime.SystemdCgroup,
         };
-        return await ShimClient.StartAsync(shimBinary, commandLine, cancellationToken);
+        var created = await ShimClient.StartAsync(shimBinary, commandLine, cancellationToken);
+        return created with { CgroupDirectory = ProcFs.CgroupV2Of(created.InitPid) ?? "" };
     }
 
     public Task StartAsync(string id, CancellationToken cancellationToken) => runtime.StartAsync(id, cancellationToken);

@@ -27,6 +27,20 @@ internal static class ProcFs
 
     public static bool IsRunning(int pid) => StartTimeOf(pid) is not null;
 
+    /// <summary>The process's cgroup v2 directory below the root (the <c>0::</c> line of /proc/PID/cgroup); null when gone.</summary>
+    public static string? CgroupV2Of(int pid)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cgroup")
+                .FirstOrDefault(l => l.StartsWith("0::", StringComparison.Ordinal))?[3..];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Processes whose /proc/PID/cmdline (arguments, each NUL-terminated) starts with <paramref name="prefix"/>.</summary>
     public static List<int> FindByCmdline(ReadOnlySpan<byte> prefix)
     {

@@ -184,6 +184,9 @@ public sealed record NodeSettings
 {
     public bool CgroupV2 { get; init; }
 
+    /// <summary>The systemd cgroup driver: containers are transient scopes in their pod's slice (runc --systemd-cgroup).</summary>
+    public bool SystemdCgroup { get; init; }
+
     /// <summary>Whether the memory cgroup accounts swap (v1: memory.memsw.*), so a swap limit can be set.</summary>
     public bool SwapAccounting { get; init; }
 

@@ -26,6 +26,9 @@ public static class OciSpecBuilder
         if (security.Privileged && !pod.Privileged)
             throw new ContainerSpecException("linux.security_context.privileged: a privileged container needs a privileged pod sandbox");
 
+        if (node.SystemdCgroup && !string.IsNullOrEmpty(pod.CgroupParent) && !Cgroups.CgroupPaths.IsSlice(pod.CgroupParent))
+            throw new ContainerSpecException(
+                $"linux.cgroup_parent: '{pod.CgroupParent}' is no systemd slice (such as kubepods-burstable-pod<uid>.slice), and this node's cgroup driver is systemd");
         if (security.RunAsGroup is not null && security.RunAsUser is null && string.IsNullOrEmpty(security.RunAsUsername))
             throw new ContainerSpecException("linux.security_context.run_as_group: needs run_as_user or run_as_username");
         // Never more than the node's bounding set (privileged, or "ALL" added), or runc fails to apply the set.
@@ -68,7 +71,7 @@ public static class OciSpecBuilder
             Linux = new OciLinux
             {
                 Resources = Resources(request, node, devices, security.Privileged),
-                CgroupsPath = CgroupsPath(containerId, pod.CgroupParent),
+                CgroupsPath = Cgroups.CgroupPaths.ForContainer(containerId, pod.CgroupParent, node.SystemdCgroup),
                 Namespaces = Namespaces(pod, security, node),
                 Devices = devices.Count > 0 ? [.. devices.Select(d => d.Node)] : null,
                 Seccomp = Seccomp(security, capabilities),
@@ -415,13 +418,6 @@ public static class OciSpecBuilder
     {
         var unit = text.Length >= 2 ? text[^2..] : "";
         return unit is "KB" or "MB" or "GB" && ulong.TryParse(text[..^2], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0;
-    }
-
-    /// <summary>cgroupfs: the container's cgroup sits under the pod's (kubelet's cgroup_parent), named by its ID.</summary>
-    private static string CgroupsPath(string containerId, string? cgroupParent)
-    {
-        var parent = string.IsNullOrEmpty(cgroupParent) ? "/berth" : cgroupParent.TrimEnd('/');
-        return (parent.StartsWith('/') ? parent : "/" + parent) + "/" + containerId;
     }
 
     private static List<OciNamespace> Namespaces(PodSettings pod, ContainerSecurity security, NodeSettings node)

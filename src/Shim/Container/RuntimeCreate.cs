@@ -44,8 +44,9 @@ internal static unsafe class RuntimeCreate
         var args = new List<string>
         {
             "--root", options.RuntimeRoot, "--log", Path.Combine(options.Bundle, ShimFiles.RuntimeLog), "--log-format", "json",
-            "create", "--bundle", options.Bundle, "--pid-file", Path.Combine(options.Bundle, ShimFiles.InitPidFile),
         };
+        if (options.SystemdCgroup) args.Add("--systemd-cgroup");
+        args.AddRange(["create", "--bundle", options.Bundle, "--pid-file", Path.Combine(options.Bundle, ShimFiles.InitPidFile)]);
         if (options.Tty) args.AddRange(["--console-socket", Path.Combine(options.Bundle, ShimFiles.ConsoleSocket)]);
         args.Add(options.Id);
         File.Delete(ShimFiles.InitPidFile);

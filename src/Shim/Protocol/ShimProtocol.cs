@@ -33,6 +33,9 @@ internal sealed record ShimCommandLine
     public bool Stdin { get; init; }
     public bool StdinOnce { get; init; }
 
+    /// <summary>The systemd cgroup driver: the runtime's create gets <c>--systemd-cgroup</c>.</summary>
+    public bool SystemdCgroup { get; init; }
+
     /// <summary>The arguments after the binary, verb first; <see cref="Parse"/> takes what follows the verb.</summary>
     public List<string> ToArguments()
     {
@@ -41,6 +44,7 @@ internal sealed record ShimCommandLine
         if (Tty) args.Add("--tty");
         if (Stdin) args.Add("--stdin");
         if (StdinOnce) args.Add("--stdin-once");
+        if (SystemdCgroup) args.Add("--systemd-cgroup");
         return args;
     }
 
@@ -50,16 +54,17 @@ internal sealed record ShimCommandLine
     public static ShimCommandLine? Parse(IReadOnlyList<string> args, out string error)
     {
         string? id = null, bundle = null, runtime = null, root = null, exitFile = null, log = null;
-        bool tty = false, stdin = false, stdinOnce = false;
+        bool tty = false, stdin = false, stdinOnce = false, systemdCgroup = false;
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] is "--tty" or "--stdin" or "--stdin-once")
+            if (args[i] is "--tty" or "--stdin" or "--stdin-once" or "--systemd-cgroup")
             {
-                (tty, stdin, stdinOnce) = args[i] switch
+                (tty, stdin, stdinOnce, systemdCgroup) = args[i] switch
                 {
-                    "--tty" => (true, stdin, stdinOnce),
-                    "--stdin" => (tty, true, stdinOnce),
-                    _ => (tty, stdin, true),
+                    "--tty" => (true, stdin, stdinOnce, systemdCgroup),
+                    "--stdin" => (tty, true, stdinOnce, systemdCgroup),
+                    "--stdin-once" => (tty, stdin, true, systemdCgroup),
+                    _ => (tty, stdin, stdinOnce, true),
                 };
                 continue;
             }
@@ -93,7 +98,7 @@ internal sealed record ShimCommandLine
         return new ShimCommandLine
         {
             Id = id, Bundle = bundle, Runtime = runtime, RuntimeRoot = root, ExitFile = exitFile,
-            LogPath = string.IsNullOrEmpty(log) ? null : log, Tty = tty, Stdin = stdin, StdinOnce = stdinOnce,
+            LogPath = string.IsNullOrEmpty(log) ? null : log, Tty = tty, Stdin = stdin, StdinOnce = stdinOnce, SystemdCgroup = systemdCgroup,
         };
     }
 }

@@ -25,6 +25,21 @@ public sealed class OciSpecBuilderRulesTests
     public void Command_and_args_follow_kubelet_semantics(string[] command, string[] args, string[] expected) =>
         Assert.Equal(expected, Build(Request with { Command = command, Args = args }).Process.Args);
 
+    [Theory]
+    [InlineData(false, "/kubepods/pod1", "/kubepods/pod1/c")]
+    [InlineData(true, "kubepods-pod1.slice", "kubepods-pod1.slice:berth:c")]
+    [InlineData(true, null, "berth.slice:berth:c")]
+    public void The_cgroups_path_follows_the_cgroup_driver(bool systemd, string? parent, string expected) =>
+        Assert.Equal(expected, Build(Request, pod: Pod with { CgroupParent = parent }, node: new NodeSettings { SystemdCgroup = systemd }).Linux!.CgroupsPath);
+
+    [Fact]
+    public void A_cgroupfs_parent_under_the_systemd_driver_is_refused_by_field()
+    {
+        var error = Assert.Throws<ContainerSpecException>(() =>
+            Build(Request, pod: Pod with { CgroupParent = "/kubepods/pod1" }, node: new NodeSettings { SystemdCgroup = true }));
+        Assert.StartsWith("linux.cgroup_parent: '/kubepods/pod1' is no systemd slice", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void No_command_anywhere_is_refused()
     {

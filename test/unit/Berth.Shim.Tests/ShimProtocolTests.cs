@@ -11,14 +11,14 @@ public sealed class ShimProtocolTests
         var sent = new ShimCommandLine
         {
             Id = "abc", Bundle = "/run/b", Runtime = "/usr/sbin/runc", RuntimeRoot = "/run/r", ExitFile = "/run/e/abc",
-            LogPath = "/var/log/pods/x/c.log", Tty = true, Stdin = true, StdinOnce = true,
+            LogPath = "/var/log/pods/x/c.log", Tty = true, Stdin = true, StdinOnce = true, SystemdCgroup = true,
         };
         var args = sent.ToArguments();
         Assert.Equal(ShimCommandLine.Verb, args[0]);
         Assert.Equal(sent, ShimCommandLine.Parse(args[1..], out var error));
         Assert.Equal("", error);
 
-        var plain = sent with { LogPath = null, Tty = false, Stdin = false, StdinOnce = false };
+        var plain = sent with { LogPath = null, Tty = false, Stdin = false, StdinOnce = false, SystemdCgroup = false };
         Assert.Equal(plain, ShimCommandLine.Parse(plain.ToArguments()[1..], out _));
     }
 
