@@ -76,14 +76,7 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
         try
         {
             var id = await bed.RunAsync(podId, pod, "busy", null, "sh", "-c", "yes > /dev/null & sleep 600");
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
-            ContainerStats stats;
-            do
-            {
-                await Task.Delay(1000);
-                stats = (await bed.Vm.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
-            }
-            while ((stats.Cpu?.UsageCoreNanoSeconds?.Value ?? 0) == 0 && DateTime.UtcNow < deadline);
+            var stats = await bed.BusyStatsAsync(id);
             Assert.True(stats.Cpu?.UsageCoreNanoSeconds?.Value > 0, "no CPU usage");
             Assert.True(stats.Memory?.WorkingSetBytes?.Value > 0, "no working set");
             // Pressure stall information exists only on v2: cpu.pressure, memory.pressure and io.pressure.

@@ -85,14 +85,7 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             Assert.Equal("134217728", await bed.ExecAsync(id, "cat", "/sys/fs/cgroup/memory.max"));
 
             // Stats and the pod's own figures are read from the scope and the slice.
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
-            ContainerStats stats;
-            do
-            {
-                await Task.Delay(1000);
-                stats = (await bed.Vm.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
-            }
-            while ((stats.Cpu?.UsageCoreNanoSeconds?.Value ?? 0) == 0 && DateTime.UtcNow < deadline);
+            var stats = await bed.BusyStatsAsync(id);
             Assert.True(stats.Cpu?.UsageCoreNanoSeconds?.Value > 0, "no CPU usage read from the scope");
             var podStats = (await bed.Vm.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = podId })).Stats;
             Assert.True(podStats.Linux.Memory?.WorkingSetBytes?.Value > 0, "no memory read from the slice");

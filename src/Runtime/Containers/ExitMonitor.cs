@@ -19,9 +19,10 @@ internal sealed partial class ExitMonitor : IDisposable
     private readonly FileSystemWatcher _watcher;
     private readonly Berth.Native.FileChangeWatcher _cgroupEvents;
 
-    // Containers whose cgroup counted an OOM kill while they ran: a systemd scope's cgroup is gone by the time the
-    // exit is handled, and with it the count.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _oomKilled = new(StringComparer.Ordinal);
+    // What each container's memory.events counted while it ran: a systemd scope's cgroup is gone by the time the
+    // exit is handled, and with it the counts. Killed: oom_kill moved; Reached: oom moved (the limit was hit and the
+    // kernel's OOM killer was to run), seen even when the scope went before oom_kill could be read.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, OomSeen> _oomSeen = new(StringComparer.Ordinal);
 
     public ExitMonitor(
         ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, Berth.Native.FileChangeWatcher cgroupEvents, ILogger logger)
@@ -95,23 +96,26 @@ internal sealed partial class ExitMonitor : IDisposable
         if (record.Shim is { } shim && _handlers.Find(record.RuntimeHandler) is { } runtime) runtime.WatchShim(shim, () => OnShimGone(record.Id));
     }
 
-    /// <summary>v2: memory.events says when its counts change; an oom_kill count is remembered until the exit.</summary>
+    /// <summary>v2: memory.events says when its counts change; what they showed is remembered until the exit.</summary>
     private void WatchOom(ContainerRecord record)
     {
         if (!_cgroupV2) return;
         var events = $"/sys/fs/cgroup{ContainerManager.CgroupDirectoryOf(record)}/memory.events";
-        _cgroupEvents.Watch(record.Id, events, () =>
+        void Look()
         {
-            if (OomKillsIn(events)) _oomKilled[record.Id] = true;
-        });
-        if (OomKillsIn(events)) _oomKilled[record.Id] = true;
+            var seen = ReadOom(events);
+            if (seen != OomSeen.None) _oomSeen.AddOrUpdate(record.Id, seen, (_, before) => before | seen);
+        }
+
+        _cgroupEvents.Watch(record.Id, events, Look);
+        Look();
     }
 
     private void ForgetOom(string id, ContainerChangeKind kind)
     {
         if (kind is not (ContainerChangeKind.Exited or ContainerChangeKind.Removed)) return;
         _cgroupEvents.Unwatch(id);
-        if (kind == ContainerChangeKind.Removed) _oomKilled.TryRemove(id, out _);
+        if (kind == ContainerChangeKind.Removed) _oomSeen.TryRemove(id, out _);
     }
 
     private void OnExitFile(string? name)
@@ -153,7 +157,9 @@ internal sealed partial class ExitMonitor : IDisposable
         {
             // A file that does not parse (cut short by a crash of the node) is an exit of unknown status.
             var exit = ShimProtocol.ShimExitStatus.Parse(await File.ReadAllTextAsync(file)) ?? new(255, ContainerTable.Now());
-            var oom = _oomKilled.TryRemove(id, out _) || OomKilled(record);
+            // SIGKILL after the limit was hit is the OOM killer's, even when the kill count could not be read.
+            _oomSeen.TryRemove(id, out var seen);
+            var oom = seen.HasFlag(OomSeen.Killed) || seen.HasFlag(OomSeen.Reached) && exit.ExitCode == 137 || OomKilled(record);
             record = record with
             {
                 State = ContainerState.Exited,
@@ -174,19 +180,33 @@ internal sealed partial class ExitMonitor : IDisposable
     {
         if (record.CgroupsPath.Length == 0) return false;
         var path = ContainerManager.CgroupDirectoryOf(record);
-        return OomKillsIn(_cgroupV2 ? $"/sys/fs/cgroup{path}/memory.events" : $"/sys/fs/cgroup/memory{path}/memory.oom_control");
+        return ReadOom(_cgroupV2 ? $"/sys/fs/cgroup{path}/memory.events" : $"/sys/fs/cgroup/memory{path}/memory.oom_control").HasFlag(OomSeen.Killed);
     }
 
-    private static bool OomKillsIn(string file)
+    private static OomSeen ReadOom(string file)
     {
         try
         {
-            return File.ReadLines(file).Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l["oom_kill ".Length..].Trim() != "0");
+            var seen = OomSeen.None;
+            foreach (var line in File.ReadLines(file))
+            {
+                if (line.StartsWith("oom_kill ", StringComparison.Ordinal) && line["oom_kill ".Length..].Trim() != "0") seen |= OomSeen.Killed;
+                else if (line.StartsWith("oom ", StringComparison.Ordinal) && line["oom ".Length..].Trim() != "0") seen |= OomSeen.Reached;
+            }
+            return seen;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return OomSeen.None;
         }
+    }
+
+    [Flags]
+    private enum OomSeen
+    {
+        None = 0,
+        Reached = 1,
+        Killed = 2,
     }
 
     public void Dispose() => _watcher.Dispose();

@@ -99,6 +99,18 @@ public class NodeTestBed : IAsyncLifetime
         return response.Stdout.ToStringUtf8().Trim();
     }
 
+    /// <summary>The container's stats once they show CPU used (the collector reads every second).</summary>
+    public async Task<ContainerStats> BusyStatsAsync(string id)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (true)
+        {
+            await Task.Delay(1000);
+            var stats = (await Vm.Runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = id })).Stats;
+            if (stats.Cpu?.UsageCoreNanoSeconds?.Value > 0 || DateTime.UtcNow > deadline) return stats;
+        }
+    }
+
     public async Task<ContainerStatus> WaitExitedAsync(string id, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
