@@ -22,10 +22,12 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             Assert.Contains(property, unit, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_restart_of_the_service_keeps_every_container_running_and_listed()
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task A_restart_of_the_service_keeps_every_container_running_and_listed(string handler)
     {
-        var (podId, pod) = await bed.RunPodAsync("restart");
+        var (podId, pod) = await bed.RunPodAsync($"restart-{(handler.Length == 0 ? "runc" : handler)}", handler);
         try
         {
             var id = await bed.RunAsync(podId, pod, "keeps", null, "sleep", "600");
@@ -89,6 +91,8 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             Assert.True(stats.Cpu?.UsageCoreNanoSeconds?.Value > 0, "no CPU usage read from the scope");
             var podStats = (await bed.Vm.Runtime.PodSandboxStatsAsync(new PodSandboxStatsRequest { PodSandboxId = podId })).Stats;
             Assert.True(podStats.Linux.Memory?.WorkingSetBytes?.Value > 0, "no memory read from the slice");
+            var metrics = (await bed.Vm.Runtime.ListPodSandboxMetricsAsync(new ListPodSandboxMetricsRequest())).PodMetrics.Single(m => m.PodSandboxId == podId);
+            Assert.Contains(metrics.ContainerMetrics.Single(c => c.ContainerId == id).Metrics, m => m.Name == "container_cpu_usage_seconds_total");
 
             await bed.Vm.Runtime.UpdatePodSandboxResourcesAsync(new UpdatePodSandboxResourcesRequest
             {
@@ -106,5 +110,28 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             await bed.RemovePodAsync(podId);
         }
         Assert.Equal("", await bed.Vm.ShellAsync($"systemctl list-units --all --no-legend 'berth-*.scope' | grep -v berth-node; ls -d {sliceDirectory}/berth-* 2>/dev/null; true"));
+    }
+
+    [Fact]
+    public async Task Container_events_arrive_in_order_under_the_systemd_driver()
+    {
+        using var events = bed.Vm.Runtime.GetContainerEvents(new GetEventsRequest());
+        var (podId, pod) = await bed.RunPodAsync("events", cgroupParent: "kubepods-besteffort.slice");
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, "short", null, "true");
+            await bed.WaitExitedAsync(id, TimeSpan.FromMinutes(1));
+            var seen = new List<ContainerEventType>();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            while (seen.Count < 3 && await events.ResponseStream.MoveNext(timeout.Token))
+            {
+                if (events.ResponseStream.Current.ContainerId == id) seen.Add(events.ResponseStream.Current.ContainerEventType);
+            }
+            Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent], seen);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
     }
 }
