@@ -115,23 +115,7 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
     [Fact]
     public async Task Container_events_arrive_in_order_under_the_systemd_driver()
     {
-        using var events = bed.Vm.Runtime.GetContainerEvents(new GetEventsRequest());
-        var (podId, pod) = await bed.RunPodAsync("events", cgroupParent: "kubepods-besteffort.slice");
-        try
-        {
-            var id = await bed.RunAsync(podId, pod, "short", null, "true");
-            await bed.WaitExitedAsync(id, TimeSpan.FromMinutes(1));
-            var seen = new List<ContainerEventType>();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            while (seen.Count < 3 && await events.ResponseStream.MoveNext(timeout.Token))
-            {
-                if (events.ResponseStream.Current.ContainerId == id) seen.Add(events.ResponseStream.Current.ContainerEventType);
-            }
-            Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent], seen);
-        }
-        finally
-        {
-            await bed.RemovePodAsync(podId);
-        }
+        Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent],
+            await bed.EventsOfAShortContainerAsync("events", cgroupParent: "kubepods-besteffort.slice"));
     }
 }

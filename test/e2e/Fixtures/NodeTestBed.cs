@@ -123,6 +123,29 @@ public class NodeTestBed : IAsyncLifetime
         }
     }
 
+    /// <summary>The events GetContainerEvents streams for a container that runs `true` in a new pod, until it stopped.</summary>
+    public async Task<List<ContainerEventType>> EventsOfAShortContainerAsync(string podName, string? cgroupParent = null)
+    {
+        using var events = Vm.Runtime.GetContainerEvents(new GetEventsRequest());
+        var (podId, pod) = await RunPodAsync(podName, cgroupParent: cgroupParent);
+        try
+        {
+            var id = await RunAsync(podId, pod, "short", null, "true");
+            await WaitExitedAsync(id, TimeSpan.FromMinutes(1));
+            var seen = new List<ContainerEventType>();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            while (seen.Count < 3 && await events.ResponseStream.MoveNext(timeout.Token))
+            {
+                if (events.ResponseStream.Current.ContainerId == id) seen.Add(events.ResponseStream.Current.ContainerEventType);
+            }
+            return seen;
+        }
+        finally
+        {
+            await RemovePodAsync(podId);
+        }
+    }
+
     public async Task RemovePodAsync(string podId)
     {
         await Vm.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
