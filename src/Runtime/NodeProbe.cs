@@ -11,9 +11,41 @@ public static unsafe class NodeProbe
     /// <summary>systemd is PID 1 (sd_booted(3): its runtime directory exists).</summary>
     public static bool SystemdRunning => Directory.Exists("/run/systemd/system");
 
-    public static bool SwapAccounting => CgroupV2
-        ? File.Exists("/sys/fs/cgroup/memory.swap.max") || Directory.EnumerateFiles("/sys/fs/cgroup", "memory.swap.max", SearchOption.TopDirectoryOnly).Any()
-        : File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+    /// <summary>
+    /// Whether the memory controller accounts swap. v2 has no memory.swap.max in the root cgroup, so it is looked
+    /// for in berthd's own cgroup, or, when berthd runs in the root, in any child the memory controller reaches.
+    /// </summary>
+    public static bool SwapAccounting
+    {
+        get
+        {
+            if (!CgroupV2) return File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+            var own = Berth.Native.ProcFs.CgroupV2Of(Environment.ProcessId);
+            if (own is not (null or "/")) return File.Exists($"/sys/fs/cgroup{own}/memory.swap.max");
+            if (Directory.EnumerateDirectories("/sys/fs/cgroup").Any(d => File.Exists(Path.Combine(d, "memory.swap.max")))) return true;
+            return ProbeChildCgroupHasSwap();
+        }
+    }
+
+    /// <summary>With no child cgroup to look at, one made for a moment, where the root hands children the memory controller.</summary>
+    private static bool ProbeChildCgroupHasSwap()
+    {
+        if (!File.ReadAllText("/sys/fs/cgroup/cgroup.subtree_control").Split(' ', '\n').Contains("memory")) return false;
+        var probe = $"/sys/fs/cgroup/berth-swap-probe-{Environment.ProcessId}";
+        try
+        {
+            Directory.CreateDirectory(probe);
+            return File.Exists(Path.Combine(probe, "memory.swap.max"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (Directory.Exists(probe)) Directory.Delete(probe);
+        }
+    }
 
     /// <summary>Whether the kernel runs AppArmor (the module is in and enabled).</summary>
     public static bool AppArmorEnabled =>

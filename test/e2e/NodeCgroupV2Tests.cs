@@ -50,6 +50,14 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
     [Theory]
     [InlineData("")]
     [InlineData("crun")]
+    public async Task Swap_hugepage_unified_and_pids_limits_reach_the_cgroup_v2_files(string handler)
+    {
+        Assert.Equal("33554432\n4194304\n50331648\n1024", await bed.OtherLimitsAsync(handler));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
     public async Task A_container_over_its_memory_limit_is_OOMKilled(string handler)
     {
         var (podId, pod) = await bed.RunPodAsync($"oom-{(handler.Length == 0 ? "runc" : handler)}", handler);

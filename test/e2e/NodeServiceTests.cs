@@ -112,6 +112,14 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
         Assert.Equal("", await bed.Vm.ShellAsync($"systemctl list-units --all --no-legend 'berth-*.scope' | grep -v berth-node; ls -d {sliceDirectory}/berth-* 2>/dev/null; true"));
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task Swap_hugepage_unified_and_pids_limits_reach_a_scope(string handler)
+    {
+        Assert.Equal("33554432\n4194304\n50331648\n1024", await bed.OtherLimitsAsync(handler, "kubepods-burstable.slice"));
+    }
+
     [Fact]
     public async Task Container_events_arrive_in_order_under_the_systemd_driver()
     {

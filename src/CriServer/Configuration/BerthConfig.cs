@@ -68,6 +68,9 @@ public sealed record RuntimeConfig
     /// <summary>"systemd" or "cgroupfs"; null picks systemd when systemd is PID 1 on cgroup v2, as kubelet expects there.</summary>
     public string? CgroupDriver { get; init; }
 
+    /// <summary>CRI-O's pids_limit: pids.max of every container (0: none, so only the pod's limit from kubelet applies).</summary>
+    public long PidsLimit { get; init; }
+
     /// <summary>berth-shim; by default the one beside berthd, as hack/publish and packages install them.</summary>
     public string ShimBinary { get; init; } = Path.Combine(AppContext.BaseDirectory, "berth-shim");
 }

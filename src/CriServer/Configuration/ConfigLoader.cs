@@ -234,6 +234,7 @@ public static class ConfigLoader
             ShimBinary = section.String("shim_binary") ?? defaults.ShimBinary,
             RestrictOomScoreAdj = section.Boolean("restrict_oom_score_adj") ?? defaults.RestrictOomScoreAdj,
             CgroupDriver = section.String("cgroup_driver") ?? defaults.CgroupDriver,
+            PidsLimit = section.Integer("pids_limit", 0, int.MaxValue) ?? defaults.PidsLimit,
         };
         if (runtime.CgroupDriver is not (null or "systemd" or "cgroupfs"))
             throw new ConfigException($"runtime.cgroup_driver: '{runtime.CgroupDriver}' is neither \"systemd\" nor \"cgroupfs\"");

@@ -68,6 +68,7 @@ internal static class ComponentOptions
                 CgroupV2 = NodeProbe.CgroupV2,
                 SystemdCgroup = config.Runtime.CgroupDriver is { } driver ? driver == "systemd" : NodeProbe.SystemdRunning && NodeProbe.CgroupV2,
                 SwapAccounting = NodeProbe.SwapAccounting,
+                PidsLimit = config.Runtime.PidsLimit,
                 OomScoreAdjFloor = config.Runtime.RestrictOomScoreAdj ? OomScoreAdjustment.ReadOwn() : null,
                 HostDevices = NodeProbe.HostDevices(),
                 BoundingCapabilities = NodeProbe.BoundingCapabilities(),

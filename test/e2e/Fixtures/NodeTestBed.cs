@@ -39,7 +39,7 @@ public class NodeTestBed : IAsyncLifetime
         {
             RegistryPort = _registry.Port,
             Systemd = Systemd,
-            ExtraConfig = "[runtime]\ndefault_handler = \"runc\"\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
+            ExtraConfig = "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
                           + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n",
         });
         Image = $"{_registry.Host}/busybox:test";
@@ -120,6 +120,28 @@ public class NodeTestBed : IAsyncLifetime
             if (status.State == ContainerState.ContainerExited) return status;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"container {id} is still {status.State}");
             await Task.Delay(200);
+        }
+    }
+
+    /// <summary>
+    /// The limits kubelet sets beyond CPU and memory, as a container under the handler reads them in its own cgroup:
+    /// memory.swap.max (CRI's swap is memory+swap), hugetlb.2MB.max, memory.high through <c>unified</c> (kubelet's
+    /// memory QoS) and pids.max from <c>runtime.pids_limit</c>.
+    /// </summary>
+    public async Task<string> OtherLimitsAsync(string handler, string? cgroupParent = null)
+    {
+        var (podId, pod) = await RunPodAsync($"limits-{(handler.Length == 0 ? "runc" : handler)}", handler, cgroupParent);
+        try
+        {
+            var resources = new LinuxContainerResources { MemoryLimitInBytes = 64 << 20, MemorySwapLimitInBytes = 96 << 20 };
+            resources.HugepageLimits.Add(new HugepageLimit { PageSize = "2MB", Limit = 4 << 20 });
+            resources.Unified.Add("memory.high", (48 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var id = await RunAsync(podId, pod, "limits", resources, "sleep", "600");
+            return await ExecAsync(id, "cat", "/sys/fs/cgroup/memory.swap.max", "/sys/fs/cgroup/hugetlb.2MB.max", "/sys/fs/cgroup/memory.high", "/sys/fs/cgroup/pids.max");
+        }
+        finally
+        {
+            await RemovePodAsync(podId);
         }
     }
 

@@ -17,6 +17,9 @@ public sealed record NodeVmOptions
 
     /// <summary>systemd as the guest's PID 1, and berthd started by it from the shipped berth.service.</summary>
     public bool Systemd { get; init; }
+
+    /// <summary>More guest TCP ports forwarded from this machine's loopback, for what else a caller runs there (<see cref="NodeVm.ChannelTo"/>).</summary>
+    public IReadOnlyList<int> ForwardedPorts { get; init; } = [];
 }
 
 /// <summary>
@@ -35,9 +38,12 @@ public sealed class NodeVm : IAsyncDisposable
     private readonly Process _qemu;
     private readonly StringBuilder _qemuOutput;
 
-    private NodeVm(string directory, Process qemu, StringBuilder qemuOutput, int criPort, int shellPort)
+    private readonly IReadOnlyDictionary<int, int> _forwards;
+
+    private NodeVm(string directory, Process qemu, StringBuilder qemuOutput, int criPort, int shellPort, IReadOnlyDictionary<int, int> forwards)
     {
         _shellPort = shellPort;
+        _forwards = forwards;
         Directory = directory;
         _qemu = qemu;
         _qemuOutput = qemuOutput;
@@ -125,6 +131,12 @@ public sealed class NodeVm : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        var forwards = options.ForwardedPorts.ToDictionary(port => port, _ => RegistryServer.FreePort());
+        foreach (var (guestPort, hostPort) in forwards)
+        {
+            start.ArgumentList.Add("--forward");
+            start.ArgumentList.Add($"{hostPort}:{guestPort}");
+        }
         if (options.Systemd) start.ArgumentList.Add("--systemd");
         if (options.RegistryPort is { } registryPort)
         {
@@ -138,7 +150,7 @@ public sealed class NodeVm : IAsyncDisposable
         qemu.ErrorDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
         qemu.BeginOutputReadLine();
         qemu.BeginErrorReadLine();
-        var vm = new NodeVm(directory, qemu, output, criPort, shellPort);
+        var vm = new NodeVm(directory, qemu, output, criPort, shellPort, forwards);
         try
         {
             await vm.WaitReadyAsync(TimeSpan.FromMinutes(3));
@@ -174,6 +186,9 @@ public sealed class NodeVm : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>A gRPC channel to a guest port given in <see cref="NodeVmOptions.ForwardedPorts"/>.</summary>
+    public GrpcChannel ChannelTo(int guestPort) => GrpcChannel.ForAddress($"http://127.0.0.1:{_forwards[guestPort]}");
 
     /// <summary>Runs a shell command in the guest (as root, outside any container); returns its output, stderr included.</summary>
     public async Task<string> ShellAsync(string command, TimeSpan? timeout = null)
