@@ -33,23 +33,7 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
         System.IO.Directory.CreateDirectory(Path.Combine(directory, "cni"));
         cniConfDir ??= Path.Combine(directory, "cni");
         var config = Path.Combine(directory, "config.toml");
-        await File.WriteAllTextAsync(config, $"""
-            version = 2
-            root = "{directory}/root"
-            state = "{directory}/state"
-            [grpc]
-              address = "{directory}/containerd.sock"
-            [ttrpc]
-              address = "{directory}/containerd.sock.ttrpc"
-            [plugins."io.containerd.grpc.v1.cri"]
-              restrict_oom_score_adj = true
-              sandbox_image = "{sandboxImage ?? "registry.k8s.io/pause:3.6"}"
-              [plugins."io.containerd.grpc.v1.cri".cni]
-                bin_dir = "/usr/lib/cni"
-                conf_dir = "{cniConfDir}"
-              [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registryHost}"]
-                endpoint = ["http://{registryHost}"]
-            """);
+        await File.WriteAllTextAsync(config, Config(directory, $"{directory}/root", $"{directory}/state", registryHost, cniConfDir, sandboxImage));
         var info = new ProcessStartInfo(binary) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         info.ArgumentList.Add("--config");
         info.ArgumentList.Add(config);
@@ -73,6 +57,32 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// containerd's config: its paths, the CRI plugin as on a node (the sandbox image, CNI, the benchmark registry
+    /// as a plain-HTTP mirror), and a crun handler beside runc, both through containerd-shim-runc-v2.
+    /// </summary>
+    public static string Config(string directory, string root, string state, string registryHost, string cniConfDir, string? sandboxImage) => $"""
+        version = 2
+        root = "{root}"
+        state = "{state}"
+        [grpc]
+          address = "{directory}/containerd.sock"
+        [ttrpc]
+          address = "{directory}/containerd.sock.ttrpc"
+        [plugins."io.containerd.grpc.v1.cri"]
+          restrict_oom_score_adj = true
+          sandbox_image = "{sandboxImage ?? "registry.k8s.io/pause:3.6"}"
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+            runtime_type = "io.containerd.runc.v2"
+            [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+              BinaryName = "/usr/bin/crun"
+          [plugins."io.containerd.grpc.v1.cri".cni]
+            bin_dir = "/usr/lib/cni"
+            conf_dir = "{cniConfDir}"
+          [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registryHost}"]
+            endpoint = ["http://{registryHost}"]
+        """;
 
     public async ValueTask DisposeAsync()
     {

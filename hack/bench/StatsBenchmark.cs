@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Berth.Cri.V1;
 using Berth.E2E.Tests.Fixtures;
 using Grpc.Core;
@@ -82,19 +81,19 @@ internal static class StatsBenchmark
             // Two of berthd's default 10 s collection rounds: every container has a CPU baseline and a measured layer.
             await Task.Delay(TimeSpan.FromSeconds(21));
 
-            var listContainers = await TimeAsync(calls, async () =>
+            var listContainers = await Percentile.TimeAsync(calls, async () =>
             {
                 var stats = (await runtime.ListContainerStatsAsync(new ListContainerStatsRequest())).Stats;
                 if (stats.Count != Pods * PerPod) throw new InvalidOperationException($"{name}: {stats.Count} container stats, not {Pods * PerPod}");
                 if (stats.Any(s => s.Memory?.WorkingSetBytes is null || s.Cpu?.UsageCoreNanoSeconds is null))
                     throw new InvalidOperationException($"{name}: container stats without CPU or memory");
             });
-            var container = await TimeAsync(calls, async () =>
+            var container = await Percentile.TimeAsync(calls, async () =>
                 await runtime.ContainerStatsAsync(new ContainerStatsRequest { ContainerId = containers[containers.Count / 2] }));
             List<double>? listPods;
             try
             {
-                listPods = await TimeAsync(calls, async () =>
+                listPods = await Percentile.TimeAsync(calls, async () =>
                 {
                     var stats = (await runtime.ListPodSandboxStatsAsync(new ListPodSandboxStatsRequest())).Stats;
                     if (stats.Count != Pods) throw new InvalidOperationException($"{name}: {stats.Count} pod stats, not {Pods}");
@@ -129,18 +128,6 @@ internal static class StatsBenchmark
         }
     }
 
-    /// <summary>Times <paramref name="calls"/> calls after five untimed ones.</summary>
-    private static async Task<List<double>> TimeAsync(int calls, Func<Task> call)
-    {
-        var times = new List<double>();
-        for (var i = 0; i < calls + 5; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            await call();
-            if (i >= 5) times.Add(watch.Elapsed.TotalMilliseconds);
-        }
-        return times;
-    }
 
     private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);
 }

@@ -33,12 +33,15 @@ public sealed class ConfigLoaderTests
             default_handler = "fast"
             restrict_oom_score_adj = true
             shim_binary = "/usr/libexec/berth/berth-shim"
+            pids_limit = 4096
 
             [runtime.handlers.fast]
             binary = "/usr/bin/crun"
             """);
 
         Assert.True(config.Runtime.RestrictOomScoreAdj);
+        Assert.Equal(4096, config.Runtime.PidsLimit);
+        Assert.Equal(0, ConfigLoader.Parse("").Runtime.PidsLimit);
         Assert.Equal("/usr/libexec/berth/berth-shim", config.Runtime.ShimBinary);
         Assert.Equal("fast", config.Runtime.DefaultHandler);
         Assert.Equal("/usr/bin/crun", config.Runtime.Handlers["fast"].Binary);
@@ -120,6 +123,7 @@ public sealed class ConfigLoaderTests
     [InlineData("root = ", "invalid TOML")]
     [InlineData("[runtime]\nrestrict_oom_score_adj = \"yes\"", "runtime.restrict_oom_score_adj: expected true or false")]
     [InlineData("[runtime]\nshim_binary = \"berth-shim\"", "runtime.shim_binary: 'berth-shim' must be an absolute path")]
+    [InlineData("[runtime]\npids_limit = -1", "runtime.pids_limit: -1 is out of range")]
     [InlineData("[runtime]\ncgroup_driver = \"Systemd\"", "runtime.cgroup_driver: 'Systemd' is neither \"systemd\" nor \"cgroupfs\"")]
     public void Bad_input_names_the_key(string toml, string expected)
     {
