@@ -73,6 +73,9 @@ internal sealed class ContainerdDaemon : IAsyncDisposable
         [plugins."io.containerd.grpc.v1.cri"]
           restrict_oom_score_adj = true
           sandbox_image = "{sandboxImage ?? "registry.k8s.io/pause:3.6"}"
+          # A runtimes table replaces containerd's default one, so runc is named too.
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+            runtime_type = "io.containerd.runc.v2"
           [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
             runtime_type = "io.containerd.runc.v2"
             [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]

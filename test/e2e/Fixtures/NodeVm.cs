@@ -20,6 +20,9 @@ public sealed record NodeVmOptions
 
     /// <summary>More guest TCP ports forwarded from this machine's loopback, for what else a caller runs there (<see cref="NodeVm.ChannelTo"/>).</summary>
     public IReadOnlyList<int> ForwardedPorts { get; init; } = [];
+
+    /// <summary>Shell lines the guest runs before berthd starts, for what else a caller runs there; they must not block.</summary>
+    public string GuestCommands { get; init; } = "";
 }
 
 /// <summary>
@@ -86,6 +89,7 @@ public sealed class NodeVm : IAsyncDisposable
         var relays = $"""
             socat -t 600 TCP-LISTEN:{GuestShellPort},fork,reuseaddr EXEC:/bin/sh,stderr &
             {(options.RegistryPort is { } port ? $"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:10.0.2.100:{port} &" : "")}
+            {options.GuestCommands}
             """;
         var repo = TestEnvironment.RepoRoot;
         await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), options.Systemd
