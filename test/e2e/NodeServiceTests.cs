@@ -22,6 +22,23 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
             Assert.Contains(property, unit, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task berthd_pings_the_watchdog_at_half_its_interval()
+    {
+        // systemd stamps each WATCHDOG=1 it receives; with WatchdogSec=60 berthd sends one every 30 s.
+        async Task<long> LastPingAsync() => long.Parse(await bed.Vm.ShellAsync("systemctl show berth -p WatchdogTimestampMonotonic --value"),
+            System.Globalization.CultureInfo.InvariantCulture);
+        var first = await LastPingAsync();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (await LastPingAsync() == first)
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(45), "no WATCHDOG=1 within 45 s");
+            await Task.Delay(1000);
+        }
+        // Before its first ping the stamp is 0.
+        if (first != 0) Assert.InRange(await LastPingAsync() - first, 25_000_000, 35_000_000);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("crun")]
