@@ -136,6 +136,40 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
         }
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task A_berthd_killed_and_started_again_finds_its_containers_running(string handler)
+    {
+        var (podId, pod) = await bed.RunPodAsync($"restart-{(handler.Length == 0 ? "runc" : handler)}", handler);
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, "keeps", null, "sleep", "600");
+            var shims = await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort");
+            var init = await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat");
+
+            // The guest's script starts berthd again, as berth.service's Restart=always would.
+            await bed.Vm.ShellAsync("pkill -9 -x berthd");
+            await bed.Vm.WaitServingAsync(TimeSpan.FromMinutes(1));
+
+            var listed = (await bed.Vm.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Single(c => c.Id == id);
+            Assert.Equal(ContainerState.ContainerRunning, listed.State);
+            Assert.Equal(shims, await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort"));
+            Assert.Equal(init, await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat"));
+            // The recovered container is still managed: an update reaches its cgroup.
+            await bed.Vm.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
+            {
+                ContainerId = id, Linux = new LinuxContainerResources { MemoryLimitInBytes = 64 << 20 },
+            });
+            Assert.Equal("67108864", await bed.ExecAsync(id, "cat", "/sys/fs/cgroup/memory.max"));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+        Assert.Equal("", await bed.Vm.ShellAsync("pgrep -f 'berth-shim run'; true"));
+    }
+
     [Fact]
     public async Task Container_events_arrive_in_order()
     {

@@ -110,17 +110,22 @@ public sealed class NodeVm : IAsyncDisposable
               """
             : $"""
               # The guest's side: berthd on its socket, the socket relayed to TCP for this machine once it is there,
-              # a shell for the tests, and the registry's relay. The guest powers off when berthd exits.
+              # a shell for the tests, and the registry's relay. berthd is started again when it exits, as a
+              # service manager would, a few times; then the guest powers off.
               {relays}
-              "{berthd}" --config "{directory}/config.toml" 2>&1 &
-              berthd=$!
-              while [ ! -S /run/berth/berth.sock ]; do
-                  kill -0 $berthd 2>/dev/null || break
-                  sleep 0.2
+              for start in 1 2 3 4 5; do
+                  "{berthd}" --config "{directory}/config.toml" 2>&1 &
+                  berthd=$!
+                  if [ $start = 1 ]; then
+                      while [ ! -S /run/berth/berth.sock ]; do
+                          kill -0 $berthd 2>/dev/null || break
+                          sleep 0.2
+                      done
+                      socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
+                  fi
+                  wait $berthd
+                  echo "node-vm: berthd exited with $?"
               done
-              socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
-              wait $berthd
-              echo "node-vm: berthd exited with $?"
               """);
 
         var start = new ProcessStartInfo(Path.Combine(TestEnvironment.RepoRoot, "hack", "node-vm"))
@@ -157,7 +162,7 @@ public sealed class NodeVm : IAsyncDisposable
         var vm = new NodeVm(directory, qemu, output, criPort, shellPort, forwards);
         try
         {
-            await vm.WaitReadyAsync(TimeSpan.FromMinutes(3));
+            await vm.WaitServingAsync(TimeSpan.FromMinutes(3));
         }
         catch
         {
@@ -168,7 +173,7 @@ public sealed class NodeVm : IAsyncDisposable
     }
 
     /// <summary>Until berthd in the guest answers Version through the forwarded socket.</summary>
-    private async Task WaitReadyAsync(TimeSpan timeout)
+    public async Task WaitServingAsync(TimeSpan timeout)
     {
         var watch = Stopwatch.StartNew();
         while (true)
