@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Berth.ImageStore.Content;
 using Berth.ImageStore.Distribution;
 using Berth.ImageStore.Images;
@@ -21,7 +20,7 @@ public sealed partial class ImageManager : IDisposable
     private readonly RegistryClient _registry;
     private readonly ImagePuller _puller;
     private readonly ILogger<ImageManager> _logger;
-    private readonly ConcurrentDictionary<string, Lazy<Task<ImageRecord>>> _pulls = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SharedPull> _pulls = new(StringComparer.Ordinal);
     // Pull commits and removals take turns, so a removal never collects a layer a finishing pull is about to claim.
     private readonly SemaphoreSlim _commitLock = new(1, 1);
     private readonly ContentClaims _claims = new();
@@ -35,48 +34,99 @@ public sealed partial class ImageManager : IDisposable
         _content = new ContentStore(Path.Combine(options.Root, "content"));
         _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"), logger);
         _images = new ImageMetadataStore(Path.Combine(options.Root, "images"), logger);
-        _registry = new RegistryClient(options.Registries);
+        _registry = new RegistryClient(options.Registries, options.PullProgressTimeout);
         _puller = new ImagePuller(_content, _snapshots, options, logger);
     }
 
     /// <summary>The directory that holds everything the image store writes.</summary>
     public string Root { get; }
 
-    /// <summary>Pulls an image; concurrent pulls of the same reference share one pull.</summary>
+    /// <summary>
+    /// Pulls an image. Concurrent pulls of the same reference share one pull, which goes on while any caller still
+    /// waits for it: when the last one gives up (cancelled, or its deadline passed), the pull stops and takes back
+    /// what it wrote.
+    /// </summary>
     public async Task<ImageRecord> PullAsync(string image, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
         var reference = ParseReference(image);
         var key = reference.ToString();
-        var shared = _pulls.GetOrAdd(key, pullKey => new Lazy<Task<ImageRecord>>(async () =>
+        SharedPull pull;
+        lock (_pulls)
         {
-            using var claim = _claims.Begin();
-            try
+            if (!_pulls.TryGetValue(key, out pull!))
             {
-                var pulled = await _puller.PullAsync(reference, new RegistrySource(_registry, credentials), claim, cancellationToken);
-                await _commitLock.WaitAsync(cancellationToken);
-                try
+                pull = new SharedPull();
+                _pulls[key] = pull;
+                pull.Task = Task.Run(() => RunPullAsync(key, reference, credentials, pull), CancellationToken.None);
+            }
+            pull.Waiters++;
+        }
+        try
+        {
+            return await pull.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            lock (_pulls)
+            {
+                if (--pull.Waiters == 0 && !pull.Finished)
                 {
-                    var saved = await _images.SaveAsync(pulled, cancellationToken);
-                    StoreChanged();
-                    LogPulled(_logger, key, saved.Id);
-                    return saved;
-                }
-                finally
-                {
-                    _commitLock.Release();
+                    // A caller arriving now starts afresh instead of joining a pull that is stopping.
+                    if (_pulls.TryGetValue(key, out var current) && current == pull) _pulls.Remove(key);
+                    pull.Cancellation.Cancel();
                 }
             }
-            catch
+            throw;
+        }
+    }
+
+    private async Task<ImageRecord> RunPullAsync(string key, ImageReference reference, RegistryCredentials? credentials, SharedPull pull)
+    {
+        var cancellationToken = pull.Cancellation.Token;
+        using var claim = _claims.Begin();
+        try
+        {
+            var pulled = await _puller.PullAsync(reference, new RegistrySource(_registry, credentials), claim, cancellationToken);
+            await _commitLock.WaitAsync(cancellationToken);
+            try
             {
-                await TakeBackAsync(claim);
-                throw;
+                var saved = await _images.SaveAsync(pulled, cancellationToken);
+                StoreChanged();
+                LogPulled(_logger, key, saved.Id);
+                return saved;
             }
             finally
             {
-                _pulls.TryRemove(pullKey, out var _);
+                _commitLock.Release();
             }
-        }));
-        return await shared.Value.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            await TakeBackAsync(claim);
+            throw;
+        }
+        finally
+        {
+            lock (_pulls)
+            {
+                if (_pulls.TryGetValue(key, out var current) && current == pull) _pulls.Remove(key);
+                pull.Finished = true;
+                pull.Cancellation.Dispose();
+            }
+        }
+    }
+
+    /// <summary>One pull of a reference and the callers waiting for it.</summary>
+    private sealed class SharedPull
+    {
+        public CancellationTokenSource Cancellation { get; } = new();
+
+        public Task<ImageRecord> Task { get; set; } = null!;
+
+        /// <summary>Callers still waiting; guarded by the pulls' lock, as <see cref="Finished"/> is.</summary>
+        public int Waiters { get; set; }
+
+        public bool Finished { get; set; }
     }
 
     /// <summary>
@@ -193,8 +243,10 @@ public sealed partial class ImageManager : IDisposable
         [.. image.ChainIds.Select(c => _snapshots.PathOf(Digest.Parse(c))).Reverse()];
 
     /// <summary>
-    /// Removes a repo tag when the image has others; otherwise the image, then every blob and snapshot no
-    /// other image needs. A missing image is not an error, as kubelet expects.
+    /// Removes the image that a name (ID, prefix, tag or digest) finds, with all its tags and digests, then every
+    /// blob and snapshot no other image or container needs: as containerd does and critest v1.36 checks ("removing
+    /// image by one tag should remove all tags"). A missing image is not an error, as kubelet expects, so two
+    /// concurrent removals of one image both succeed.
     /// </summary>
     public async Task RemoveAsync(string image, CancellationToken cancellationToken)
     {
@@ -203,12 +255,6 @@ public sealed partial class ImageManager : IDisposable
         {
             var record = Find(image);
             if (record is null) return;
-            // By tag, and the image has other names: only the tag goes. By ID or digest, or the last tag: the image goes.
-            if (TagNamed(image) is { } tag && record.RepoTags.Contains(tag) && record.RepoTags.Count > 1)
-            {
-                await _images.UpdateAsync(record with { RepoTags = [.. record.RepoTags.Where(t => t != tag)] }, cancellationToken);
-                return;
-            }
             await _images.DeleteAsync(record.Id, cancellationToken);
             CollectGarbage();
             StoreChanged();
@@ -237,13 +283,6 @@ public sealed partial class ImageManager : IDisposable
             _commitLock.Release();
         }
     }
-
-    /// <summary>The repo tag a name refers to, or null for IDs and digests.</summary>
-    private static string? TagNamed(string image) =>
-        !image.StartsWith(Digest.Sha256Prefix, StringComparison.Ordinal)
-        && ImageReference.TryParse(image, out var reference, out _) && reference.Digest is null
-            ? reference.RepoTag
-            : null;
 
     /// <summary>
     /// A pull failed or was cancelled: what it wrote goes, unless an image or another pull under way uses it.

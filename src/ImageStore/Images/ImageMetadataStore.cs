@@ -115,7 +115,6 @@ internal sealed partial class ImageMetadataStore : IDisposable
                 {
                     RepoTags = [.. existing.RepoTags.Union(record.RepoTags)],
                     RepoDigests = [.. existing.RepoDigests.Union(record.RepoDigests)],
-                    Pinned = existing.Pinned || record.Pinned,
                 };
             }
             foreach (var other in _byId.Values.ToList())
@@ -133,20 +132,6 @@ internal sealed partial class ImageMetadataStore : IDisposable
         }
         foreach (var image in changed) await WriteAsync(image, cancellationToken);
         return record;
-    }
-
-    public async Task UpdateAsync(ImageRecord record, CancellationToken cancellationToken)
-    {
-        await _writer.WaitAsync(cancellationToken);
-        try
-        {
-            lock (_lock) _byId[record.Id] = record;
-            await WriteAsync(record, cancellationToken);
-        }
-        finally
-        {
-            _writer.Release();
-        }
     }
 
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
