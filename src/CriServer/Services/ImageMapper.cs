@@ -6,13 +6,13 @@ namespace Berth.CriServer.Services;
 /// <summary>Image records to CRI messages.</summary>
 internal static class ImageMapper
 {
-    public static Image ToProto(ImageRecord record)
+    public static Image ToProto(ImageRecord record, bool pinned)
     {
         var image = new Image
         {
             Id = record.Id,
             Size = (ulong)record.Size,
-            Pinned = record.Pinned,
+            Pinned = pinned,
             Spec = new ImageSpec { Image = record.Id },
         };
         image.RepoTags.AddRange(record.RepoTags);

@@ -14,7 +14,7 @@ public sealed partial class ImageService
         // An absent image is an empty answer, not an error: kubelet asks before every pull.
         if (_images.Find(reference) is not { } image) return new ImageStatusResponse();
 
-        var response = new ImageStatusResponse { Image = ImageMapper.ToProto(image) };
+        var response = new ImageStatusResponse { Image = ImageMapper.ToProto(image, _pinned.Covers(image)) };
         if (request.Verbose)
         {
             var config = await _images.ReadConfigAsync(image, context.CancellationToken);

@@ -24,9 +24,9 @@ public sealed partial class ImageService
     {
         if (filter?.Image is { Image.Length: > 0 } spec)
         {
-            if (_images.Find(spec.Image) is { } image) yield return ImageMapper.ToProto(image);
+            if (_images.Find(spec.Image) is { } image) yield return ImageMapper.ToProto(image, _pinned.Covers(image));
             yield break;
         }
-        foreach (var image in _images.List()) yield return ImageMapper.ToProto(image);
+        foreach (var image in _images.List()) yield return ImageMapper.ToProto(image, _pinned.Covers(image));
     }
 }

@@ -12,4 +12,5 @@ public sealed partial class ImageService(ImageManager images, BerthConfig config
     private readonly BerthConfig _config = config;
     private readonly StatsCollector _stats = stats;
     private readonly Runtime.Containers.ContainerOptions _containerOptions = containers;
+    private readonly ImageStore.References.PinnedImages _pinned = new(config.Images.Pinned);
 }

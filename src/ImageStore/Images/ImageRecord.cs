@@ -22,8 +22,6 @@ public sealed record ImageRecord
 
     /// <summary>The image config's <c>User</c>, kept for ImageStatus without reading the config.</summary>
     [JsonPropertyName("user")] public string? User { get; init; }
-
-    [JsonPropertyName("pinned")] public bool Pinned { get; init; }
 }
 
 [JsonSerializable(typeof(ImageRecord))]
