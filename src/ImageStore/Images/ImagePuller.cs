@@ -176,7 +176,7 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         await using var uncompressed = new HashingStream(decompressed);
         try
         {
-            var unpacked = await snapshots.CommitLayerAsync(chainId, uncompressed, async () =>
+            await snapshots.CommitLayerAsync(chainId, uncompressed, async () =>
             {
                 await uncompressed.DrainAsync(cancellationToken); // the tar's end-of-archive padding
                 await verifying.DrainAsync(cancellationToken);    // a compression trailer; checks size and digest
@@ -185,8 +185,6 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
                     throw new ImageFormatException($"layer {digest}: uncompressed content has digest {actualDiffId}, the config says {diffId}");
                 ingest?.Commit(verifying.Digest(), verifying.BytesRead);
             }, cancellationToken);
-            if (unpacked.SkippedXattrs.Count > 0)
-                LogSkippedXattrs(logger, digest.ToString(), string.Join(", ", unpacked.SkippedXattrs));
         }
         catch (UnsafeLayerException e)
         {
@@ -229,9 +227,6 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Image}: fetching layer {Digest} ({Size} bytes)")]
     private static partial void LogLayerStart(ILogger logger, string image, string digest, long size);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "layer {Digest}: xattrs with binary values were not kept (the tar reader decodes them as UTF-8): {Xattrs}")]
-    private static partial void LogSkippedXattrs(ILogger logger, string digest, string xattrs);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "layer {Digest} unpacked as snapshot {ChainId}")]
     private static partial void LogLayerDone(ILogger logger, string digest, string chainId);

@@ -19,7 +19,7 @@ internal sealed class LayerUnpacker : IDisposable
     private const string WhiteoutPrefix = ".wh.";
     private const string OpaqueWhiteout = ".wh..wh..opq";
     private const string OpaqueXattr = "trusted.overlay.opaque";
-    private const string PaxXattrPrefix = "SCHILY.xattr.";
+    private static readonly Dictionary<string, byte[]> Empty = [];
 
     private readonly int _rootFd;
     private readonly List<(string Path, DateTimeOffset Mtime)> _directoryTimes = [];
@@ -38,20 +38,19 @@ internal sealed class LayerUnpacker : IDisposable
     /// <summary>Bytes of file content written, the snapshot's size.</summary>
     public long ContentBytes { get; private set; }
 
-    /// <summary>
-    /// Xattrs left out because their value is not UTF-8: System.Formats.Tar decodes PAX values as UTF-8, so
-    /// a binary value (security.capability) arrives damaged, and a damaged value is worse than none.
-    /// </summary>
-    public List<string> SkippedXattrs { get; } = [];
+    /// <summary>The current entry's xattrs from its PAX header, as bytes (<see cref="PaxHeaderTap"/>).</summary>
+    private IReadOnlyDictionary<string, byte[]>? _entryXattrs;
 
     /// <summary>Unpacks <paramref name="tar"/> into the existing, empty directory <paramref name="root"/>.</summary>
     public static async Task<UnpackResult> UnpackAsync(Stream tar, string root, CancellationToken cancellationToken)
     {
         using var unpacker = new LayerUnpacker(root);
-        using var reader = new TarReader(tar, leaveOpen: true);
+        await using var tap = new PaxHeaderTap(tar);
+        using var reader = new TarReader(tap, leaveOpen: true);
         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            unpacker._entryXattrs = tap.TakeEntryXattrs();
             try
             {
                 await unpacker.ApplyAsync(entry, cancellationToken);
@@ -67,7 +66,7 @@ internal sealed class LayerUnpacker : IDisposable
             }
         }
         unpacker.ApplyDirectoryTimes();
-        return new UnpackResult(unpacker.ContentBytes, unpacker.SkippedXattrs);
+        return new UnpackResult(unpacker.ContentBytes);
     }
 
     /// <summary>ENOSPC or EDQUOT: the node's disk, not the layer, is at fault.</summary>
@@ -248,19 +247,7 @@ internal sealed class LayerUnpacker : IDisposable
         if (FChown(fd, (uint)entry.Uid, (uint)entry.Gid) != 0) throw Error("chown", name, LastError);
         // After chown, which clears setuid and setgid.
         if (FChmod(fd, (uint)entry.Mode) != 0) throw Error("chmod", name, LastError);
-        if (entry is PaxTarEntry pax)
-        {
-            foreach (var (key, value) in pax.ExtendedAttributes)
-            {
-                if (!key.StartsWith(PaxXattrPrefix, StringComparison.Ordinal)) continue;
-                if (value.Contains('\uFFFD', StringComparison.Ordinal))
-                {
-                    SkippedXattrs.Add($"{name}: {key[PaxXattrPrefix.Length..]}");
-                    continue;
-                }
-                FSetXattr(fd, key[PaxXattrPrefix.Length..], Encoding.UTF8.GetBytes(value), name);
-            }
-        }
+        foreach (var (xattr, value) in _entryXattrs ?? Empty) FSetXattr(fd, xattr, value, name);
     }
 
     private static unsafe void SetTimes(int fd, string? baseName, DateTimeOffset mtime, int flags)
@@ -464,4 +451,4 @@ internal sealed class LayerUnpacker : IDisposable
 }
 
 /// <summary>What unpacking a layer produced.</summary>
-internal sealed record UnpackResult(long ContentBytes, IReadOnlyList<string> SkippedXattrs);
+internal sealed record UnpackResult(long ContentBytes);

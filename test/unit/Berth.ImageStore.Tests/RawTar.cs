@@ -5,14 +5,24 @@ namespace Berth.ImageStore.Tests;
 /// <summary>Tar bytes written by hand, for what TarWriter cannot write (PAX values that are not UTF-8).</summary>
 internal static class RawTar
 {
-    public static byte[] PaxFile(string name, byte[] content, string paxKey, byte[] paxValue)
+    public static byte[] PaxFile(string name, byte[] content, string paxKey, byte[] paxValue) =>
+        Files((name, content, [(paxKey, paxValue)]));
+
+    /// <summary>Regular files, each after a PAX header of its records when it has any.</summary>
+    public static byte[] Files(params (string Name, byte[] Content, (string Key, byte[] Value)[] Pax)[] files)
     {
-        var record = Record(paxKey, paxValue);
         using var tar = new MemoryStream();
-        WriteHeader(tar, "PaxHeaders/" + name, record.Length, (byte)'x');
-        WritePadded(tar, record);
-        WriteHeader(tar, name, content.Length, (byte)'0');
-        WritePadded(tar, content);
+        foreach (var (name, content, pax) in files)
+        {
+            if (pax.Length > 0)
+            {
+                var records = pax.SelectMany(r => Record(r.Key, r.Value)).ToArray();
+                WriteHeader(tar, "PaxHeaders/" + name, records.Length, (byte)'x');
+                WritePadded(tar, records);
+            }
+            WriteHeader(tar, name, content.Length, (byte)'0');
+            WritePadded(tar, content);
+        }
         tar.Write(new byte[1024]);
         return tar.ToArray();
     }
