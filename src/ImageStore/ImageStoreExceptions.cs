@@ -20,3 +20,6 @@ public class ImageFormatException(string message, Exception? inner = null) : Ima
 
 /// <summary>A layer entry that would escape its root, or otherwise may not be unpacked.</summary>
 public sealed class UnsafeLayerException(string message) : ImageFormatException(message);
+
+/// <summary>A download brought no byte for the configured progress timeout.</summary>
+public sealed class PullStalledException(string message) : ImageStoreException(message);

@@ -14,6 +14,9 @@ public sealed record ImageStoreOptions
     /// <summary>Layers downloaded and unpacked at once, per pull.</summary>
     public int MaxConcurrentDownloads { get; init; } = 3;
 
+    /// <summary>How long a layer download may bring no byte before the pull fails; zero for no limit.</summary>
+    public TimeSpan PullProgressTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Per-registry settings keyed by registry host (<c>docker.io</c>, <c>127.0.0.1:5000</c>).</summary>
     public IReadOnlyDictionary<string, RegistryHostOptions> Registries { get; init; } = new Dictionary<string, RegistryHostOptions>();
 }

@@ -197,26 +197,82 @@ public sealed class ImagePullTests
     }
 
     [Fact]
-    public async Task RemoveImage_drops_one_tag_then_the_image_and_its_content()
+    public async Task File_capabilities_in_a_layer_are_kept_byte_for_byte()
     {
+        // What `setcap cap_net_raw+ep` leaves in a PAX header: a binary vfs_cap_data value.
+        byte[] capability = [0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        var capabilities = Berth.ImageStore.Tests.RawTar.Files(("bin/ping", "ping"u8.ToArray(), [("SCHILY.xattr.security.capability", capability)]));
+        await using var bed = await ImageTestBed.StartAsync();
+        var image = new TestImageBuilder().Layer(TestLayers.Base()).Layer(capabilities).Build();
+        await bed.Pusher.PushAsync("berth/ping", image, "1");
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/ping:1") } });
+
+        var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = image.Id }, Verbose = true });
+        using var info = JsonDocument.Parse(status.Info["info"]);
+        var top = info.RootElement.GetProperty("lowerDirs")[0].GetString()!;
+        Assert.Equal(capability, FileStat.Xattr(Path.Combine(top, "bin/ping"), "security.capability"));
+    }
+
+    [Fact]
+    public async Task RemoveImage_by_one_tag_removes_the_image_with_all_its_tags_and_content()
+    {
+        // critest v1.36: "removing image by one tag should remove all tags", and containerd does so.
         await using var bed = await ImageTestBed.StartAsync();
         var image = BusyboxImage();
         await bed.Pusher.PushAsync("berth/busybox", image, "a", "b");
         await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:a") } });
         await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
+        Assert.Equal(2, Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images).RepoTags.Count);
 
         await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:a") } });
-        var kept = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
-        Assert.Equal([bed.Ref("berth/busybox:b")], kept.RepoTags);
-
-        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
         Assert.Empty((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Null((await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } })).Image);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(bed.Daemon.RootPath, "content", "blobs", "sha256")));
         Assert.Equal(["ingest", "trash"], Directory.EnumerateDirectories(Path.Combine(bed.Daemon.RootPath, "snapshots")).Select(Path.GetFileName).Order());
 
         // Removing what is not there is not an error.
         await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:b") } });
         await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = image.Id } });
+    }
+
+    [Fact]
+    public async Task RemoveImage_from_one_registry_removes_its_tags_from_the_others_and_concurrent_removals_succeed()
+    {
+        // critest v1.36: "removing image from one registry should remove all tags from other registries".
+        await using var bed = await ImageTestBed.StartAsync();
+        await using var other = await RegistryServer.StartAsync(RegistryMode.Plain);
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("berth/busybox", image, "1");
+        using (var otherPusher = new RegistryPusher(other)) await otherPusher.PushAsync("mirror/busybox", image, "1", "2");
+        foreach (var name in new[] { bed.Ref("berth/busybox:1"), $"{other.Host}/mirror/busybox:1", $"{other.Host}/mirror/busybox:2" })
+            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = name } });
+        var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Equal(3, listed.RepoTags.Count);
+        Assert.Equal(2, listed.RepoDigests.Count);
+
+        await Task.WhenAll(Enumerable.Range(0, 2).Select(async _ =>
+            await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = $"{other.Host}/mirror/busybox:2" } })));
+        Assert.Empty((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(bed.Daemon.RootPath, "content", "blobs", "sha256")));
+    }
+
+    [Fact]
+    public async Task Images_configured_as_pinned_are_reported_pinned_under_any_of_their_names()
+    {
+        await using var bed = await ImageTestBed.StartAsync(extraConfig: r => $"[images]\npinned = [\"{r.Host}/berth/pause:3.10\"]\n");
+        var pause = new TestImageBuilder().Layer(TestLayers.Base()).Build();
+        await bed.Pusher.PushAsync("berth/pause", pause, "3.10", "other");
+        await bed.Pusher.PushAsync("berth/busybox", BusyboxImage(), "1");
+        foreach (var name in new[] { "berth/pause:other", "berth/busybox:1" })
+            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref(name) } });
+        // Pulled under another tag first: pinned once the configured name is one of its names.
+        Assert.False((await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = pause.Id } })).Image.Pinned);
+        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/pause:3.10") } });
+
+        Assert.True((await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = bed.Ref("berth/pause:other") } })).Image.Pinned);
+        var listed = (await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images.ToDictionary(i => i.Id, i => i.Pinned);
+        Assert.True(listed[pause.Id]);
+        Assert.Single(listed, i => !i.Value);
     }
 
     [Fact]
@@ -254,6 +310,12 @@ public sealed class ImagePullTests
         Assert.True(usage.UsedBytes.Value > empty.UsedBytes.Value + 2_000_000, $"{usage.UsedBytes.Value} bytes used");
         Assert.True(usage.InodesUsed.Value > empty.InodesUsed.Value + 20, $"{usage.InodesUsed.Value} inodes used");
         Assert.True(usage.Timestamp > 0);
+
+        // critest v1.36's consistency specs: the figure falls right after a removal, as it rose right after the pull.
+        await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = bed.Ref("berth/busybox:1") } });
+        var removed = Assert.Single((await bed.Daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest())).ImageFilesystems);
+        Assert.True(removed.UsedBytes.Value < usage.UsedBytes.Value - 2_000_000, $"{removed.UsedBytes.Value} bytes used after the removal");
+        Assert.True(removed.InodesUsed.Value < usage.InodesUsed.Value - 20, $"{removed.InodesUsed.Value} inodes used after the removal");
     }
 
     [Theory]

@@ -87,6 +87,12 @@ public sealed record ImagesConfig
 
     public int MaxConcurrentDownloads { get; init; } = 3;
 
+    /// <summary>containerd's image_pull_progress_timeout: a layer download that brings no byte this long fails; zero disables.</summary>
+    public TimeSpan PullProgressTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Images reported as pinned so kubelet's GC keeps them: names, or name prefixes ending in '*'.</summary>
+    public IReadOnlyList<string> Pinned { get; init; } = [];
+
     /// <summary>Per-registry settings, keyed by registry host as it appears in image names.</summary>
     public IReadOnlyDictionary<string, RegistryConfig> Registries { get; init; } = new Dictionary<string, RegistryConfig>();
 }

@@ -196,8 +196,18 @@ public static class ConfigLoader
         {
             Platform = platform,
             MaxConcurrentDownloads = (int?)section.Integer("max_concurrent_downloads", 1, 64) ?? defaults.MaxConcurrentDownloads,
+            PullProgressTimeout = section.Duration("pull_progress_timeout") ?? defaults.PullProgressTimeout,
             Registries = registries,
+            Pinned = section.StringArray("pinned") ?? defaults.Pinned,
         };
+        try
+        {
+            _ = new Berth.ImageStore.References.PinnedImages(images.Pinned);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigException($"images.pinned: {e.Message}");
+        }
         section.RejectUnknownKeys();
         return images;
     }

@@ -21,6 +21,7 @@ internal static class ComponentOptions
             Architecture = platform[1],
             Variant = platform.Length > 2 ? platform[2] : null,
             MaxConcurrentDownloads = config.Images.MaxConcurrentDownloads,
+            PullProgressTimeout = config.Images.PullProgressTimeout,
             Registries = config.Images.Registries.ToDictionary(
                 pair => pair.Key,
                 pair => new RegistryHostOptions

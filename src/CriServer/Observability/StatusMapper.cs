@@ -29,6 +29,7 @@ internal static class StatusMapper
         ImageNotFoundException => StatusCode.NotFound,
         RegistryAuthException => StatusCode.Unauthenticated,
         RegistryException => StatusCode.Unavailable,
+        PullStalledException => StatusCode.DeadlineExceeded,
         // Content that fails its digest or is hostile: the image cannot be used as it is.
         ImageFormatException => StatusCode.FailedPrecondition,
         _ => StatusCode.Unknown,

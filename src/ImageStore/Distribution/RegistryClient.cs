@@ -24,9 +24,14 @@ public sealed class RegistryClient : IDisposable
     private readonly ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
 
-    public RegistryClient(IReadOnlyDictionary<string, RegistryHostOptions> hosts)
+    private readonly TimeSpan _progressTimeout;
+
+    /// <param name="hosts">Per-registry endpoints and TLS settings, keyed by registry host.</param>
+    /// <param name="progressTimeout">How long a blob download may bring no byte before it fails; zero for no limit.</param>
+    public RegistryClient(IReadOnlyDictionary<string, RegistryHostOptions> hosts, TimeSpan progressTimeout)
     {
         _hosts = hosts;
+        _progressTimeout = progressTimeout;
         foreach (var (host, options) in hosts)
         {
             if (options.CaFile is { } ca && !File.Exists(ca))
@@ -37,7 +42,7 @@ public sealed class RegistryClient : IDisposable
     /// <summary>A manifest or index, verified against the digest it was asked by (if any).</summary>
     internal async Task<FetchedManifest> GetManifestAsync(ImageReference image, string tagOrDigest, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(image, $"manifests/{tagOrDigest}", MediaTypes.ManifestAccept, credentials, cancellationToken);
+        using var response = await SendAsync(image, $"manifests/{tagOrDigest}", MediaTypes.ManifestAccept, credentials, 0, cancellationToken);
         var content = await response.Content.ReadAsByteArrayAsync(cancellationToken);
         var digest = Digest.Compute(content);
         if (Digest.TryParse(tagOrDigest, out var requested) && requested != digest)
@@ -51,21 +56,25 @@ public sealed class RegistryClient : IDisposable
         return new FetchedManifest(content, mediaType, digest);
     }
 
-    /// <summary>Opens a blob's content stream; the caller verifies it (<see cref="VerifyingStream"/>).</summary>
-    internal async Task<Stream> OpenBlobAsync(ImageReference image, Digest digest, RegistryCredentials? credentials, CancellationToken cancellationToken)
-    {
-        var response = await SendAsync(image, $"blobs/{digest}", "*/*", credentials, cancellationToken);
-        try
+    /// <summary>
+    /// Opens a blob's content stream, resumed from where it stopped if the connection drops, and failing if it
+    /// stalls (<see cref="ResumableBlobStream"/>); the caller verifies it (<see cref="VerifyingStream"/>).
+    /// </summary>
+    internal async Task<Stream> OpenBlobAsync(ImageReference image, Digest digest, RegistryCredentials? credentials, CancellationToken cancellationToken) =>
+        await ResumableBlobStream.OpenAsync($"{image.Name} blob {digest}", async (offset, token) =>
         {
-            var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            return new ResponseStream(stream, response);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
-    }
+            var response = await SendAsync(image, $"blobs/{digest}", "*/*", credentials, offset, token);
+            try
+            {
+                var start = response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From is { } from ? from : 0;
+                return (new ResponseStream(await response.Content.ReadAsStreamAsync(token), response), start);
+            }
+            catch
+            {
+                response.Dispose();
+                throw;
+            }
+        }, _progressTimeout, cancellationToken);
 
     internal static string? SniffMediaType(byte[] content)
     {
@@ -87,7 +96,7 @@ public sealed class RegistryClient : IDisposable
 
     /// <summary>Tries each endpoint of the image's registry in order; the first good answer wins.</summary>
     private async Task<HttpResponseMessage> SendAsync(
-        ImageReference image, string path, string accept, RegistryCredentials? credentials, CancellationToken cancellationToken)
+        ImageReference image, string path, string accept, RegistryCredentials? credentials, long rangeStart, CancellationToken cancellationToken)
     {
         var failures = new List<string>();
         Exception? lastError = null;
@@ -98,7 +107,7 @@ public sealed class RegistryClient : IDisposable
             var isLast = i == endpoints.Count - 1;
             try
             {
-                var response = await SendToEndpointAsync(endpoint, image, path, accept, credentials, cancellationToken);
+                var response = await SendToEndpointAsync(endpoint, image, path, accept, credentials, rangeStart, cancellationToken);
                 if (response.IsSuccessStatusCode) return response;
                 using (response)
                 {
@@ -120,7 +129,7 @@ public sealed class RegistryClient : IDisposable
     }
 
     private async Task<HttpResponseMessage> SendToEndpointAsync(
-        Endpoint endpoint, ImageReference image, string path, string accept, RegistryCredentials? credentials, CancellationToken cancellationToken)
+        Endpoint endpoint, ImageReference image, string path, string accept, RegistryCredentials? credentials, long rangeStart, CancellationToken cancellationToken)
     {
         var uri = new Uri(endpoint.BaseUri, $"{image.Repository}/{path}");
         var scope = $"repository:{image.Repository}:pull";
@@ -130,7 +139,7 @@ public sealed class RegistryClient : IDisposable
             ? new AuthenticationHeaderValue("Bearer", registryToken)
             : _tokens.TryGetValue(tokenKey, out var cached) && cached.IsValid ? cached.Header : null;
 
-        var response = await SendFollowingRedirectsAsync(endpoint.Client, uri, accept, authorization, cancellationToken);
+        var response = await SendFollowingRedirectsAsync(endpoint.Client, uri, accept, authorization, rangeStart, cancellationToken);
         if (response.StatusCode != HttpStatusCode.Unauthorized) return response;
 
         var challenge = response.Headers.WwwAuthenticate.Select(h => AuthChallenge.Parse(h.ToString())).FirstOrDefault(c => c is not null);
@@ -141,7 +150,7 @@ public sealed class RegistryClient : IDisposable
         var granted = await AuthorizeAsync(endpoint, challenge, scope, credentials, cancellationToken);
         authorization = granted.Header;
         _tokens[tokenKey] = granted;
-        response = await SendFollowingRedirectsAsync(endpoint.Client, uri, accept, authorization, cancellationToken);
+        response = await SendFollowingRedirectsAsync(endpoint.Client, uri, accept, authorization, rangeStart, cancellationToken);
         if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
             response.Dispose();
@@ -253,13 +262,14 @@ public sealed class RegistryClient : IDisposable
 
     /// <summary>Redirects are followed by hand so that credentials never travel to another host (blob storage).</summary>
     private static async Task<HttpResponseMessage> SendFollowingRedirectsAsync(
-        HttpClient client, Uri uri, string accept, AuthenticationHeaderValue? authorization, CancellationToken cancellationToken)
+        HttpClient client, Uri uri, string accept, AuthenticationHeaderValue? authorization, long rangeStart, CancellationToken cancellationToken)
     {
         var origin = uri.GetLeftPart(UriPartial.Authority);
         for (var hop = 0; ; hop++)
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, uri);
             request.Headers.Accept.ParseAdd(accept);
+            if (rangeStart > 0) request.Headers.Range = new RangeHeaderValue(rangeStart, null);
             if (authorization is not null && uri.GetLeftPart(UriPartial.Authority) == origin)
                 request.Headers.Authorization = authorization;
             var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);

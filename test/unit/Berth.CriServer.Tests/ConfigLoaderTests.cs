@@ -123,6 +123,7 @@ public sealed class ConfigLoaderTests
     [InlineData("root = ", "invalid TOML")]
     [InlineData("[runtime]\nrestrict_oom_score_adj = \"yes\"", "runtime.restrict_oom_score_adj: expected true or false")]
     [InlineData("[runtime]\nshim_binary = \"berth-shim\"", "runtime.shim_binary: 'berth-shim' must be an absolute path")]
+    [InlineData("[images]\npinned = [\"Not A Name\"]", "images.pinned: 'Not A Name' is not an image name")]
     [InlineData("[runtime]\npids_limit = -1", "runtime.pids_limit: -1 is out of range")]
     [InlineData("[runtime]\ncgroup_driver = \"Systemd\"", "runtime.cgroup_driver: 'Systemd' is neither \"systemd\" nor \"cgroupfs\"")]
     public void Bad_input_names_the_key(string toml, string expected)
