@@ -29,7 +29,7 @@ internal static partial class BerthHost
             // Components open their stores now, so a bad store or option stops startup instead of the first RPC.
             var images = app.Services.GetRequiredService<ImageManager>();
             var containers = app.Services.GetRequiredService<ContainerManager>();
-            images.SnapshotsInUse = () => containers.List().SelectMany(c => c.LowerDirs);
+            images.SnapshotsInUse = () => containers.List().SelectMany(c => c.LowerDirs.Concat(c.Mounts.SelectMany(m => m.Image?.LowerDirs ?? [])));
             await containers.RecoverAsync(CancellationToken.None);
             await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
             await images.RecoverAsync(CancellationToken.None);

@@ -16,7 +16,7 @@ namespace Berth.CriServer.Services;
 /// <summary>CRI container messages to Runtime's requests, and container records back to CRI messages.</summary>
 internal static class ContainerMapper
 {
-    public static ContainerRequest ToRequest(ContainerConfig config, ContainerManagerLookup lookup)
+    public static ContainerRequest ToRequest(ContainerConfig config, ContainerManagerLookup lookup, Func<string, string, ImageMountSource> imageVolume)
     {
         var linux = config.Linux;
         var security = linux?.SecurityContext;
@@ -27,7 +27,7 @@ internal static class ContainerMapper
             Args = [.. config.Args],
             WorkingDir = string.IsNullOrEmpty(config.WorkingDir) ? null : config.WorkingDir,
             Env = [.. config.Envs.Select(e => new KeyValuePair<string, string>(e.Key, e.Value.ToStringUtf8()))],
-            Mounts = Mounts(config.Mounts),
+            Mounts = Mounts(config.Mounts, imageVolume),
             Devices = [.. config.Devices.Select((d, i) => NodeProbe.Device(d.HostPath, d.ContainerPath, string.IsNullOrEmpty(d.Permissions) ? "rwm" : d.Permissions)
                                                ?? throw Invalid($"devices[{i}].host_path: '{d.HostPath}' is not a device on this node"))],
             Annotations = config.Annotations,
@@ -37,16 +37,31 @@ internal static class ContainerMapper
         };
     }
 
-    public static IReadOnlyList<ContainerMount> Mounts(IEnumerable<CriMount> mounts)
+    /// <param name="mounts">CRI's mounts.</param>
+    /// <param name="imageVolume">The image an image volume names (the field, the name), or NotFound.</param>
+    public static IReadOnlyList<ContainerMount> Mounts(IEnumerable<CriMount> mounts, Func<string, string, ImageMountSource> imageVolume)
     {
         var result = new List<ContainerMount>();
         var index = 0;
         foreach (var mount in mounts)
         {
             var field = $"mounts[{index++}]";
-            if (mount.Image is { Image.Length: > 0 }) throw Invalid($"{field}.image: image volumes are not supported");
             if (string.IsNullOrEmpty(mount.ContainerPath) || !mount.ContainerPath.StartsWith('/'))
                 throw Invalid($"{field}.container_path: '{mount.ContainerPath}' is not an absolute path");
+            if (mount.Image is { Image.Length: > 0 } image)
+            {
+                if (!mount.Readonly) throw Invalid($"{field}.readonly: an image volume is read-only, so readonly must be set");
+                if (mount.ImageSubPath.Contains('\0', StringComparison.Ordinal)) throw Invalid($"{field}.image_sub_path: contains NUL");
+                result.Add(new ContainerMount
+                {
+                    ContainerPath = mount.ContainerPath,
+                    HostPath = "",
+                    Readonly = true,
+                    Image = imageVolume($"{field}.image", image.Image) with { SubPath = mount.ImageSubPath },
+                });
+                continue;
+            }
+            if (!string.IsNullOrEmpty(mount.ImageSubPath)) throw Invalid($"{field}.image_sub_path: set without {field}.image");
             if (string.IsNullOrEmpty(mount.HostPath) || !mount.HostPath.StartsWith('/'))
                 throw Invalid($"{field}.host_path: '{mount.HostPath}' is not an absolute path");
             if (mount.RecursiveReadOnly && !mount.Readonly)
@@ -298,6 +313,8 @@ internal static class ContainerMapper
         {
             ContainerPath = m.ContainerPath,
             HostPath = m.HostPath,
+            Image = m.Image is { } source ? new ImageSpec { Image = source.ImageRef } : null,
+            ImageSubPath = m.Image?.SubPath ?? "",
             Readonly = m.Readonly,
             RecursiveReadOnly = m.RecursiveReadonly,
             Propagation = m.Propagation switch

@@ -28,7 +28,10 @@ public sealed partial class RuntimeService
         if (logPath is not null && !IsPathTheKernelTakes(logPath))
             throw InvalidArgument($"log_path: '{(config.LogPath.Length > 64 ? config.LogPath[..64] + "…" : config.LogPath)}' under the pod's log directory is no path Linux can open (NUL, a name over 255 bytes, or over 4096 in all)");
 
-        var containerRequest = ContainerMapper.ToRequest(config, _containers.Get) with
+        Runtime.Spec.ImageMountSource ImageVolume(string field, string name) => _images.Find(name) is { } found
+            ? new Runtime.Spec.ImageMountSource { ImageRef = found.Id, LowerDirs = [.. _images.LowerDirs(found)] }
+            : throw new RpcException(new Status(StatusCode.NotFound, $"{field}: image {name} not found; pull it first"));
+        var containerRequest = ContainerMapper.ToRequest(config, _containers.Get, ImageVolume) with
         {
             Attempt = config.Metadata.Attempt,
             PodNameKey = sandbox.NameKey,

@@ -31,13 +31,19 @@ internal sealed partial class ContainerCreation(
             foreach (var mount in request.Mounts)
             {
                 // As kubelet expects of a runtime: a host path that is not there is made a directory.
-                if (!Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
+                if (mount.Image is null && !Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
             }
             step = "preparing the bundle";
             Directory.CreateDirectory(record.Bundle);
             step = "mounting the root filesystem";
             var rootfsPath = Path.Combine(record.Bundle, "rootfs");
             rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath);
+            step = "mounting image volumes";
+            if (request.Mounts.Any(m => m.Image is not null))
+            {
+                request = request with { Mounts = MountImageVolumes(record, request.Mounts) };
+                record = record with { Mounts = [.. request.Mounts] };
+            }
 
             step = "building the OCI spec";
             var volumes = VolumeDirectories(record, image);
@@ -123,6 +129,28 @@ internal sealed partial class ContainerCreation(
         Bundle = Path.Combine(options.BundleDirectory, id),
         Directory = Path.Combine(options.DataDirectory, id),
     };
+
+    /// <summary>Each image volume's overlay, under the container's directory (<see cref="ContainerTeardown"/> unmounts them), and the host path of its sub path.</summary>
+    private List<ContainerMount> MountImageVolumes(ContainerRecord record, IReadOnlyList<ContainerMount> mounts)
+    {
+        var result = new List<ContainerMount>(mounts.Count);
+        for (var i = 0; i < mounts.Count; i++)
+        {
+            if (mounts[i].Image is not { } source)
+            {
+                result.Add(mounts[i]);
+                continue;
+            }
+            var target = Path.Combine(ContainerTeardown.ImageMountsOf(record), i.ToString(CultureInfo.InvariantCulture));
+            rootfs.MountReadOnly(source.LowerDirs, target);
+            // Links and ".." are resolved with the image as their root, so a sub path cannot leave it.
+            var hostPath = source.SubPath.Length == 0 ? target : ImageVolume.ResolveInRoot(target, source.SubPath);
+            if (!Path.Exists(hostPath))
+                throw new ContainerRequestException($"mounts[{i}].image_sub_path: '{source.SubPath}' does not exist in image {source.ImageRef}");
+            result.Add(mounts[i] with { HostPath = hostPath });
+        }
+        return result;
+    }
 
     /// <summary>A directory under the container's own for each of the image's VOLUMEs.</summary>
     private static Dictionary<string, string> VolumeDirectories(ContainerRecord record, ImageSettings image)

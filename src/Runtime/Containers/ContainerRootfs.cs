@@ -9,6 +9,9 @@ internal interface IRootfsMounter
 {
     void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target);
 
+    /// <summary>A read-only overlay of the snapshots alone, for an image volume.</summary>
+    void MountReadOnly(IReadOnlyList<string> lowerDirs, string target);
+
     /// <summary>Unmounts if mounted; idempotent.</summary>
     void Unmount(string target);
 }
@@ -27,6 +30,18 @@ internal sealed unsafe class OverlayRootfs : IRootfsMounter
         if (options.Length >= 4096)
             throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
         var result = Call("overlay", target, "overlay", 0, options);
+        if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+    }
+
+    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target)
+    {
+        Directory.CreateDirectory(target);
+        var lowers = lowerDirs.Count > 1 ? lowerDirs : [.. lowerDirs, EmptyLayer(target)];
+        var options = $"lowerdir={string.Join(':', lowers)}";
+        if (options.Length >= 4096)
+            throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
+        // Without an upper dir the overlay is read-only; MS_RDONLY says so to the VFS as well.
+        var result = Call("overlay", target, "overlay", LibC.MS_RDONLY, options);
         if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
     }
 

@@ -7,6 +7,9 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
 {
     public string ExitFileOf(string id) => Path.Combine(exitDirectory, id);
 
+    /// <summary>Where a container's image volumes are mounted, one directory each.</summary>
+    public static string ImageMountsOf(ContainerRecord record) => Path.Combine(record.Directory, "image-mounts");
+
     /// <summary>Each step is idempotent, so a teardown that failed halfway is simply run again.</summary>
     public async Task TearDownAsync(ContainerRecord record)
     {
@@ -28,6 +31,10 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
             await runtime.DeleteAsync(record.Id, CancellationToken.None);
         }
         rootfs.Unmount(Path.Combine(record.Bundle, "rootfs"));
+        if (Directory.Exists(ImageMountsOf(record)))
+        {
+            foreach (var imageMount in Directory.EnumerateDirectories(ImageMountsOf(record))) rootfs.Unmount(imageMount);
+        }
         // By directory descriptors: the writable layer is the container's to shape (any depth, any links), and a
         // rootfs still mounted is refused, never emptied through the mount.
         Berth.Native.FileTree.Remove(record.Bundle);

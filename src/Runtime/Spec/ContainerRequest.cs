@@ -55,6 +55,24 @@ public sealed record ContainerMount
     public bool RecursiveReadonly { get; init; }
 
     public MountPropagation Propagation { get; init; } = MountPropagation.Private;
+
+    /// <summary>An image volume: <see cref="HostPath"/> is then where berthd mounted it, set at create.</summary>
+    public ImageMountSource? Image { get; init; }
+}
+
+/// <summary>
+/// An image volume (KEP-4639): an image's snapshots mounted read-only as an overlay of their own, no upper dir,
+/// and the part of it (<see cref="SubPath"/>, resolved inside it) the container sees.
+/// </summary>
+public sealed record ImageMountSource
+{
+    /// <summary>The image ID (its config digest), which ContainerStatus reports.</summary>
+    public required string ImageRef { get; init; }
+
+    /// <summary>The image's snapshot directories, top layer first; kept from garbage collection while mounted.</summary>
+    public required List<string> LowerDirs { get; init; }
+
+    public string SubPath { get; init; } = "";
 }
 
 /// <summary>A host device as CRI names it, already looked up on the host (type and numbers) by the caller.</summary>

@@ -156,6 +156,8 @@ internal sealed class FakeRootfs : IRootfsMounter
         Directory.CreateDirectory(target);
     }
 
+    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target) => Directory.CreateDirectory(target);
+
     public void Unmount(string target)
     {
         lock (Unmounted) Unmounted.Add(target);
