@@ -341,6 +341,31 @@ public sealed partial class ImageManager : IDisposable
     private HashSet<string> SnapshotsInUseNow() => new(SnapshotsInUse?.Invoke() ?? [], StringComparer.Ordinal);
 
     /// <summary>Deletes blobs and snapshots that no image references and no pull under way claims.</summary>
+    /// <summary>
+    /// Collects the blobs and snapshots that no image, container or pull uses any more: for when a container that
+    /// held on to a removed image's snapshots goes. Never throws; a failure is logged and the next collection retries.
+    /// </summary>
+    public async Task CollectUnusedAsync()
+    {
+        await _commitLock.WaitAsync();
+        try
+        {
+            CollectGarbage();
+            StoreChanged();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogCollectionFailed(_logger, e);
+        }
+        finally
+        {
+            _commitLock.Release();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "collecting unused blobs and snapshots failed; the next removal retries")]
+    private static partial void LogCollectionFailed(ILogger logger, Exception exception);
+
     private void CollectGarbage()
     {
         var (blobs, chains) = Referenced();

@@ -40,6 +40,7 @@ public sealed class ImageVolumeTests(ContainerTestBed bed) : IClassFixture<Conta
         var (reference, data) = await PushDataImageAsync("berth/data");
         var pod = bed.Pod("image-volume");
         var podId = await bed.RunPodAsync(pod);
+        List<string> snapshots;
         try
         {
             var whole = await bed.RunAsync(podId, pod, Mounting("whole", reference, "/data"));
@@ -56,6 +57,9 @@ public sealed class ImageVolumeTests(ContainerTestBed bed) : IClassFixture<Conta
             Assert.Equal((data.Id, "srv/models", true), (mount.Image?.Image, mount.ImageSubPath, mount.Readonly));
 
             // Removing the image while it is mounted removes its names; the mounted snapshots stay for the containers.
+            var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = reference }, Verbose = true });
+            using (var info = System.Text.Json.JsonDocument.Parse(status.Info["info"]))
+                snapshots = [.. info.RootElement.GetProperty("lowerDirs").EnumerateArray().Select(e => e.GetString()!)];
             await bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = reference } });
             Assert.Equal((0, "weights\n"), Pick(await bed.ExecAsync(models, "cat", "/models/model.txt")));
         }
@@ -64,6 +68,13 @@ public sealed class ImageVolumeTests(ContainerTestBed bed) : IClassFixture<Conta
             await bed.RemovePodAsync(podId);
         }
         Assert.DoesNotContain(Host.MountsUnder(bed.Daemon.Directory), m => m.Contains("image-mounts", StringComparison.Ordinal));
+        // With the last container that mounted them gone, the removed image's snapshots are collected.
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (snapshots.Any(Directory.Exists))
+        {
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"snapshots left: {string.Join(", ", snapshots.Where(Directory.Exists))}");
+            await Task.Delay(100);
+        }
     }
 
     [Fact]

@@ -28,6 +28,8 @@ public sealed class RegistryAuthTests
         await using var bed = await StartWithImageAsync(mode);
         var pulled = await bed.Daemon.Images.PullImageAsync(Pull(bed, new AuthConfig { Username = RegistryServer.Username, Password = RegistryServer.Password }));
         Assert.Equal(Image.Id, pulled.ImageRef);
+        // berthd logs at debug level here: still no credential in any line.
+        Assert.DoesNotContain(RegistryServer.Password, bed.Daemon.Output, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -39,6 +41,8 @@ public sealed class RegistryAuthTests
         var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{RegistryServer.Username}:{RegistryServer.Password}"));
         var pulled = await bed.Daemon.Images.PullImageAsync(Pull(bed, new AuthConfig { Auth = auth }));
         Assert.Equal(Image.Id, pulled.ImageRef);
+        Assert.DoesNotContain(auth, bed.Daemon.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain(RegistryServer.Password, bed.Daemon.Output, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -30,6 +30,13 @@ internal static partial class BerthHost
             var images = app.Services.GetRequiredService<ImageManager>();
             var containers = app.Services.GetRequiredService<ContainerManager>();
             images.SnapshotsInUse = () => containers.List().SelectMany(c => c.LowerDirs.Concat(c.Mounts.SelectMany(m => m.Image?.LowerDirs ?? [])));
+            // A container that kept a removed image's snapshots (as its rootfs or an image volume) lets them go with it.
+            containers.Changed += change =>
+            {
+                if (change.Kind == ContainerChangeKind.Removed
+                    && change.Record.Mounts.Select(m => m.Image?.ImageRef).Append(change.Record.ImageRef).Any(id => id is { Length: > 0 } && images.Find(id) is null))
+                    _ = images.CollectUnusedAsync();
+            };
             await containers.RecoverAsync(CancellationToken.None);
             await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
             await images.RecoverAsync(CancellationToken.None);
