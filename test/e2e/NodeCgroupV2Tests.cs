@@ -145,8 +145,7 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
         try
         {
             var id = await bed.RunAsync(podId, pod, "keeps", null, "sleep", "600");
-            var shims = await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort");
-            var init = await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat");
+            var processes = await bed.ProcessesOfAsync(id);
 
             // The guest's script starts berthd again, as berth.service's Restart=always would.
             await bed.Vm.ShellAsync("pkill -9 -x berthd");
@@ -154,8 +153,7 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
 
             var listed = (await bed.Vm.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Single(c => c.Id == id);
             Assert.Equal(ContainerState.ContainerRunning, listed.State);
-            Assert.Equal(shims, await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort"));
-            Assert.Equal(init, await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat"));
+            Assert.Equal(processes, await bed.ProcessesOfAsync(id));
             // The recovered container is still managed: an update reaches its cgroup.
             await bed.Vm.Runtime.UpdateContainerResourcesAsync(new UpdateContainerResourcesRequest
             {

@@ -48,9 +48,7 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
         try
         {
             var id = await bed.RunAsync(podId, pod, "keeps", null, "sleep", "600");
-            var shims = await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort");
-            // The start time of the container's init (field 22): the same process, not a restarted one.
-            var init = await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat");
+            var processes = await bed.ProcessesOfAsync(id);
             var before = await bed.Vm.ShellAsync("systemctl show berth -p MainPID --value");
 
             // Type=notify: this returns once the new berthd sent READY=1.
@@ -60,8 +58,7 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
 
             var listed = (await bed.Vm.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Single(c => c.Id == id);
             Assert.Equal(ContainerState.ContainerRunning, listed.State);
-            Assert.Equal(shims, await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | sort"));
-            Assert.Equal(init, await bed.ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat"));
+            Assert.Equal(processes, await bed.ProcessesOfAsync(id));
         }
         finally
         {

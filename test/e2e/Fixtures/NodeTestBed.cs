@@ -99,6 +99,10 @@ public class NodeTestBed : IAsyncLifetime
         return response.Stdout.ToStringUtf8().Trim();
     }
 
+    /// <summary>The guest's shims and the start time of the container's init (field 22 of its stat): both the same after a restart of berthd means no process was restarted.</summary>
+    public async Task<(string Shims, string InitStart)> ProcessesOfAsync(string id) =>
+        (await Vm.ShellAsync("pgrep -f 'berth-shim run' | sort"), await ExecAsync(id, "cut", "-d", " ", "-f", "22", "/proc/1/stat"));
+
     /// <summary>The container's stats once they show CPU used (the collector reads every second).</summary>
     public async Task<ContainerStats> BusyStatsAsync(string id)
     {
