@@ -26,7 +26,7 @@ internal static class NodeBenchmark
         {
             await File.WriteAllTextAsync(Path.Combine(containerdConfig, "containerd.toml"), ContainerdDaemon.Config(
                 ContainerdDirectory, "/var/lib/berth/containerd-bench", $"{ContainerdDirectory}/state", registry.Host, $"{ContainerdDirectory}/cni", image));
-            return await MeasureAsync(registry, image, containers, calls, Path.Combine(containerdConfig, "containerd.toml"));
+            return await RunInGuestAsync(registry, image, containers, calls, Path.Combine(containerdConfig, "containerd.toml"));
         }
         finally
         {
@@ -34,7 +34,8 @@ internal static class NodeBenchmark
         }
     }
 
-    private static async Task<string> MeasureAsync(RegistryServer registry, string image, int containers, int calls, string containerdConfig)
+    /// <summary>Boots the guest with containerd beside berthd, measures both under each handler, and writes the table.</summary>
+    private static async Task<string> RunInGuestAsync(RegistryServer registry, string image, int containers, int calls, string containerdConfig)
     {
         TestEnvironment.RequireTool("/usr/bin/containerd", "containerd");
         await using var vm = await NodeVm.StartAsync(new NodeVmOptions

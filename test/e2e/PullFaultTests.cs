@@ -13,12 +13,33 @@ public sealed class PullFaultTests
 {
     private static TestImage Image() => new TestImageBuilder().Layer(TestLayers.Base()).Layer(TestLayers.OneFile("etc/motd", "faults\n")).Build();
 
-    private static async Task<(ImageTestBed Bed, FaultyRegistryProxy Proxy, TestImage Image)> StartAsync(string extraConfig = "")
+    /// <summary>A daemon and a registry holding the test image, and the proxy in front of it that pulls go through.</summary>
+    private sealed class FaultBed(ImageTestBed bed, FaultyRegistryProxy proxy, TestImage image) : IAsyncDisposable
+    {
+        public ImageTestBed Bed => bed;
+        public FaultyRegistryProxy Proxy => proxy;
+        public TestImage Image => image;
+
+        /// <summary>The layer the faults are put on: the big one, busybox.</summary>
+        public string Layer => image.Layers[0].Digest;
+
+        private PullImageRequest Request => new() { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } };
+
+        public async Task<PullImageResponse> PullAsync(DateTime? deadline = null) => await bed.Daemon.Images.PullImageAsync(Request, deadline: deadline);
+
+        public async ValueTask DisposeAsync()
+        {
+            await proxy.DisposeAsync();
+            await bed.DisposeAsync();
+        }
+    }
+
+    private static async Task<FaultBed> StartAsync(string extraConfig = "")
     {
         var bed = await ImageTestBed.StartAsync(extraConfig: _ => extraConfig);
         var image = Image();
         await bed.Pusher.PushAsync("berth/faults", image, "1");
-        return (bed, FaultyRegistryProxy.Start(bed.Registry), image);
+        return new FaultBed(bed, FaultyRegistryProxy.Start(bed.Registry), image);
     }
 
     private static void AssertNothingLeft(ImageTestBed bed)
@@ -31,38 +52,31 @@ public sealed class PullFaultTests
     [Fact]
     public async Task A_layer_that_stalls_fails_the_pull_with_DeadlineExceeded_after_the_progress_timeout()
     {
-        var (bed, proxy, image) = await StartAsync("[images]\npull_progress_timeout = \"2s\"\n");
-        await using var _ = bed;
-        await using var __ = proxy;
-        var layer = image.Layers[0].Digest;
-        proxy.Fault = new BlobFault(layer, 64 * 1024, BlobFaultKind.Hold);
+        await using var t = await StartAsync("[images]\npull_progress_timeout = \"2s\"\n");
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Hold);
 
         var watch = Stopwatch.StartNew();
-        var error = await Assert.ThrowsAsync<RpcException>(async () =>
-            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } }));
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await t.PullAsync());
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
-        Assert.Contains(layer, error.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains(t.Layer, error.Status.Detail, StringComparison.Ordinal);
         Assert.Contains("no progress for 2 s after 65536 bytes", error.Status.Detail, StringComparison.Ordinal);
         Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(30));
-        AssertNothingLeft(bed);
+        AssertNothingLeft(t.Bed);
 
-        proxy.Release();
-        await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } });
+        t.Proxy.Release();
+        await t.PullAsync();
     }
 
     [Fact]
     public async Task A_connection_cut_mid_layer_is_resumed_with_a_range_request()
     {
-        var (bed, proxy, image) = await StartAsync();
-        await using var _ = bed;
-        await using var __ = proxy;
-        var layer = image.Layers[0].Digest;
-        proxy.Fault = new BlobFault(layer, 100_000, BlobFaultKind.Cut, Times: 2);
+        await using var t = await StartAsync();
+        t.Proxy.Fault = new BlobFault(t.Layer, 100_000, BlobFaultKind.Cut, Times: 2);
 
-        var pulled = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } });
+        var pulled = await t.PullAsync();
 
-        Assert.Equal(image.Id, pulled.ImageRef);
-        var requests = proxy.BlobRequests.Where(r => r.Contains(layer, StringComparison.Ordinal)).ToList();
+        Assert.Equal(t.Image.Id, pulled.ImageRef);
+        var requests = t.Proxy.BlobRequests.Where(r => r.Contains(t.Layer, StringComparison.Ordinal)).ToList();
         Assert.Equal(3, requests.Count);
         Assert.DoesNotContain("bytes=", requests[0], StringComparison.Ordinal);
         // Each cut comes 100,000 bytes into what the request sent, so each resumption starts that much further on.
@@ -73,39 +87,30 @@ public sealed class PullFaultTests
     [Fact]
     public async Task A_pull_its_caller_gives_up_stops_downloading_and_leaves_nothing()
     {
-        var (bed, proxy, image) = await StartAsync();
-        await using var _ = bed;
-        await using var __ = proxy;
-        proxy.Fault = new BlobFault(image.Layers[0].Digest, 64 * 1024, BlobFaultKind.Trickle);
+        await using var t = await StartAsync();
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Trickle);
 
-        var error = await Assert.ThrowsAsync<RpcException>(async () =>
-            await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } },
-                deadline: DateTime.UtcNow.AddSeconds(3)));
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await t.PullAsync(DateTime.UtcNow.AddSeconds(3)));
         Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
         // berthd closed the download: the trickle's next writes fail.
-        await proxy.ClientGone.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        await WaitAsync(() => !Directory.EnumerateFiles(Path.Combine(bed.Daemon.RootPath, "content", "blobs", "sha256")).Any());
-        AssertNothingLeft(bed);
+        await t.Proxy.ClientGone.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await WaitAsync(() => !Directory.EnumerateFiles(Path.Combine(t.Bed.Daemon.RootPath, "content", "blobs", "sha256")).Any());
+        AssertNothingLeft(t.Bed);
     }
 
     [Fact]
     public async Task A_shared_pull_goes_on_while_another_caller_waits()
     {
-        var (bed, proxy, image) = await StartAsync();
-        await using var _ = bed;
-        await using var __ = proxy;
-        proxy.Fault = new BlobFault(image.Layers[0].Digest, 64 * 1024, BlobFaultKind.Hold);
-        var request = new PullImageRequest { Image = new ImageSpec { Image = $"{proxy.Host}/berth/faults:1" } };
-
-        var patient = bed.Daemon.Images.PullImageAsync(request).ResponseAsync;
-        await WaitAsync(() => !proxy.BlobRequests.IsEmpty);
-        var impatient = await Assert.ThrowsAsync<RpcException>(async () =>
-            await bed.Daemon.Images.PullImageAsync(request, deadline: DateTime.UtcNow.AddSeconds(2)));
+        await using var t = await StartAsync();
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Hold);
+        var patient = t.PullAsync();
+        await WaitAsync(() => !t.Proxy.BlobRequests.IsEmpty);
+        var impatient = await Assert.ThrowsAsync<RpcException>(async () => await t.PullAsync(DateTime.UtcNow.AddSeconds(2)));
         Assert.Equal(StatusCode.DeadlineExceeded, impatient.StatusCode);
 
-        proxy.Release();
-        Assert.Equal(image.Id, (await patient).ImageRef);
-        Assert.Equal(1, proxy.BlobRequests.Count(r => r.Contains(image.Layers[0].Digest, StringComparison.Ordinal)));
+        t.Proxy.Release();
+        Assert.Equal(t.Image.Id, (await patient).ImageRef);
+        Assert.Equal(1, t.Proxy.BlobRequests.Count(r => r.Contains(t.Layer, StringComparison.Ordinal)));
     }
 
     private static async Task WaitAsync(Func<bool> condition)

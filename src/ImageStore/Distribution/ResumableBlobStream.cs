@@ -74,6 +74,7 @@ internal sealed class ResumableBlobStream : ReadOnlyStream
         }
     }
 
+    /// <summary>Pulls read asynchronously; a synchronous read gets neither the progress timeout nor resumption.</summary>
     public override int Read(Span<byte> buffer)
     {
         var read = _body.Read(buffer);

@@ -33,7 +33,7 @@ internal sealed class PaxHeaderTap(Stream inner) : Content.ReadOnlyStream
 
     public override int Read(Span<byte> buffer)
     {
-        if (_paxSize >= 0) TakePaxData(count => inner.ReadAtLeast(_paxOut.AsSpan(0, count), count, throwOnEndOfStream: false));
+        if (_paxSize >= 0) OnPaxData(inner.ReadAtLeast(NewPaxBuffer(), _paxOut.Length, throwOnEndOfStream: false));
         if (ServePax(buffer) is var served and > 0) return served;
         var read = inner.Read(buffer[..Limit(buffer.Length)]);
         Observe(buffer[..read]);
@@ -42,25 +42,15 @@ internal sealed class PaxHeaderTap(Stream inner) : Content.ReadOnlyStream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (_paxSize >= 0)
-        {
-            var region = RegionOf(_paxSize);
-            _paxOut = new byte[region];
-            var got = await inner.ReadAtLeastAsync(_paxOut, region, throwOnEndOfStream: false, cancellationToken);
-            OnPaxData(got);
-        }
+        if (_paxSize >= 0) OnPaxData(await inner.ReadAtLeastAsync(NewPaxBuffer(), _paxOut.Length, throwOnEndOfStream: false, cancellationToken));
         if (ServePax(buffer.Span) is var served and > 0) return served;
         var read = await inner.ReadAsync(buffer[..Limit(buffer.Length)], cancellationToken);
         Observe(buffer.Span[..read]);
         return read;
     }
 
-    private void TakePaxData(Func<int, int> readAtLeast)
-    {
-        var region = RegionOf(_paxSize);
-        _paxOut = new byte[region];
-        OnPaxData(readAtLeast(region));
-    }
+    /// <summary>Room for the PAX header's data section and its padding, read whole before the reader sees any of it.</summary>
+    private byte[] NewPaxBuffer() => _paxOut = new byte[RegionOf(_paxSize)];
 
     /// <summary>The PAX header's data section (and its padding) has been read: keep its xattrs, blank them for the reader.</summary>
     private void OnPaxData(int got)
