@@ -12,6 +12,9 @@ public enum PodNamespaces
     Network = 1,
     Ipc = 2,
     Uts = 4,
+
+    /// <summary>A user namespace of the pod's own, which owns its network, IPC and UTS namespaces (<see cref="UserNamespacePinner"/>).</summary>
+    User = 8,
 }
 
 /// <summary>
@@ -26,6 +29,7 @@ internal static class NamespacePinner
         (PodNamespaces.Network, "net", Linux.CloneNewNet),
         (PodNamespaces.Ipc, "ipc", Linux.CloneNewIpc),
         (PodNamespaces.Uts, "uts", Linux.CloneNewUts),
+        (PodNamespaces.User, "user", Linux.CloneNewUser),
     ];
 
     /// <summary>The pin file of one namespace kind under a sandbox's namespace directory.</summary>
@@ -35,6 +39,8 @@ internal static class NamespacePinner
     public static void Create(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls)
     {
         if (namespaces == PodNamespaces.None) return;
+        // A multithreaded process cannot unshare a user namespace; UserNamespacePinner makes those.
+        if (namespaces.HasFlag(PodNamespaces.User)) throw new ArgumentException("a user namespace is not made here", nameof(namespaces));
         Directory.CreateDirectory(directory);
         try
         {
@@ -66,6 +72,68 @@ internal static class NamespacePinner
         Directory.Delete(directory);
     }
 
+    /// <summary>Pins the namespaces of a process (one that holds them for a moment, or the pod's infra).</summary>
+    public static void Adopt(string directory, int pid, PodNamespaces namespaces)
+    {
+        Directory.CreateDirectory(directory);
+        foreach (var (kind, _, _) in Kinds.Where(k => namespaces.HasFlag(k.Kind))) Pin(directory, kind, pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// Sets the hostname and sysctls and brings up lo in pinned namespaces that were made elsewhere, from a thread that
+    /// joins them for the purpose: as root of the node, berthd may join namespaces that another user namespace owns.
+    /// </summary>
+    public static void Configure(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls) =>
+        NamespaceThread.Run("berth-netns", () =>
+        {
+            var joined = Kinds.Where(k => k.Kind != PodNamespaces.User && namespaces.HasFlag(k.Kind)).ToList();
+            var originals = new List<(int Fd, int Flag)>();
+            try
+            {
+                foreach (var (_, file, flag) in joined)
+                {
+                    originals.Add((OpenOrThrow($"/proc/thread-self/ns/{file}"), flag));
+                    var fd = OpenOrThrow(Path.Combine(directory, file));
+                    var result = Linux.SetNs(fd, flag);
+                    var error = Linux.LastError;
+                    _ = Descriptors.Close(fd);
+                    if (result != 0) throw Linux.Error("setns", Path.Combine(directory, file), error);
+                }
+                ConfigureHere(namespaces, hostname, sysctls);
+            }
+            finally
+            {
+                foreach (var (fd, flag) in originals)
+                {
+                    _ = Linux.SetNs(fd, flag);
+                    _ = Descriptors.Close(fd);
+                }
+            }
+        });
+
+    private static int OpenOrThrow(string path)
+    {
+        var fd = Descriptors.Open(path, Descriptors.ORdOnly | Descriptors.OCloExec);
+        return fd >= 0 ? fd : throw Linux.Error("open", path, Linux.LastError);
+    }
+
+    /// <summary>Bind-mounts /proc/&lt;process&gt;/ns/&lt;kind&gt; onto its pin file, as <c>ip netns add</c> does.</summary>
+    private static void Pin(string directory, PodNamespaces kind, string process)
+    {
+        var pin = PathOf(directory, kind);
+        var file = Path.GetFileName(pin);
+        File.WriteAllBytes(pin, []);
+        if (Linux.Mount($"/proc/{process}/ns/{file}", pin, null, Linux.MsBind, 0) != 0)
+            throw Linux.Error("bind-mount", pin, Linux.LastError);
+    }
+
+    private static void ConfigureHere(PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls)
+    {
+        if (namespaces.HasFlag(PodNamespaces.Uts) && hostname is not null) SetHostname(hostname);
+        if (namespaces.HasFlag(PodNamespaces.Network)) BringUpLoopback();
+        foreach (var (key, value) in sysctls) WriteSysctl(key, value);
+    }
+
     private static void PinOnThisThread(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls)
     {
         var wanted = Kinds.Where(k => namespaces.HasFlag(k.Kind)).ToList();
@@ -80,18 +148,8 @@ internal static class NamespacePinner
             }
             if (Linux.Unshare(wanted.Aggregate(0, (flags, k) => flags | k.Flag)) != 0)
                 throw Linux.Error("unshare", "pod namespaces", Linux.LastError);
-
-            if (namespaces.HasFlag(PodNamespaces.Uts) && hostname is not null) SetHostname(hostname);
-            if (namespaces.HasFlag(PodNamespaces.Network)) BringUpLoopback();
-            foreach (var (key, value) in sysctls) WriteSysctl(key, value);
-
-            foreach (var (_, file, _) in wanted)
-            {
-                var pin = Path.Combine(directory, file);
-                File.WriteAllBytes(pin, []);
-                if (Linux.Mount($"/proc/thread-self/ns/{file}", pin, null, Linux.MsBind, 0) != 0)
-                    throw Linux.Error("bind-mount", pin, Linux.LastError);
-            }
+            ConfigureHere(namespaces, hostname, sysctls);
+            foreach (var (kind, _, _) in wanted) Pin(directory, kind, "thread-self");
         }
         finally
         {

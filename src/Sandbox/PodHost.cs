@@ -8,6 +8,14 @@ internal interface IPodHost
 {
     void CreateNamespaces(string nsDirectory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls);
 
+    /// <summary>
+    /// The pod's own user namespace with the network, IPC and UTS namespaces it owns, set up and pinned; with a shared PID
+    /// namespace also the infra inside them, which is returned.
+    /// </summary>
+    Task<InfraProcess?> CreateUserNamespacesAsync(
+        string sandboxId, string nsDirectory, UserNamespaceMapping mapping, bool sharedPid, string hostname,
+        IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken);
+
     /// <summary>Is the path a namespace still (a pin that was not unmounted, a /run that a reboot did not empty)?</summary>
     bool IsNamespace(string path);
 
@@ -30,6 +38,11 @@ internal sealed class NodePodHost(string shimBinary) : IPodHost
 {
     public void CreateNamespaces(string nsDirectory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls) =>
         NamespacePinner.Create(nsDirectory, namespaces, hostname, sysctls);
+
+    public Task<InfraProcess?> CreateUserNamespacesAsync(
+        string sandboxId, string nsDirectory, UserNamespaceMapping mapping, bool sharedPid, string hostname,
+        IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken) =>
+        UserNamespacePinner.CreateAsync(shimBinary, sandboxId, nsDirectory, mapping, sharedPid, hostname, sysctls, cancellationToken);
 
     public bool IsNamespace(string path) => NamespacePinner.IsNamespace(path);
 

@@ -23,12 +23,17 @@ internal static class PodInfra
     {
         if (!File.Exists(binary)) throw new FileNotFoundException($"the infra binary {binary} does not exist (runtime.shim_binary)");
         var started = NamespaceThread.Run("berth-infra", () => StartOnThisThread(binary, sandboxId, namespacePaths));
+        PinPidNamespace(nsDirectory, started.Pid);
+        return started;
+    }
 
+    /// <summary>Pins the infra's PID namespace beside the pod's other namespaces, for containers to join.</summary>
+    public static void PinPidNamespace(string nsDirectory, int infraPid)
+    {
         var pin = Path.Combine(nsDirectory, PidPin);
         File.WriteAllBytes(pin, []);
-        if (Linux.Mount($"/proc/{started.Pid}/ns/pid", pin, null, Linux.MsBind, 0) != 0)
+        if (Linux.Mount($"/proc/{infraPid}/ns/pid", pin, null, Linux.MsBind, 0) != 0)
             throw Linux.Error("bind-mount", pin, Linux.LastError);
-        return started;
     }
 
     public static bool IsAlive(InfraProcess infra) => ProcFs.StartTimeOf(infra.Pid) == infra.StartTime;

@@ -111,7 +111,8 @@ public sealed partial class SandboxManager
         // Without a hostname (kubelet always sends one) the pod gets the node's, as containerd does.
         var hostname = request.HostNetwork || string.IsNullOrEmpty(request.Hostname) ? Environment.MachineName : request.Hostname;
         var namespaces = (request.HostNetwork ? PodNamespaces.None : PodNamespaces.Network | PodNamespaces.Uts)
-                         | (request.HostIpc ? PodNamespaces.None : PodNamespaces.Ipc);
+                         | (request.HostIpc ? PodNamespaces.None : PodNamespaces.Ipc)
+                         | (request.UserNamespace is null ? PodNamespaces.None : PodNamespaces.User);
         var nsDirectory = Path.Combine(directory, "ns");
         var record = new SandboxRecord
         {
@@ -133,6 +134,7 @@ public sealed partial class SandboxManager
             Privileged = request.Privileged,
             CgroupParent = request.CgroupParent,
             PortMappings = [.. request.PortMappings],
+            UserNamespace = request.UserNamespace,
             NamespacePaths = Enum.GetValues<PodNamespaces>()
                 .Where(k => k != PodNamespaces.None && namespaces.HasFlag(k))
                 .ToDictionary(k => k.ToString().ToLowerInvariant(), k => NamespacePinner.PathOf(nsDirectory, k)),
@@ -147,12 +149,24 @@ public sealed partial class SandboxManager
         try
         {
             Directory.CreateDirectory(directory);
-            step = "creating the pod's namespaces";
-            _host.CreateNamespaces(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
-            if (request.Pid == PidMode.Pod)
+            InfraProcess? infra = null;
+            if (request.UserNamespace is { } mapping)
             {
-                step = "starting the infra process of the pod's PID namespace";
-                var infra = _host.StartInfra(id, nsDirectory, record.NamespacePaths);
+                step = "creating the pod's user namespace and the namespaces it owns";
+                infra = await _host.CreateUserNamespacesAsync(id, nsDirectory, mapping, request.Pid == PidMode.Pod, hostname, request.Sysctls, cancellationToken);
+            }
+            else
+            {
+                step = "creating the pod's namespaces";
+                _host.CreateNamespaces(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
+                if (request.Pid == PidMode.Pod)
+                {
+                    step = "starting the infra process of the pod's PID namespace";
+                    infra = _host.StartInfra(id, nsDirectory, record.NamespacePaths);
+                }
+            }
+            if (infra is not null)
+            {
                 record = record with
                 {
                     Infra = infra,
@@ -311,6 +325,7 @@ public sealed partial class SandboxManager
         if (request.CgroupParent is { Length: > 0 } parent
             && (parent.Length > 4096 || parent.Contains('\0', StringComparison.Ordinal) || parent.Split('/').Contains("..")))
             throw new SandboxRequestException($"linux.cgroup_parent: '{Abbreviate(parent)}' is not a cgroup path (no '..', no NUL, at most 4096 bytes)");
+        if (request.UserNamespace is { } userns) ValidateUserNamespace(request, userns);
         foreach (var port in request.PortMappings)
         {
             if (port.ContainerPort is <= 0 or > 65535)
@@ -326,6 +341,28 @@ public sealed partial class SandboxManager
             if (!namespaced || key.Contains("..", StringComparison.Ordinal) || key.Contains('/', StringComparison.Ordinal))
                 throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
         }
+    }
+
+    /// <summary>
+    /// A pod user namespace maps container ID 0 (its root) to a range of the node's, for UIDs and GIDs alike; the range
+    /// itself is the kubelet's to choose. Its network, IPC and PID namespaces must be its own: a node namespace is owned
+    /// by the node's user namespace, where the pod's root has no rights, so its containers could not mount /sys,
+    /// /dev/mqueue or /proc.
+    /// </summary>
+    private static void ValidateUserNamespace(SandboxRequest request, UserNamespaceMapping userns)
+    {
+        const string field = "linux.security_context.namespace_options.userns_options";
+        foreach (var (name, mapping) in new[] { ("uids", userns.Uids), ("gids", userns.Gids) })
+        {
+            if (mapping.ContainerId != 0)
+                throw new SandboxRequestException($"{field}.{name}[0].container_id: {mapping.ContainerId}; the mapping must map container ID 0");
+            if (mapping.Length == 0)
+                throw new SandboxRequestException($"{field}.{name}[0].length: 0; the mapping must map at least one ID");
+            if ((ulong)mapping.HostId + mapping.Length > uint.MaxValue)
+                throw new SandboxRequestException($"{field}.{name}[0]: host IDs {mapping.HostId} to {(ulong)mapping.HostId + mapping.Length - 1} go past {uint.MaxValue - 1}");
+        }
+        if (request.HostNetwork || request.HostIpc || request.Pid == PidMode.Node)
+            throw new SandboxRequestException($"{field}: a pod in a user namespace of its own cannot use the node's {(request.HostNetwork ? "network" : request.HostIpc ? "IPC" : "PID")} namespace");
     }
 
     /// <summary>Values in messages stay readable: what is longer than 200 characters is cut.</summary>

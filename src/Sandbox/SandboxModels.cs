@@ -25,7 +25,25 @@ public sealed record SandboxRequest
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
     public string? CgroupParent { get; init; }
     public string RuntimeHandler { get; init; } = "";
+
+    /// <summary>The pod's own user namespace (CRI userns_options mode POD); null runs it in the node's.</summary>
+    public UserNamespaceMapping? UserNamespace { get; init; }
 }
+
+/// <summary>One range of a user namespace's ID map: IDs from ContainerId inside are IDs from HostId on the node.</summary>
+public sealed record IdMapping(
+    [property: JsonPropertyName("containerId")] uint ContainerId,
+    [property: JsonPropertyName("hostId")] uint HostId,
+    [property: JsonPropertyName("length")] uint Length)
+{
+    /// <summary>The line of /proc/PID/uid_map or gid_map.</summary>
+    public string ToMapLine() => FormattableString.Invariant($"{ContainerId} {HostId} {Length}\n");
+}
+
+/// <summary>A pod user namespace's maps: one range each, as kubelet allocates them.</summary>
+public sealed record UserNamespaceMapping(
+    [property: JsonPropertyName("uids")] IdMapping Uids,
+    [property: JsonPropertyName("gids")] IdMapping Gids);
 
 /// <summary>Whose PID namespace the pod's containers get: one shared by the pod, each its own, or the node's.</summary>
 public enum PidMode
@@ -79,7 +97,10 @@ public sealed record SandboxRecord
     /// <summary>The infra process holding the pod's shared PID namespace; only for <see cref="PidMode.Pod"/>.</summary>
     [JsonPropertyName("infra")] public InfraProcess? Infra { get; init; }
 
-    /// <summary>Pinned namespace files that containers join (net, ipc, uts), absent for the host's.</summary>
+    /// <summary>The ID maps of the pod's own user namespace; null when the pod is in the node's.</summary>
+    [JsonPropertyName("userNamespace")] public UserNamespaceMapping? UserNamespace { get; init; }
+
+    /// <summary>Pinned namespace files that containers join (user, net, ipc, uts, pid), absent for the host's.</summary>
     [JsonPropertyName("namespacePaths")] public Dictionary<string, string> NamespacePaths { get; init; } = [];
 
     /// <summary>The pod's /dev/shm (a tmpfs), or null when the pod uses the node's IPC namespace.</summary>

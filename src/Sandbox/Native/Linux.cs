@@ -5,7 +5,7 @@ namespace Berth.Sandbox.Native;
 /// <summary>Namespace, mount and interface syscalls, bound with LibraryImport (AOT-safe). Linux x86-64 values.</summary>
 internal static unsafe partial class Linux
 {
-    public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewPid = 0x20000000, CloneNewNet = 0x40000000;
+    public const int CloneNewUts = 0x04000000, CloneNewIpc = 0x08000000, CloneNewUser = 0x10000000, CloneNewPid = 0x20000000, CloneNewNet = 0x40000000;
     public const ulong MsNoSuid = 2, MsNoDev = 4, MsNoExec = 8, MsBind = 4096;
     public const int MntDetach = 2;
     public const int AfInet = 2, SockDgram = 2, SockCloexec = 0x80000;

@@ -68,6 +68,31 @@ internal static unsafe partial class Libc
         public ushort YPixels;
     }
 
+    [LibraryImport("libc", EntryPoint = "fork", SetLastError = true)]
+    public static partial int Fork();
+
+    [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
+    public static partial int Unshare(int flags);
+
+    [LibraryImport("libc", EntryPoint = "getpid")]
+    public static partial int GetPid();
+
+    [LibraryImport("libc", EntryPoint = "setresuid", SetLastError = true)]
+    public static partial int SetResUid(uint real, uint effective, uint saved);
+
+    [LibraryImport("libc", EntryPoint = "setresgid", SetLastError = true)]
+    public static partial int SetResGid(uint real, uint effective, uint saved);
+
+    [LibraryImport("libc", EntryPoint = "setgroups", SetLastError = true)]
+    public static partial int SetGroups(nuint count, uint* groups);
+
+    [LibraryImport("libc", EntryPoint = "execve", SetLastError = true)]
+    public static partial int Execve(byte* path, byte** argv, byte** envp);
+
+    /// <summary>_exit: no atexit handlers and no runtime shutdown, which a forked child must not run.</summary>
+    [LibraryImport("libc", EntryPoint = "_exit")]
+    public static partial void Exit(int status);
+
     [LibraryImport("libc", EntryPoint = "setsid", SetLastError = true)]
     public static partial int SetSid();
 

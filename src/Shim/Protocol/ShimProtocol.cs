@@ -114,6 +114,38 @@ internal static class PodInfraCommandLine
 }
 
 /// <summary>
+/// <c>berth-shim userns</c>: makes a pod's user namespace with its network, IPC and UTS namespaces inside it (and, with
+/// <c>--pid</c>, the pod's infra as PID 1 of a PID namespace inside it too) for berthd to map and pin. The helper says
+/// <c>child PID</c> once the namespaces exist; berthd writes the child's uid_map and gid_map and sends one line; with
+/// <c>--pid</c> the helper then says <c>infra PID</c>; then <c>ready</c>. berthd pins the namespaces and closes the
+/// helper's stdin, and it exits. Any failure is one <c>error MESSAGE</c> line, and the helper exits.
+/// </summary>
+internal static class UserNamespaceHelperProtocol
+{
+    public const string Verb = "userns";
+
+    public static string[] ToArguments(string sandboxId, bool sharedPid) =>
+        sharedPid ? [Verb, "--sandbox", sandboxId, "--pid"] : [Verb, "--sandbox", sandboxId];
+
+    public const string Child = "child";
+    public const string Infra = "infra";
+    public const string Ready = "ready";
+
+    /// <summary>One report line as (word, PID); the PID is 0 for <c>ready</c>, and the word is <c>error</c> with the message for a failure.</summary>
+    public static (string Word, int Pid, string? Error) Parse(string? line)
+    {
+        if (line is null) return ("error", 0, "the helper exited without a report");
+        var space = line.IndexOf(' ', StringComparison.Ordinal);
+        var word = space < 0 ? line : line[..space];
+        if (word == "error") return (word, 0, space < 0 ? "" : line[(space + 1)..]);
+        if (word == Ready && space < 0) return (word, 0, null);
+        return word is Child or Infra && int.TryParse(line.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 0
+            ? (word, pid, null)
+            : ("error", 0, $"unexpected report '{line}'");
+    }
+}
+
+/// <summary>
 /// The one line a shim writes on its stdout once runtime create is done: <c>created PID</c>, or <c>error MESSAGE</c>
 /// when it failed (the shim has exited then).
 /// </summary>

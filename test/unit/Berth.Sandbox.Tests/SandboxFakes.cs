@@ -75,6 +75,19 @@ internal sealed class FakePodHost : IPodHost
             File.WriteAllText(NamespacePinner.PathOf(nsDirectory, kind), "");
     }
 
+    public Task<InfraProcess?> CreateUserNamespacesAsync(
+        string sandboxId, string nsDirectory, UserNamespaceMapping mapping, bool sharedPid, string hostname,
+        IReadOnlyDictionary<string, string> sysctls, CancellationToken cancellationToken)
+    {
+        Call("user-namespaces");
+        Directory.CreateDirectory(nsDirectory);
+        foreach (var kind in new[] { PodNamespaces.User, PodNamespaces.Network, PodNamespaces.Ipc, PodNamespaces.Uts })
+            File.WriteAllText(NamespacePinner.PathOf(nsDirectory, kind), "");
+        if (!sharedPid) return Task.FromResult<InfraProcess?>(null);
+        File.WriteAllText(Path.Combine(nsDirectory, PodInfra.PidPin), "");
+        return Task.FromResult<InfraProcess?>(new InfraProcess(Interlocked.Increment(ref _nextPid), 1));
+    }
+
     public bool IsNamespace(string path) => File.Exists(path) && !Gone.Contains(path);
 
     public void RemoveNamespaces(string nsDirectory)

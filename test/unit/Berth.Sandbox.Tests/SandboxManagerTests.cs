@@ -72,6 +72,37 @@ public sealed class SandboxManagerTests : IDisposable
         Assert.Empty(_manager.List());
     }
 
+    private static readonly UserNamespaceMapping Userns = new(new IdMapping(0, 100000, 65536), new IdMapping(0, 100000, 65536));
+
+    [Theory]
+    [InlineData(PidMode.Container, false)]
+    [InlineData(PidMode.Pod, true)]
+    public async Task A_user_namespace_pod_gets_its_namespaces_and_infra_from_the_helper(PidMode pid, bool infra)
+    {
+        var record = await _manager.RunAsync(Request(pid: pid) with { UserNamespace = Userns }, CancellationToken.None);
+        Assert.Equal(["user-namespaces", "shm"], _host.Calls);
+        Assert.Equal(Userns, record.UserNamespace);
+        Assert.Equal(infra, record.Infra is not null);
+        Assert.Equal(infra ? ["ipc", "network", "pid", "user", "uts"] : ["ipc", "network", "user", "uts"], record.NamespacePaths.Keys.Order());
+        // Stored as asked, for ContainerStatus and for containers created after a restart.
+        Assert.Equal(Userns, NewManager().Get(record.Id)!.UserNamespace);
+    }
+
+    [Theory]
+    [InlineData(1u, 100000u, 65536u, false, "uids[0].container_id")]
+    [InlineData(0u, 100000u, 0u, false, "uids[0].length")]
+    [InlineData(0u, 4294967290u, 65536u, false, "uids[0]: host IDs")]
+    [InlineData(0u, 100000u, 65536u, true, "node's network namespace")]
+    public async Task A_user_namespace_that_cannot_be_honoured_is_refused_by_field(uint containerId, uint hostId, uint length, bool hostNetwork, string field)
+    {
+        var mapping = new IdMapping(containerId, hostId, length);
+        var request = Request() with { UserNamespace = new UserNamespaceMapping(mapping, mapping), HostNetwork = hostNetwork };
+        var e = await Assert.ThrowsAsync<SandboxRequestException>(() => _manager.RunAsync(request, CancellationToken.None));
+        Assert.Contains(field, e.Message, StringComparison.Ordinal);
+        Assert.Empty(_host.Calls);
+        Assert.Empty(_manager.List());
+    }
+
     [Fact]
     public async Task A_name_is_held_until_its_sandbox_is_removed()
     {

@@ -44,6 +44,25 @@ public sealed class ShimProtocolTests
         Assert.Contains(message, error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("child 4242", "child", 4242, null)]
+    [InlineData("infra 7", "infra", 7, null)]
+    [InlineData("ready", "ready", 0, null)]
+    [InlineData("error unshare errno 1", "error", 0, "unshare errno 1")]
+    [InlineData("child", "error", 0, "unexpected report 'child'")]
+    [InlineData("child -3", "error", 0, "unexpected report 'child -3'")]
+    [InlineData("ready 5", "error", 0, "unexpected report 'ready 5'")]
+    [InlineData(null, "error", 0, "the helper exited without a report")]
+    public void User_namespace_helper_reports_parse(string? line, string word, int pid, string? error) =>
+        Assert.Equal((word, pid, error), UserNamespaceHelperProtocol.Parse(line));
+
+    [Fact]
+    public void The_user_namespace_helper_is_asked_for_an_infra_only_with_a_shared_PID_namespace()
+    {
+        Assert.Equal(["userns", "--sandbox", "s1"], UserNamespaceHelperProtocol.ToArguments("s1", sharedPid: false));
+        Assert.Equal(["userns", "--sandbox", "s1", "--pid"], UserNamespaceHelperProtocol.ToArguments("s1", sharedPid: true));
+    }
+
     [Fact]
     public void Reports_round_trip()
     {
