@@ -74,6 +74,9 @@ public static unsafe class NodeProbe
         }
     }
 
+    /// <summary>Whether the filesystem of a directory takes idmapped mounts with the maps of the given user namespace.</summary>
+    public static bool IdmappedMounts(string directory, string userNamespacePath) => Containers.IdmappedMount.IsSupported(directory, userNamespacePath);
+
     public static bool MountSetattr => KernelAtLeast(File.ReadAllText("/proc/sys/kernel/osrelease"), 5, 12);
 
     /// <summary>Compares the leading "major.minor" of a kernel release such as "6.1.0-18-amd64".</summary>

@@ -17,7 +17,7 @@ internal sealed partial class ContainerCreation(
 {
     public async Task<ContainerRecord> CreateAsync(ContainerRequest request, PodSettings pod, ImageSettings image, CancellationToken cancellationToken)
     {
-        var runtime = await CheckAsync(request);
+        var runtime = await CheckAsync(request, pod);
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var record = NewRecord(id, request, pod, image);
 
@@ -34,19 +34,26 @@ internal sealed partial class ContainerCreation(
                 if (mount.Image is null && !Path.Exists(mount.HostPath)) Directory.CreateDirectory(mount.HostPath);
             }
             step = "preparing the bundle";
-            Directory.CreateDirectory(record.Bundle);
+            // Searchable, not listable: a pod user namespace's root reaches its rootfs and idmapped copies through it.
+            Directory.CreateDirectory(record.Bundle, SearchableDirectory);
             step = "mounting the root filesystem";
             var rootfsPath = Path.Combine(record.Bundle, "rootfs");
-            rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath);
+            var userns = pod.UserNamespace;
+            rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath, LayersIdmap(record, userns, "rootfs"));
             step = "mounting image volumes";
             if (request.Mounts.Any(m => m.Image is not null))
             {
-                request = request with { Mounts = MountImageVolumes(record, request.Mounts) };
+                request = request with { Mounts = MountImageVolumes(record, request.Mounts, userns) };
                 record = record with { Mounts = [.. request.Mounts] };
+            }
+            if (userns is not null)
+            {
+                step = "making idmapped copies of host paths for the pod's user namespace";
+                (request, pod) = IdmapBinds(record, request, pod, userns);
             }
 
             step = "building the OCI spec";
-            var volumes = VolumeDirectories(record, image);
+            var volumes = VolumeDirectories(record, image, userns);
             OciSpec spec;
             try
             {
@@ -62,7 +69,14 @@ internal sealed partial class ContainerCreation(
                 // A volume that a CRI mount replaced is not in the spec, and gets nothing.
                 if (spec.Mounts.Any(m => m.Source == hostDirectory)) ImageVolume.Populate(rootfsPath, volume, hostDirectory);
             }
-            await File.WriteAllBytesAsync(Path.Combine(record.Bundle, "config.json"), JsonSerializer.SerializeToUtf8Bytes(spec, OciJsonContext.Default.OciSpec), cancellationToken);
+            // The owner's alone: the spec holds the container's environment, which may hold its secrets.
+            await using (var file = new FileStream(Path.Combine(record.Bundle, "config.json"), new FileStreamOptions
+                         {
+                             Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                         }))
+            {
+                await file.WriteAsync(JsonSerializer.SerializeToUtf8Bytes(spec, OciJsonContext.Default.OciSpec), cancellationToken);
+            }
             if (record.LogPath is { } log) Directory.CreateDirectory(Path.GetDirectoryName(log)!);
 
             step = "creating the container (berth-shim, runtime create)";
@@ -89,9 +103,19 @@ internal sealed partial class ContainerCreation(
         }
     }
 
-    /// <summary>What can be refused before anything is made: the handler, and what it cannot do.</summary>
-    private async Task<IContainerRuntime> CheckAsync(ContainerRequest request)
+    /// <summary>rwx--x--x: others may pass through to a path they know, and list nothing.</summary>
+    internal const UnixFileMode SearchableDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                                                      | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    /// <summary>What can be refused before anything is made: the handler, what it cannot do, what a pod user namespace cannot take.</summary>
+    private async Task<IContainerRuntime> CheckAsync(ContainerRequest request, PodSettings pod)
     {
+        for (var i = 0; i < request.Mounts.Count && pod.UserNamespace is not null; i++)
+        {
+            // A host path reaches a user namespace through an idmapped copy of it, which later host mounts do not propagate to.
+            if (request.Mounts[i].Propagation != MountPropagation.Private)
+                throw new ContainerRequestException($"mounts[{i}].propagation: a pod with its own user namespace takes private mounts only");
+        }
         var runtime = handlers.Find(request.RuntimeHandler)
                       ?? throw new ContainerRequestException($"runtime_handler: '{request.RuntimeHandler}' is not a configured runtime handler");
         for (var i = 0; i < request.Mounts.Count; i++)
@@ -130,8 +154,59 @@ internal sealed partial class ContainerCreation(
         Directory = Path.Combine(options.DataDirectory, id),
     };
 
+    /// <summary>With a pod user namespace, a mount's layers go through idmapped copies made for the moment under the container's idmap directory.</summary>
+    private static LayerIdmap? LayersIdmap(ContainerRecord record, PodUserNamespace? userns, string group) =>
+        userns is null ? null : new LayerIdmap(userns, Path.Combine(ContainerTeardown.IdmappedOf(record), group));
+
+    /// <summary>
+    /// Host paths and the pod's own files reach a pod in its own user namespace through idmapped copies (KEP-127): the
+    /// node's 0 is the pod's root there, and what the pod's root writes is the node's 0's. Image volumes have idmapped
+    /// layers already, and the image's VOLUME directories hold what the idmapped rootfs showed, so neither is copied.
+    /// The record keeps the host paths as asked, for ContainerStatus.
+    /// </summary>
+    private static (ContainerRequest, PodSettings) IdmapBinds(ContainerRecord record, ContainerRequest request, PodSettings pod, PodUserNamespace userns)
+    {
+        var directory = ContainerTeardown.IdmappedOf(record);
+        var mounts = new List<ContainerMount>(request.Mounts.Count);
+        for (var i = 0; i < request.Mounts.Count; i++)
+        {
+            var mount = request.Mounts[i];
+            if (mount.Image is not null)
+            {
+                mounts.Add(mount);
+                continue;
+            }
+            var copy = Path.Combine(directory, "binds", i.ToString(CultureInfo.InvariantCulture));
+            try
+            {
+                IdmappedMount.Create(mount.HostPath, copy, userns.Path, recursive: true, readOnly: mount.Readonly);
+            }
+            catch (IOException e)
+            {
+                throw new ContainerRequestException($"mounts[{i}].host_path: '{mount.HostPath}' cannot be idmapped for the pod's user namespace: {e.Message}");
+            }
+            mounts.Add(mount with { HostPath = copy });
+        }
+
+        string? Copy(string? path, string name, bool readOnly)
+        {
+            if (path is null) return null;
+            var copy = Path.Combine(directory, "pod", name);
+            IdmappedMount.Create(path, copy, userns.Path, recursive: false, readOnly);
+            return copy;
+        }
+        var readOnlyRootfs = request.Security.ReadonlyRootfs;
+        return (request with { Mounts = mounts }, pod with
+        {
+            HostnameFile = Copy(pod.HostnameFile, "hostname", readOnlyRootfs),
+            HostsFile = Copy(pod.HostsFile, "hosts", readOnlyRootfs),
+            ResolvConfFile = Copy(pod.ResolvConfFile, "resolv.conf", readOnlyRootfs),
+            ShmPath = Copy(pod.ShmPath, "shm", readOnly: false),
+        });
+    }
+
     /// <summary>Each image volume's overlay, under the container's directory (<see cref="ContainerTeardown"/> unmounts them), and the host path of its sub path.</summary>
-    private List<ContainerMount> MountImageVolumes(ContainerRecord record, IReadOnlyList<ContainerMount> mounts)
+    private List<ContainerMount> MountImageVolumes(ContainerRecord record, IReadOnlyList<ContainerMount> mounts, PodUserNamespace? userns)
     {
         var result = new List<ContainerMount>(mounts.Count);
         for (var i = 0; i < mounts.Count; i++)
@@ -142,7 +217,7 @@ internal sealed partial class ContainerCreation(
                 continue;
             }
             var target = Path.Combine(ContainerTeardown.ImageMountsOf(record), i.ToString(CultureInfo.InvariantCulture));
-            rootfs.MountReadOnly(source.LowerDirs, target);
+            rootfs.MountReadOnly(source.LowerDirs, target, LayersIdmap(record, userns, "image-" + i.ToString(CultureInfo.InvariantCulture)));
             // Links and ".." are resolved with the image as their root, so a sub path cannot leave it.
             var hostPath = source.SubPath.Length == 0 ? target : ImageVolume.ResolveInRoot(target, source.SubPath);
             if (!Path.Exists(hostPath))
@@ -152,8 +227,11 @@ internal sealed partial class ContainerCreation(
         return result;
     }
 
-    /// <summary>A directory under the container's own for each of the image's VOLUMEs.</summary>
-    private static Dictionary<string, string> VolumeDirectories(ContainerRecord record, ImageSettings image)
+    /// <summary>
+    /// A directory under the container's own for each of the image's VOLUMEs; in a pod user namespace it is its root's
+    /// until the image's own directory there gives it an owner.
+    /// </summary>
+    private static Dictionary<string, string> VolumeDirectories(ContainerRecord record, ImageSettings image, PodUserNamespace? userns)
     {
         var volumes = new Dictionary<string, string>(StringComparer.Ordinal);
         var index = 0;
@@ -161,6 +239,7 @@ internal sealed partial class ContainerCreation(
         {
             var hostDirectory = Path.Combine(record.Directory, "volumes", (index++).ToString(CultureInfo.InvariantCulture));
             Directory.CreateDirectory(hostDirectory);
+            if (userns is not null) Native.FileOwner.Set(hostDirectory, userns.HostRoot.Uid, userns.HostRoot.Gid);
             volumes[volume] = hostDirectory;
         }
         return volumes;

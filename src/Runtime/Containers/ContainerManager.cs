@@ -61,9 +61,10 @@ public sealed class ContainerManager : IDisposable
         if (options.LongestSocketPath > 107)
             throw new ContainerRuntimeException($"{options.BundleDirectory} is too long for the shim's unix sockets; shorten the state directory");
         Directory.CreateDirectory(options.BundleDirectory);
+        File.SetUnixFileMode(options.BundleDirectory, ContainerCreation.SearchableDirectory);
         _table = new ContainerTable(new RecordStore<ContainerRecord>(
             Path.Combine(options.DataDirectory, "records"), ContainerJsonContext.Default.ContainerRecord, r => r.Id, r => r.NameKey, "container", logger));
-        _handlers = new RuntimeHandlers(runtimes, options.Node.MountSetattr);
+        _handlers = new RuntimeHandlers(runtimes, options.Node);
         var teardown = new ContainerTeardown(_handlers, rootfs, _table, options.ExitDirectory, logger);
         _exits = new ExitMonitor(_table, _handlers, teardown, options.ExitDirectory, options.Node.CgroupV2, _cgroupEvents, logger);
         _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, logger);

@@ -7,10 +7,11 @@ namespace Berth.Runtime.Containers;
 /// <summary>How a container's root filesystem is put together from the image's snapshots and its own writable layer.</summary>
 internal interface IRootfsMounter
 {
-    void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target);
+    /// <summary>With an idmap, the layers are idmapped copies (the pod's user namespace sees the image's owners) and the upper dir is its root's.</summary>
+    void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target, LayerIdmap? idmap);
 
     /// <summary>A read-only overlay of the snapshots alone, for an image volume.</summary>
-    void MountReadOnly(IReadOnlyList<string> lowerDirs, string target);
+    void MountReadOnly(IReadOnlyList<string> lowerDirs, string target, LayerIdmap? idmap);
 
     /// <summary>Unmounts if mounted; idempotent.</summary>
     void Unmount(string target);
@@ -19,30 +20,74 @@ internal interface IRootfsMounter
 /// <summary>An overlay of the image's snapshots with the container's own upper and work dirs.</summary>
 internal sealed unsafe class OverlayRootfs : IRootfsMounter
 {
-    public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target)
+    public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target, LayerIdmap? idmap)
     {
         Directory.CreateDirectory(upper);
         Directory.CreateDirectory(work);
         Directory.CreateDirectory(target);
-        // overlay wants two layers at least: a single-layer image gets an empty second one below it.
-        var lowers = lowerDirs.Count > 1 ? lowerDirs : [.. lowerDirs, EmptyLayer(work)];
-        var options = $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},index=off";
-        if (options.Length >= 4096)
-            throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
-        var result = Call("overlay", target, "overlay", 0, options);
-        if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+        // What the pod's root writes lands in the upper dir as the node's ID of that root.
+        if (idmap is not null) Native.FileOwner.Set(upper, idmap.UserNamespace.HostRoot.Uid, idmap.UserNamespace.HostRoot.Gid);
+        WithLayers(lowerDirs, idmap, lowers =>
+        {
+            // overlay wants two layers at least: a single-layer image gets an empty second one below it.
+            if (lowers.Count == 1) lowers = [.. lowers, EmptyLayer(work)];
+            var options = $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},index=off";
+            if (options.Length >= 4096)
+                throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
+            var result = Call("overlay", target, "overlay", 0, options);
+            if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+        });
     }
 
-    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target)
+    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target, LayerIdmap? idmap)
     {
         Directory.CreateDirectory(target);
-        var lowers = lowerDirs.Count > 1 ? lowerDirs : [.. lowerDirs, EmptyLayer(target)];
-        var options = $"lowerdir={string.Join(':', lowers)}";
-        if (options.Length >= 4096)
-            throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
-        // Without an upper dir the overlay is read-only; MS_RDONLY says so to the VFS as well.
-        var result = Call("overlay", target, "overlay", LibC.MS_RDONLY, options);
-        if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+        WithLayers(lowerDirs, idmap, lowers =>
+        {
+            if (lowers.Count == 1) lowers = [.. lowers, EmptyLayer(target)];
+            var options = $"lowerdir={string.Join(':', lowers)}";
+            if (options.Length >= 4096)
+                throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
+            // Without an upper dir the overlay is read-only; MS_RDONLY says so to the VFS as well.
+            var result = Call("overlay", target, "overlay", LibC.MS_RDONLY, options);
+            if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
+        });
+    }
+
+    /// <summary>
+    /// Runs the mount on the snapshots themselves, or on idmapped copies of them, which go again once the overlay is
+    /// mounted: it holds its layers by reference, so only the overlay is left to unmount.
+    /// </summary>
+    private static void WithLayers(IReadOnlyList<string> lowerDirs, LayerIdmap? idmap, Action<IReadOnlyList<string>> mount)
+    {
+        if (idmap is null)
+        {
+            mount(lowerDirs);
+            return;
+        }
+        var copies = new List<string>(lowerDirs.Count);
+        try
+        {
+            for (var i = 0; i < lowerDirs.Count; i++)
+            {
+                var copy = Path.Combine(idmap.Directory, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                try
+                {
+                    IdmappedMount.Create(lowerDirs[i], copy, idmap.UserNamespace.Path, recursive: false);
+                }
+                catch (IOException e)
+                {
+                    throw new ContainerRuntimeException($"an idmapped copy of layer {lowerDirs[i]}: {e.Message}", e);
+                }
+                copies.Add(copy);
+            }
+            mount(copies);
+        }
+        finally
+        {
+            foreach (var copy in copies) IdmappedMount.Remove(copy);
+            if (Directory.Exists(idmap.Directory) && !Directory.EnumerateFileSystemEntries(idmap.Directory).Any()) Directory.Delete(idmap.Directory);
+        }
     }
 
     /// <summary>Lazily, in case a process still holds it.</summary>

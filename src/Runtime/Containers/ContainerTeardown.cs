@@ -10,6 +10,12 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
     /// <summary>Where a container's image volumes are mounted, one directory each.</summary>
     public static string ImageMountsOf(ContainerRecord record) => Path.Combine(record.Directory, "image-mounts");
 
+    /// <summary>
+    /// Where a container in a pod user namespace has its idmapped copies (<see cref="IdmappedMount"/>), a directory per
+    /// group: in the bundle, which the namespace's root can reach (the persistent root is the owner's alone).
+    /// </summary>
+    public static string IdmappedOf(ContainerRecord record) => Path.Combine(record.Bundle, "idmapped");
+
     /// <summary>Each step is idempotent, so a teardown that failed halfway is simply run again.</summary>
     public async Task TearDownAsync(ContainerRecord record)
     {
@@ -35,6 +41,7 @@ internal sealed partial class ContainerTeardown(RuntimeHandlers handlers, IRootf
         {
             foreach (var imageMount in Directory.EnumerateDirectories(ImageMountsOf(record))) rootfs.Unmount(imageMount);
         }
+        IdmappedMount.RemoveAll(IdmappedOf(record));
         // By directory descriptors: the writable layer is the container's to shape (any depth, any links), and a
         // rootfs still mounted is refused, never emptied through the mount.
         Berth.Native.FileTree.Remove(record.Bundle);

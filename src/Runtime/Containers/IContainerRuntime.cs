@@ -25,8 +25,8 @@ public interface IContainerRuntime
     /// <summary>The runtime binary, as messages name it.</summary>
     string Binary { get; }
 
-    /// <summary>The optional mount options (such as "rro") the runtime understands.</summary>
-    Task<IReadOnlySet<string>> MountOptionsAsync();
+    /// <summary>The optional features the runtime has (mount options such as "rro", namespaces such as "user").</summary>
+    Task<OciRuntimeFeatures> FeaturesAsync();
 
     /// <summary>
     /// Creates the container from its bundle (config.json and the mounted rootfs) through a new shim, which will

@@ -107,7 +107,7 @@ internal static unsafe partial class ImageVolume
     /// </summary>
     private static void CopyAttributes(string source, string target, stat st)
     {
-        Check(Lchown(target, (uint)st.st_uid, (uint)st.st_gid), "lchown", target);
+        Check(Berth.Runtime.Native.FileOwner.Lchown(target, (uint)st.st_uid, (uint)st.st_gid), "lchown", target);
         if (TypeOf(st) != Symlink) Check(Chmod(target, (uint)st.st_mode & 0xFFF), "chmod", target);
         CopyExtendedAttributes(source, target);
         var times = stackalloc timespec[2];
@@ -191,9 +191,6 @@ internal static unsafe partial class ImageVolume
     private const int ERange = 34;
     private const int EOpNotSupp = 95;
     private const int AtSymlinkNoFollow = 0x100;
-
-    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Lchown(string path, uint owner, uint group);
 
     [LibraryImport("libc", EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Chmod(string path, uint mode);

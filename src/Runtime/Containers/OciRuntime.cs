@@ -10,7 +10,7 @@ namespace Berth.Runtime.Containers;
 /// </summary>
 internal sealed class OciRuntime(string binary, string root, bool systemdCgroup = false)
 {
-    private Task<IReadOnlySet<string>>? _mountOptions;
+    private Task<OciRuntimeFeatures>? _features;
 
     public string Binary { get; } = binary;
     public string Root { get; } = root;
@@ -19,12 +19,12 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
     public bool SystemdCgroup { get; } = systemdCgroup;
 
     /// <summary>
-    /// The mount options the binary understands, from its <c>features</c> command (runc 1.1 and later), asked once.
-    /// A binary without that command is taken to know none of the optional ones.
+    /// What the binary can do, from its <c>features</c> command (runc 1.1 and later), asked once. A binary without that
+    /// command is taken to offer none of the optional features.
     /// </summary>
-    public Task<IReadOnlySet<string>> MountOptionsAsync() => _mountOptions ??= ReadMountOptionsAsync();
+    public Task<OciRuntimeFeatures> FeaturesAsync() => _features ??= ReadFeaturesAsync();
 
-    private async Task<IReadOnlySet<string>> ReadMountOptionsAsync()
+    private async Task<OciRuntimeFeatures> ReadFeaturesAsync()
     {
         try
         {
@@ -32,28 +32,14 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             var result = await Cli.Wrap(Binary).WithArguments(["features"]).WithValidation(CommandResultValidation.None)
                 .ExecuteBufferedAsync(timeout.Token);
-            return result.ExitCode == 0 ? ParseMountOptions(result.StandardOutput) : new HashSet<string>();
+            return result.ExitCode == 0 ? OciRuntimeFeatures.Parse(result.StandardOutput) : OciRuntimeFeatures.None;
         }
         catch (Exception e) when (e is OperationCanceledException or InvalidOperationException or System.ComponentModel.Win32Exception or JsonException)
         {
             // A binary that timed out or could not start may answer later: ask again next time instead of keeping "none".
-            _mountOptions = null;
-            return new HashSet<string>();
+            _features = null;
+            return OciRuntimeFeatures.None;
         }
-    }
-
-    /// <summary>The <c>mountOptions</c> array of the OCI runtime features document.</summary>
-    public static IReadOnlySet<string> ParseMountOptions(string featuresJson)
-    {
-        using var document = JsonDocument.Parse(featuresJson);
-        var options = new HashSet<string>(StringComparer.Ordinal);
-        if (document.RootElement.ValueKind == JsonValueKind.Object
-            && document.RootElement.TryGetProperty("mountOptions", out var list) && list.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var option in list.EnumerateArray())
-                if (option.GetString() is { } name) options.Add(name);
-        }
-        return options;
     }
 
     public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], cancellationToken);
@@ -112,5 +98,31 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
         var text = line[(message + 5)..];
         var end = text.LastIndexOf('"');
         return (end < 0 ? text : text[..end]).Replace("\\\"", "\"", StringComparison.Ordinal);
+    }
+}
+
+/// <summary>The parts of an OCI runtime features document (runtime-spec features.md) that Berth looks at.</summary>
+public sealed record OciRuntimeFeatures(IReadOnlySet<string> MountOptions, IReadOnlySet<string> Namespaces)
+{
+    public static readonly OciRuntimeFeatures None = new(new HashSet<string>(), new HashSet<string>());
+
+    /// <summary><c>mountOptions</c> and <c>linux.namespaces</c>; what is missing or of another shape counts as none.</summary>
+    public static OciRuntimeFeatures Parse(string featuresJson)
+    {
+        using var document = JsonDocument.Parse(featuresJson);
+        var root = document.RootElement;
+        var linux = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("linux", out var l) ? l : default;
+        return new OciRuntimeFeatures(Strings(root, "mountOptions"), Strings(linux, "namespaces"));
+    }
+
+    private static HashSet<string> Strings(JsonElement parent, string property)
+    {
+        var values = new HashSet<string>(StringComparer.Ordinal);
+        if (parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(property, out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var value in list.EnumerateArray())
+                if (value.ValueKind == JsonValueKind.String && value.GetString() is { } text) values.Add(text);
+        }
+        return values;
     }
 }

@@ -13,7 +13,7 @@ internal sealed class OciShimRuntime(OciRuntime runtime, string shimBinary, Proc
 {
     public string Binary => runtime.Binary;
 
-    public Task<IReadOnlySet<string>> MountOptionsAsync() => runtime.MountOptionsAsync();
+    public Task<OciRuntimeFeatures> FeaturesAsync() => runtime.FeaturesAsync();
 
     public async Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken)
     {

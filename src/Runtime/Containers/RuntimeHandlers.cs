@@ -1,10 +1,12 @@
+using Berth.Runtime.Spec;
+
 namespace Berth.Runtime.Containers;
 
 /// <summary>What a handler's OCI runtime can do on this node, beyond what every runtime does.</summary>
-public sealed record HandlerFeatures(bool RecursiveReadonlyMounts);
+public sealed record HandlerFeatures(bool RecursiveReadonlyMounts, bool UserNamespaces);
 
 /// <summary>The configured runtime handlers (RuntimeClass names; "" is the default one) and what each can do.</summary>
-internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRuntime> handlers, bool mountSetattr)
+internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRuntime> handlers, NodeSettings node)
 {
     public IContainerRuntime? Find(string handler) => handlers.GetValueOrDefault(handler);
 
@@ -18,7 +20,10 @@ internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRunt
     public async Task<HandlerFeatures?> FeaturesAsync(string handler)
     {
         if (!handlers.TryGetValue(handler, out var runtime)) return null;
-        var mountOptions = await runtime.MountOptionsAsync();
-        return new HandlerFeatures(RecursiveReadonlyMounts: mountSetattr && mountOptions.Contains("rro"));
+        var features = await runtime.FeaturesAsync();
+        return new HandlerFeatures(
+            RecursiveReadonlyMounts: node.MountSetattr && features.MountOptions.Contains("rro"),
+            // Pods get their user namespace from Berth, idmapped mounts included; the runtime only has to join it.
+            UserNamespaces: node.IdmappedMounts && features.Namespaces.Contains("user"));
     }
 }

@@ -195,6 +195,16 @@ public sealed record PodSettings
     public string? HostsFile { get; init; }
     public string? ResolvConfFile { get; init; }
     public string? ShmPath { get; init; }
+
+    /// <summary>The pod's own user namespace, which its containers join; null when the pod is in the node's.</summary>
+    public PodUserNamespace? UserNamespace { get; init; }
+}
+
+/// <summary>A pod's user namespace: its pin, and its one UID and one GID range (container ID 0 first).</summary>
+public sealed record PodUserNamespace(string Path, OciIdMapping Uids, OciIdMapping Gids)
+{
+    /// <summary>The node's IDs of the namespace's root, which owns what the pod's containers write.</summary>
+    public (uint Uid, uint Gid) HostRoot => (Uids.HostId, Gids.HostId);
 }
 
 /// <summary>Node-wide settings from berthd's config and the host.</summary>
@@ -225,6 +235,9 @@ public sealed record NodeSettings
 
     /// <summary>Whether the kernel has mount_setattr (5.12 and later), which recursive read-only mounts need.</summary>
     public bool MountSetattr { get; init; }
+
+    /// <summary>Whether the filesystem of Berth's root takes idmapped mounts, which pods with their own user namespace need.</summary>
+    public bool IdmappedMounts { get; init; }
 
     /// <summary>The node's online CPUs and memory nodes, which a cpuset may name; null when unknown (no check).</summary>
     public IReadOnlySet<int>? OnlineCpus { get; init; }

@@ -69,12 +69,19 @@ public sealed record OciLinux
     [JsonPropertyName("resources")] public OciResources? Resources { get; init; }
     [JsonPropertyName("cgroupsPath")] public string? CgroupsPath { get; init; }
     [JsonPropertyName("namespaces")] public List<OciNamespace> Namespaces { get; init; } = [];
+    [JsonPropertyName("uidMappings")] public List<OciIdMapping>? UidMappings { get; init; }
+    [JsonPropertyName("gidMappings")] public List<OciIdMapping>? GidMappings { get; init; }
     [JsonPropertyName("devices")] public List<OciDevice>? Devices { get; init; }
     [JsonPropertyName("seccomp")] public OciSeccomp? Seccomp { get; init; }
     [JsonPropertyName("rootfsPropagation")] public string? RootfsPropagation { get; init; }
     [JsonPropertyName("maskedPaths")] public List<string>? MaskedPaths { get; init; }
     [JsonPropertyName("readonlyPaths")] public List<string>? ReadonlyPaths { get; init; }
 }
+
+public sealed record OciIdMapping(
+    [property: JsonPropertyName("containerID")] uint ContainerId,
+    [property: JsonPropertyName("hostID")] uint HostId,
+    [property: JsonPropertyName("size")] uint Size);
 
 public sealed record OciNamespace(
     [property: JsonPropertyName("type")] string Type,

@@ -25,6 +25,9 @@ public static class OciSpecBuilder
         var security = request.Security;
         if (security.Privileged && !pod.Privileged)
             throw new ContainerSpecException("linux.security_context.privileged: a privileged container needs a privileged pod sandbox");
+        // Kubernetes refuses hostUsers: false with privileged containers: a privileged container is the node's root.
+        if (security.Privileged && pod.UserNamespace is not null)
+            throw new ContainerSpecException("linux.security_context.privileged: a container of a pod with its own user namespace cannot be privileged");
 
         if (node.SystemdCgroup && !string.IsNullOrEmpty(pod.CgroupParent) && !Cgroups.CgroupPaths.IsSlice(pod.CgroupParent))
             throw new ContainerSpecException(
@@ -73,6 +76,8 @@ public static class OciSpecBuilder
                 Resources = Resources(request, node, devices, security.Privileged),
                 CgroupsPath = Cgroups.CgroupPaths.ForContainer(containerId, pod.CgroupParent, node.SystemdCgroup),
                 Namespaces = Namespaces(pod, security, node),
+                UidMappings = pod.UserNamespace is { } uids ? [uids.Uids] : null,
+                GidMappings = pod.UserNamespace is { } gids ? [gids.Gids] : null,
                 Devices = devices.Count > 0 ? [.. devices.Select(d => d.Node)] : null,
                 Seccomp = Seccomp(security, capabilities),
                 RootfsPropagation = rootfsPropagation,
@@ -423,6 +428,8 @@ public static class OciSpecBuilder
     private static List<OciNamespace> Namespaces(PodSettings pod, ContainerSecurity security, NodeSettings node)
     {
         var namespaces = new List<OciNamespace> { new("mount") };
+        // The pod's user namespace owns its network, IPC, UTS and shared PID namespaces; the container's own mount, PID and cgroup namespaces are made inside it.
+        if (pod.UserNamespace is { } userns) namespaces.Add(new("user", userns.Path));
         // Each pinned namespace of the pod is joined; a kind the pod lacks is the node's, so it gets no entry.
         if (pod.NamespacePaths.TryGetValue("network", out var net)) namespaces.Add(new("network", net));
         if (pod.NamespacePaths.TryGetValue("ipc", out var ipc)) namespaces.Add(new("ipc", ipc));

@@ -260,4 +260,25 @@ public sealed class OciSpecBuilderRulesTests
         var readOnly = Assert.Throws<ContainerSpecException>(() => Build(Request with { Security = new ContainerSecurity { ReadonlyPaths = [path] } }));
         Assert.StartsWith("linux.security_context.readonly_paths: ", readOnly.Message, StringComparison.Ordinal);
     }
+
+    private static readonly PodUserNamespace Userns = new("/run/berth/sandboxes/p/ns/user", new OciIdMapping(0, 100000, 65536), new OciIdMapping(0, 200000, 65536));
+
+    [Fact]
+    public void A_pod_user_namespace_is_joined_with_its_maps()
+    {
+        var linux = Build(Request, pod: Pod with { UserNamespace = Userns }).Linux!;
+        Assert.Contains(new OciNamespace("user", Userns.Path), linux.Namespaces);
+        Assert.Equal([new OciIdMapping(0, 100000, 65536)], linux.UidMappings!);
+        Assert.Equal([new OciIdMapping(0, 200000, 65536)], linux.GidMappings!);
+        Assert.Null(Build(Request).Linux!.UidMappings);
+        Assert.DoesNotContain(Build(Request).Linux!.Namespaces, n => n.Type == "user");
+    }
+
+    [Fact]
+    public void A_container_in_a_pod_user_namespace_cannot_be_privileged()
+    {
+        var error = Assert.Throws<ContainerSpecException>(() => Build(
+            Request with { Security = new ContainerSecurity { Privileged = true } }, pod: Pod with { Privileged = true, UserNamespace = Userns }));
+        Assert.StartsWith("linux.security_context.privileged", error.Message, StringComparison.Ordinal);
+    }
 }

@@ -13,16 +13,23 @@ public sealed class RuntimeFeaturesTests
             {"ociVersionMin":"1.0.0","ociVersionMax":"1.0.2-dev","hooks":["prestart"],
              "mountOptions":["bind","rbind","ro","rro","rrw"],"linux":{"namespaces":["mount"]}}
             """;
-        var options = OciRuntime.ParseMountOptions(json);
-        Assert.Contains("rro", options);
-        Assert.Equal(5, options.Count);
+        var features = OciRuntimeFeatures.Parse(json);
+        Assert.Contains("rro", features.MountOptions);
+        Assert.Equal(5, features.MountOptions.Count);
+        Assert.Equal(["mount"], features.Namespaces);
     }
 
     [Theory]
     [InlineData("{}")]
     [InlineData("""{"mountOptions":null}""")]
     [InlineData("[]")]
-    public void A_document_without_mount_options_offers_none(string json) => Assert.Empty(OciRuntime.ParseMountOptions(json));
+    [InlineData("""{"linux":{"namespaces":"user"}}""")]
+    public void A_document_without_mount_options_offers_none(string json)
+    {
+        var features = OciRuntimeFeatures.Parse(json);
+        Assert.Empty(features.MountOptions);
+        Assert.Empty(features.Namespaces);
+    }
 
     [Theory]
     [InlineData("6.1.0-18-amd64", true)]

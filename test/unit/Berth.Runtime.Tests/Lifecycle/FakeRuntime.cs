@@ -30,7 +30,7 @@ internal sealed class FakeRuntime : IContainerRuntime
     /// <summary>Signals arrive but nothing exits: the shim died and no exit file is coming.</summary>
     public bool NobodyExits { get; set; }
 
-    public Task<IReadOnlySet<string>> MountOptionsAsync() => Task.FromResult<IReadOnlySet<string>>(new HashSet<string>());
+    public Task<OciRuntimeFeatures> FeaturesAsync() => Task.FromResult(OciRuntimeFeatures.None);
 
     public Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken)
     {
@@ -148,7 +148,7 @@ internal sealed class FakeRootfs : IRootfsMounter
 
     public List<string> Unmounted { get; } = [];
 
-    public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target)
+    public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target, LayerIdmap? idmap)
     {
         Directory.CreateDirectory(upper);
         Directory.CreateDirectory(work);
@@ -156,7 +156,7 @@ internal sealed class FakeRootfs : IRootfsMounter
         Directory.CreateDirectory(target);
     }
 
-    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target) => Directory.CreateDirectory(target);
+    public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target, LayerIdmap? idmap) => Directory.CreateDirectory(target);
 
     public void Unmount(string target)
     {
