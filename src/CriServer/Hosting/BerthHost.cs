@@ -21,8 +21,14 @@ internal static partial class BerthHost
     {
         // Before anything starts a child process, which must not inherit systemd's notify socket.
         using var systemd = SystemdNotifier.FromProcess();
-        var app = Build(config);
+        // Whether pods may have user namespaces: Berth's root must take idmapped mounts for their layers, and the
+        // namespace's root must be able to reach the bundles in the state directory.
+        var unsearchable = StateDirectories.Unsearchable(config.State);
+        var idmappedMounts = unsearchable is null && await ScratchUserNamespace.TestAsync(
+            config.Runtime.ShimBinary, userns => Berth.Runtime.NodeProbe.IdmappedMounts(config.Root, userns), CancellationToken.None);
+        var app = Build(config, idmappedMounts);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
+        if (unsearchable is not null) LogUserNamespacesOff(logger, unsearchable);
         var socket = config.Grpc.Socket;
         try
         {
@@ -86,7 +92,10 @@ internal static partial class BerthHost
         return 0;
     }
 
-    internal static WebApplication Build(BerthConfig config)
+    [LoggerMessage(Level = LogLevel.Warning, Message = "user namespaces are off: other users cannot search {Directory} (it needs o+x, as 0711), so a pod's root could not reach its bundle")]
+    private static partial void LogUserNamespacesOff(ILogger logger, string directory);
+
+    internal static WebApplication Build(BerthConfig config, bool idmappedMounts)
     {
         var streamingListener = new StreamingListener();
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "berthd" });
@@ -149,7 +158,7 @@ internal static partial class BerthHost
         builder.Services.AddSingleton(new CniNetwork(ComponentOptions.Cni(config)));
         builder.Services.AddSingleton(ComponentOptions.Sandbox(config));
         builder.Services.AddSingleton<SandboxManager>();
-        builder.Services.AddSingleton(ComponentOptions.Containers(config));
+        builder.Services.AddSingleton(ComponentOptions.Containers(config, idmappedMounts));
         builder.Services.AddSingleton<ContainerManager>();
         builder.Services.AddSingleton(config.Stats);
         builder.Services.AddSingleton(Berth.Runtime.Stats.CgroupReader.ForNode(Berth.Runtime.NodeProbe.CgroupV2));

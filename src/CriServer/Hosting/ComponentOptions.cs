@@ -52,7 +52,7 @@ internal static class ComponentOptions
         ShimBinary = config.Runtime.ShimBinary,
     };
 
-    public static ContainerOptions Containers(BerthConfig config)
+    public static ContainerOptions Containers(BerthConfig config, bool idmappedMounts)
     {
         var handlers = config.Runtime.Handlers.ToDictionary(h => h.Key, h => new RuntimeHandlerSettings(h.Value.Binary), StringComparer.Ordinal);
         // "" is what kubelet sends for pods without a RuntimeClass.
@@ -74,6 +74,7 @@ internal static class ComponentOptions
                 HostDevices = NodeProbe.HostDevices(),
                 BoundingCapabilities = NodeProbe.BoundingCapabilities(),
                 MountSetattr = NodeProbe.MountSetattr,
+                IdmappedMounts = idmappedMounts,
                 OnlineCpus = NodeProbe.OnlineList("/sys/devices/system/cpu/online"),
                 OnlineMems = NodeProbe.OnlineList("/sys/devices/system/node/online"),
             },

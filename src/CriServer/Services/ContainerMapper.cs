@@ -258,6 +258,12 @@ internal static class ContainerMapper
         HostsFile = sandbox.HostsPath,
         ResolvConfFile = sandbox.ResolvConfPath,
         ShmPath = sandbox.ShmPath,
+        UserNamespace = sandbox.UserNamespace is { } userns
+            ? new PodUserNamespace(
+                sandbox.NamespacePaths["user"],
+                new OciIdMapping(userns.Uids.ContainerId, userns.Uids.HostId, userns.Uids.Length),
+                new OciIdMapping(userns.Gids.ContainerId, userns.Gids.HostId, userns.Gids.Length))
+            : null,
     };
 
     public static Cri.V1.ContainerState StateOf(RuntimeState state) => state switch

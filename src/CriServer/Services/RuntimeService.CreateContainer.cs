@@ -18,6 +18,7 @@ public sealed partial class RuntimeService
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: sandbox {request.PodSandboxId} not found"));
         if (sandbox.State != SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: sandbox {sandbox.Id} is not ready"));
+        CheckUserNamespace(config, sandbox);
         var image = _images.Find(imageName)
                     ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
         var imageConfig = await _images.ReadImageConfigAsync(image, context.CancellationToken);
@@ -48,4 +49,26 @@ public sealed partial class RuntimeService
             containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, imageName), context.CancellationToken);
         return new CreateContainerResponse { ContainerId = record.Id };
     }
+
+    /// <summary>
+    /// A container is in its pod's user namespace: what it states (kubelet repeats the pod's options) must be that one,
+    /// and a mount's own ID mappings, which Berth makes with the pod's namespace, must be the pod's too.
+    /// </summary>
+    private static void CheckUserNamespace(ContainerConfig config, SandboxRecord sandbox)
+    {
+        var pods = SandboxMapper.UserNamespaceOf(sandbox.UserNamespace);
+        if (config.Linux?.SecurityContext?.NamespaceOptions?.UsernsOptions is { } stated && !stated.Equals(pods))
+            throw InvalidArgument($"config.linux.security_context.namespace_options.userns_options: {Describe(stated)} is not the pod's user namespace ({Describe(pods)})");
+        for (var i = 0; i < config.Mounts.Count; i++)
+        {
+            var mount = config.Mounts[i];
+            if (mount.UidMappings.Count + mount.GidMappings.Count == 0) continue;
+            if (!mount.UidMappings.SequenceEqual(pods.Uids) || !mount.GidMappings.SequenceEqual(pods.Gids))
+                throw InvalidArgument($"config.mounts[{i}]: uidMappings and gidMappings must be those of the pod's user namespace ({Describe(pods)})");
+        }
+    }
+
+    private static string Describe(UserNamespace userns) => userns.Mode == NamespaceMode.Node
+        ? "NODE"
+        : $"{userns.Mode.ToString().ToUpperInvariant()} uids {string.Join(',', userns.Uids.Select(m => $"{m.ContainerId}:{m.HostId}:{m.Length}"))} gids {string.Join(',', userns.Gids.Select(m => $"{m.ContainerId}:{m.HostId}:{m.Length}"))}";
 }

@@ -58,7 +58,35 @@ public sealed partial class RuntimeService
             Sysctls = config.Linux?.Sysctls ?? new Google.Protobuf.Collections.MapField<string, string>(),
             CgroupParent = string.IsNullOrEmpty(config.Linux?.CgroupParent) ? null : config.Linux.CgroupParent,
             RuntimeHandler = request.RuntimeHandler,
+            UserNamespace = UserNamespaceOf(namespaces?.UsernsOptions),
         }, context.CancellationToken);
         return new RunPodSandboxResponse { PodSandboxId = record.Id };
+    }
+
+    /// <summary>
+    /// NODE (or none) is the node's user namespace; POD is one of the pod's own with one UID and one GID range, the shape
+    /// kubelet sends. CONTAINER and TARGET have no meaning for a pod's user namespace, as in containerd and CRI-O.
+    /// </summary>
+    private static UserNamespaceMapping? UserNamespaceOf(UserNamespace? options)
+    {
+        const string field = "config.linux.security_context.namespace_options.userns_options";
+        if (options is null) return null;
+        if (!Enum.IsDefined(options.Mode)) throw InvalidArgument($"{field}.mode: {(int)options.Mode} is not a NamespaceMode");
+        if (options.Mode == NamespaceMode.Node)
+        {
+            return options.Uids.Count + options.Gids.Count == 0
+                ? null
+                : throw InvalidArgument($"{field}: mode NODE takes no uids or gids mappings (the node's user namespace has its own)");
+        }
+        if (options.Mode != NamespaceMode.Pod)
+            throw InvalidArgument($"{field}.mode: {options.Mode.ToString().ToUpperInvariant()} is not supported for a user namespace; only POD and NODE are");
+        foreach (var (name, mappings) in new[] { ("uids", options.Uids), ("gids", options.Gids) })
+        {
+            if (mappings.Count != 1)
+                throw InvalidArgument($"{field}.{name}: {mappings.Count} mappings; a pod user namespace takes exactly one");
+        }
+        return new UserNamespaceMapping(
+            new IdMapping(options.Uids[0].ContainerId, options.Uids[0].HostId, options.Uids[0].Length),
+            new IdMapping(options.Gids[0].ContainerId, options.Gids[0].HostId, options.Gids[0].Length));
     }
 }

@@ -14,7 +14,7 @@ public sealed partial class RuntimeService
             ? new RuntimeCondition { Type = "NetworkReady", Status = true }
             : new RuntimeCondition { Type = "NetworkReady", Status = false, Reason = "NetworkPluginNotReady", Message = $"cni: {reason}" });
 
-        // Supplemental groups policy (Strict) is honoured; user namespaces are not.
+        // Supplemental groups policy (Strict) is honoured; user namespaces are per handler.
         var response = new StatusResponse { Status = status, Features = new RuntimeFeatures { SupplementalGroupsPolicy = true } };
         // The default handler ("") first, as kubelet looks for it, then each configured handler by name.
         foreach (var name in _config.Runtime.Handlers.Keys.Order(StringComparer.Ordinal).Prepend(""))
@@ -23,7 +23,11 @@ public sealed partial class RuntimeService
             response.RuntimeHandlers.Add(new RuntimeHandler
             {
                 Name = name,
-                Features = new RuntimeHandlerFeatures { RecursiveReadOnlyMounts = features?.RecursiveReadonlyMounts ?? false },
+                Features = new RuntimeHandlerFeatures
+                {
+                    RecursiveReadOnlyMounts = features?.RecursiveReadonlyMounts ?? false,
+                    UserNamespaces = features?.UserNamespaces ?? false,
+                },
             });
         }
         if (request.Verbose)

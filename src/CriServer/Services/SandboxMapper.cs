@@ -53,6 +53,7 @@ internal static class SandboxMapper
                         Network = record.HostNetwork ? NamespaceMode.Node : NamespaceMode.Pod,
                         Ipc = record.HostIpc ? NamespaceMode.Node : NamespaceMode.Pod,
                         Pid = record.Pid switch { PidMode.Node => NamespaceMode.Node, PidMode.Pod => NamespaceMode.Pod, _ => NamespaceMode.Container },
+                        UsernsOptions = UserNamespaceOf(record.UserNamespace),
                     },
                 },
             },
@@ -62,6 +63,16 @@ internal static class SandboxMapper
         status.Labels.Add(record.Labels);
         status.Annotations.Add(record.Annotations);
         return status;
+    }
+
+    /// <summary>The pod's user namespace as CRI states it: NODE, or POD with its one UID and one GID range.</summary>
+    public static UserNamespace UserNamespaceOf(UserNamespaceMapping? mapping)
+    {
+        if (mapping is null) return new UserNamespace { Mode = NamespaceMode.Node };
+        var options = new UserNamespace { Mode = NamespaceMode.Pod };
+        options.Uids.Add(new IDMapping { ContainerId = mapping.Uids.ContainerId, HostId = mapping.Uids.HostId, Length = mapping.Uids.Length });
+        options.Gids.Add(new IDMapping { ContainerId = mapping.Gids.ContainerId, HostId = mapping.Gids.HostId, Length = mapping.Gids.Length });
+        return options;
     }
 
     public static string VerboseInfo(SandboxRecord record)

@@ -63,6 +63,8 @@ public sealed class BerthDaemon : IAsyncDisposable
         var ownsDirectory = options.Directory is null;
         // Short paths: a unix socket path must fit in 107 bytes.
         var directory = options.Directory ?? System.IO.Directory.CreateTempSubdirectory("be-").FullName;
+        // Searchable by others, as /run is: the root of a pod user namespace must reach the state directory in it.
+        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         var socketPath = options.SocketPath ?? Path.Combine(directory, "berth.sock");
         int? metricsPort = options.EnableMetrics ? RegistryServer.FreePort() : null;
 
