@@ -48,8 +48,9 @@ public static class ScratchUserNamespace
             await helper.ReleaseAsync(cancellationToken);
             return answer;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
         {
+            // No user namespace here (a kernel or a sysctl that forbids them, a helper that cannot run): none for pods either.
             return false;
         }
     }

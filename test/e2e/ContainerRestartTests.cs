@@ -140,10 +140,11 @@ public sealed class ContainerRestartTests(ContainerTestBed bed) : IClassFixture<
     public async Task An_interrupted_CreateContainer_is_undone_at_the_next_start()
     {
         var directory = Directory.CreateTempSubdirectory("be-").FullName;
-        // A shim that never reports: CreateContainer hangs after the rootfs is mounted, until berthd is killed.
+        // A shim whose `run` never reports: CreateContainer hangs after the rootfs is mounted, until berthd is killed.
+        // Its other verbs fail at once, as an unknown verb does (berthd's user namespace probe at startup is one).
         var hangingShim = Path.Combine(directory, "hanging-shim");
         var hangingPid = Path.Combine(directory, "hanging.pid");
-        await File.WriteAllTextAsync(hangingShim, $"#!/bin/sh\nsleep 300 &\necho $! > {hangingPid}\nwait\n");
+        await File.WriteAllTextAsync(hangingShim, $"#!/bin/sh\n[ \"$1\" = run ] || exit 2\nsleep 300 &\necho $! > {hangingPid}\nwait\n");
         File.SetUnixFileMode(hangingShim, (UnixFileMode)0x1ED);
         try
         {

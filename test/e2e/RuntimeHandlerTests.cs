@@ -68,6 +68,9 @@ public sealed class RuntimeHandlerTests(ContainerTestBed bed) : IClassFixture<Co
             var handlers = (await daemon.Runtime.StatusAsync(new StatusRequest())).RuntimeHandlers;
             Assert.True(handlers.Single(h => h.Name == "runc").Features.RecursiveReadOnlyMounts);
             Assert.False(handlers.Single(h => h.Name == "old").Features.RecursiveReadOnlyMounts);
+            // Nor can Berth tell that it joins user namespaces.
+            Assert.True(handlers.Single(h => h.Name == "runc").Features.UserNamespaces);
+            Assert.False(handlers.Single(h => h.Name == "old").Features.UserNamespaces);
 
             await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Image } });
             var pod = bed.Pod("old-handler", hostNetwork: true);

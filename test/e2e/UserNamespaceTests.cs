@@ -176,6 +176,54 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
         AssertNothingLeftOf(podId);
     }
 
+    [Fact]
+    public async Task Attach_events_and_an_image_volume_work_in_a_user_namespace_pod()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var events = bed.Daemon.Runtime.GetContainerEvents(new GetEventsRequest(), cancellationToken: timeout.Token);
+        await Task.Delay(500); // the subscription is in place once the call has reached berthd
+        var pod = Pod("userns-attach");
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            var config = Container(pod, "cat", "sh", "-c", "stat -c 'volume %u:%g' /iv/vol/seed.txt; exec cat");
+            config.Stdin = true;
+            config.StdinOnce = true;
+            config.Mounts.Add(new Mount { ContainerPath = "/iv", Image = new ImageSpec { Image = bed.ConfiguredImage }, Readonly = true });
+            var id = await bed.RunAsync(podId, pod, config);
+
+            var url = (await bed.Daemon.Runtime.AttachAsync(new AttachRequest { ContainerId = id, Stdin = true, Stdout = true })).Url;
+            var (client, status, body) = await SpdyTestClient.ConnectAsync(url, "v4.channel.k8s.io");
+            Assert.True(client is not null, $"upgrade refused with {status}: {body}");
+            await using (client)
+            {
+                var error = await client.OpenAsync(("streamType", "error"));
+                var stdin = await client.OpenAsync(("streamType", "stdin"));
+                var stdout = await client.OpenAsync(("streamType", "stdout"));
+                await stdin.WriteAsync("through attach\n");
+                Assert.Contains("through attach", await stdout.ReadUntilAsync("through attach"), StringComparison.Ordinal);
+                await stdin.CloseAsync();
+                await stdout.ReadToEndAsync();
+                await error.ReadToEndAsync();
+            }
+            Assert.Equal(0, (await bed.WaitExitedAsync(id)).ExitCode);
+            // The image volume's layers are idmapped too: its files keep their image owners inside.
+            Assert.Contains("stdout F volume 1000:1000", await File.ReadAllTextAsync(Path.Combine(bed.LogDirectory("userns-attach"), "cat.log")), StringComparison.Ordinal);
+
+            var seen = new List<ContainerEventType>();
+            while (seen.Count < 3 && await events.ResponseStream.MoveNext(timeout.Token))
+            {
+                if (events.ResponseStream.Current.ContainerId == id) seen.Add(events.ResponseStream.Current.ContainerEventType);
+            }
+            Assert.Equal([ContainerEventType.ContainerCreatedEvent, ContainerEventType.ContainerStartedEvent, ContainerEventType.ContainerStoppedEvent], seen);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+        AssertNothingLeftOf(podId);
+    }
+
     public static TheoryData<string, string> Refused => new()
     {
         { "container", "userns_options.mode" },
@@ -315,7 +363,13 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
         }
         finally
         {
-            if (second is not null) await second.DisposeAsync();
+            // A test that failed before the second start still leaves nothing: a daemon of the directory removes what is there.
+            if (second is null && first.HasExited) second = await BerthDaemon.StartAsync(options);
+            if (second is not null)
+            {
+                await second.RemoveEverythingAsync();
+                await second.DisposeAsync();
+            }
             await first.DisposeAsync();
             network.Dispose();
             Directory.Delete(directory, recursive: true);
