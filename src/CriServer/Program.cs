@@ -15,6 +15,7 @@ internal static class Program
         try
         {
             if (args.Length > 0 && args[0] == "import") return await ImportCommand.RunAsync(args[1..]);
+            if (args.Length > 0 && args[0] == "config") return await ConfigCommandAsync(args[1..]);
             var options = CommandLineOptions.Parse(args);
             if (options.Help)
             {
@@ -37,6 +38,27 @@ internal static class Program
         }
 
         return await BerthHost.RunAsync(config);
+    }
+
+    /// <summary>
+    /// <c>berthd config default</c>: the defaults as TOML with a comment per key, a config file to start from (as
+    /// <c>containerd config default</c>). <c>berthd config dump</c>: the effective config, the file and its drop-ins
+    /// merged with the flags given, as berthd would run with it.
+    /// </summary>
+    private static async Task<int> ConfigCommandAsync(string[] args)
+    {
+        switch (args)
+        {
+            case ["default"]:
+                await Console.Out.WriteAsync(ConfigWriter.Write(new BerthConfig(), comments: true));
+                return 0;
+            case ["dump", .. var flags]:
+                await Console.Out.WriteAsync(ConfigWriter.Write(ConfigLoader.Load(CommandLineOptions.Parse(flags)), comments: false));
+                return 0;
+            default:
+                await Console.Error.WriteLineAsync("usage: berthd config default | berthd config dump [--config <path>] [flags]");
+                return 2;
+        }
     }
 
     private const int SigInt = 2;

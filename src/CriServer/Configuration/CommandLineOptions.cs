@@ -15,11 +15,14 @@ public sealed record CommandLineOptions
     public const string Usage = """
         Usage: berthd [options]
                berthd import [options] <archive>     (see berthd import --help)
+               berthd config default                 print the default config, a comment per key
+               berthd config dump [options]          print the effective config (file, config.d drop-ins, flags)
 
         Berth serves the Kubernetes CRI v1 (RuntimeService and ImageService) on a unix socket.
 
         Options:
-          --config <path>      config file (default /etc/berth/config.toml; optional when it is absent)
+          --config <path>      config file (default /etc/berth/config.toml; optional when it is absent), then
+                               every config.d/*.toml beside it in lexical order
           --socket <path>      CRI socket, overrides grpc.socket (default /run/berth/berth.sock)
           --root <dir>         persistent state, overrides root (default /var/lib/berth)
           --state <dir>        volatile state, overrides state (default /run/berth)

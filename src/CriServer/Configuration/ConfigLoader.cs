@@ -34,23 +34,7 @@ public static class ConfigLoader
         BerthConfig config;
         if (File.Exists(path))
         {
-            string text;
-            try
-            {
-                text = File.ReadAllText(path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new ConfigException($"{path}: cannot read the config file: {e.Message}");
-            }
-            try
-            {
-                config = Parse(text);
-            }
-            catch (ConfigException e)
-            {
-                throw new ConfigException($"{path}: {e.Message}");
-            }
+            config = ParseFile(path, new BerthConfig(), dropIn: false);
         }
         else if (options.ConfigPath is not null)
         {
@@ -60,12 +44,50 @@ public static class ConfigLoader
         {
             config = new BerthConfig();
         }
+        // CRI-O's crio.conf.d: every *.toml beside the main file's config.d, in lexical order, over what came before.
+        var dropIns = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, DropInDirectory);
+        if (Directory.Exists(dropIns))
+        {
+            foreach (var file in Directory.EnumerateFiles(dropIns, "*.toml").Order(StringComparer.Ordinal))
+                config = ParseFile(file, config, dropIn: true);
+        }
 
         return Validate(ApplyOverrides(config, options));
     }
 
+    /// <summary>The drop-in directory beside the main config file (/etc/berth/config.d).</summary>
+    public const string DropInDirectory = "config.d";
+
+    private static BerthConfig ParseFile(string path, BerthConfig onto, bool dropIn)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{path}: cannot read the config file: {e.Message}");
+        }
+        try
+        {
+            return Parse(text, onto, mergeMaps: dropIn);
+        }
+        catch (ConfigException e)
+        {
+            throw new ConfigException($"{path}: {e.Message}");
+        }
+    }
+
     /// <summary>Parses TOML text onto the defaults; unknown keys and bad values throw with the key's name.</summary>
-    public static BerthConfig Parse(string toml)
+    public static BerthConfig Parse(string toml) => Parse(toml, new BerthConfig(), mergeMaps: false);
+
+    /// <summary>
+    /// Parses TOML text onto <paramref name="defaults"/>: a key the text sets replaces the one there. Maps keyed by
+    /// name (runtime handlers, registries) are replaced whole by a main file and merged by name by a drop-in, so a
+    /// drop-in can add one handler or one registry.
+    /// </summary>
+    public static BerthConfig Parse(string toml, BerthConfig defaults, bool mergeMaps)
     {
         TomlTable table;
         try
@@ -78,7 +100,6 @@ public static class ConfigLoader
         }
 
         var root = new TomlSection(table, "");
-        var defaults = new BerthConfig();
         var config = defaults with
         {
             Root = root.String("root") ?? defaults.Root,
@@ -88,9 +109,9 @@ public static class ConfigLoader
             Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
             Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
             Streaming = ParseStreaming(root.Section("streaming"), defaults.Streaming),
-            Images = ParseImages(root.Section("images"), defaults.Images),
+            Images = ParseImages(root.Section("images"), defaults.Images, mergeMaps),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
-            Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime),
+            Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime, mergeMaps),
             Stats = ParseStats(root.Section("stats"), defaults.Stats),
         };
         root.RejectUnknownKeys();
@@ -161,7 +182,7 @@ public static class ConfigLoader
         return streaming;
     }
 
-    private static ImagesConfig ParseImages(TomlSection? section, ImagesConfig defaults)
+    private static ImagesConfig ParseImages(TomlSection? section, ImagesConfig defaults, bool mergeMaps)
     {
         if (section is null) return defaults;
         var platform = section.String("platform") ?? defaults.Platform;
@@ -170,7 +191,12 @@ public static class ConfigLoader
             throw new ConfigException($"images.platform: '{platform}' is not os/architecture[/variant], such as \"linux/amd64\"");
 
         var registries = new Dictionary<string, RegistryConfig>(StringComparer.Ordinal);
-        foreach (var (host, registry) in section.Section("registries")?.Tables() ?? [])
+        var registriesSection = section.Section("registries");
+        if (mergeMaps || registriesSection is null)
+        {
+            foreach (var (host, registry) in defaults.Registries) registries[host] = registry;
+        }
+        foreach (var (host, registry) in registriesSection?.Tables() ?? [])
         {
             Uri Endpoint(string key, string text) =>
                 Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Query.Length == 0
@@ -228,10 +254,14 @@ public static class ConfigLoader
         return cni;
     }
 
-    private static RuntimeConfig ParseRuntime(TomlSection? section, RuntimeConfig defaults)
+    private static RuntimeConfig ParseRuntime(TomlSection? section, RuntimeConfig defaults, bool mergeMaps)
     {
         if (section is null) return defaults;
         var handlers = new Dictionary<string, RuntimeHandlerConfig>(StringComparer.Ordinal);
+        if (mergeMaps)
+        {
+            foreach (var (name, handler) in defaults.Handlers) handlers[name] = handler;
+        }
         foreach (var (name, handler) in section.Section("handlers")?.Tables() ?? [])
         {
             handlers[name] = new RuntimeHandlerConfig { Binary = handler.String("binary") ?? "runc" };
