@@ -82,8 +82,12 @@ internal static class NamespacePinner
     /// <summary>
     /// Sets the hostname and sysctls and brings up lo in pinned namespaces that were made elsewhere, from a thread that
     /// joins them for the purpose: as root of the node, berthd may join namespaces that another user namespace owns.
+    /// The kernel lets only the owning user namespace's root write an IPC namespace's sysctls (it compares the writer's
+    /// effective UID, whatever its capabilities), and a network namespace's only with CAP_NET_ADMIN over it, which that
+    /// UID lacks here: so IPC sysctls are written with this thread's effective UID set to <paramref name="ipcSysctlWriter"/>
+    /// (and set back after), the others as root.
     /// </summary>
-    public static void Configure(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls) =>
+    public static void Configure(string directory, PodNamespaces namespaces, string? hostname, IReadOnlyDictionary<string, string> sysctls, uint ipcSysctlWriter) =>
         NamespaceThread.Run("berth-netns", () =>
         {
             var joined = Kinds.Where(k => k.Kind != PodNamespaces.User && namespaces.HasFlag(k.Kind)).ToList();
@@ -99,7 +103,9 @@ internal static class NamespacePinner
                     _ = Descriptors.Close(fd);
                     if (result != 0) throw Linux.Error("setns", Path.Combine(directory, file), error);
                 }
-                ConfigureHere(namespaces, hostname, sysctls);
+                ConfigureHere(namespaces, hostname, sysctls.Where(s => !IsIpcSysctl(s.Key)).ToDictionary());
+                var ipc = sysctls.Where(s => IsIpcSysctl(s.Key)).ToDictionary();
+                if (ipc.Count > 0) AsThreadUser(ipcSysctlWriter, () => ConfigureHere(PodNamespaces.None, null, ipc));
             }
             finally
             {
@@ -110,6 +116,29 @@ internal static class NamespacePinner
                 }
             }
         });
+
+    /// <summary>The sysctls of an IPC namespace: System V shared memory, messages and semaphores, and POSIX message queues.</summary>
+    public static bool IsIpcSysctl(string key) =>
+        key.StartsWith("kernel.shm", StringComparison.Ordinal) || key.StartsWith("kernel.msg", StringComparison.Ordinal)
+        || key == "kernel.sem" || key.StartsWith("fs.mqueue.", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Runs work with the calling thread's effective UID changed, by the raw syscall: glibc's setresuid would change
+    /// every thread of berthd. The real and saved UIDs stay 0, so the thread may take back its own.
+    /// </summary>
+    private static void AsThreadUser(uint uid, Action work)
+    {
+        if (Linux.SetThreadEffectiveUid(uid) != 0) throw Linux.Error("setresuid", $"to effective UID {uid} on the sysctl thread", Linux.LastError);
+        try
+        {
+            work();
+        }
+        finally
+        {
+            // Should it fail, the thread still ends with the work, and its credentials with it.
+            _ = Linux.SetThreadEffectiveUid(0);
+        }
+    }
 
     private static int OpenOrThrow(string path)
     {
@@ -140,12 +169,7 @@ internal static class NamespacePinner
         var originals = new List<(int Fd, int Flag)>();
         try
         {
-            foreach (var (_, file, flag) in wanted)
-            {
-                var fd = Descriptors.Open($"/proc/thread-self/ns/{file}", Descriptors.ORdOnly | Descriptors.OCloExec);
-                if (fd < 0) throw Linux.Error("open", $"/proc/thread-self/ns/{file}", Linux.LastError);
-                originals.Add((fd, flag));
-            }
+            foreach (var (_, file, flag) in wanted) originals.Add((OpenOrThrow($"/proc/thread-self/ns/{file}"), flag));
             if (Linux.Unshare(wanted.Aggregate(0, (flags, k) => flags | k.Flag)) != 0)
                 throw Linux.Error("unshare", "pod namespaces", Linux.LastError);
             ConfigureHere(namespaces, hostname, sysctls);

@@ -336,8 +336,7 @@ public sealed partial class SandboxManager
         foreach (var (key, _) in request.Sysctls)
         {
             var namespaced = key.StartsWith("net.", StringComparison.Ordinal) && !request.HostNetwork
-                             || (key.StartsWith("kernel.shm", StringComparison.Ordinal) || key.StartsWith("kernel.msg", StringComparison.Ordinal)
-                                 || key == "kernel.sem" || key.StartsWith("fs.mqueue.", StringComparison.Ordinal)) && !request.HostIpc;
+                             || NamespacePinner.IsIpcSysctl(key) && !request.HostIpc;
             if (!namespaced || key.Contains("..", StringComparison.Ordinal) || key.Contains('/', StringComparison.Ordinal))
                 throw new SandboxRequestException($"linux.sysctls: '{key}' is not a sysctl of the pod's own namespaces");
         }

@@ -23,7 +23,7 @@ internal static class UserNamespacePinner
         await using var helper = await UserNamespaceHelperProcess.StartAsync(shimBinary, sandboxId, mapping, sharedPid, cancellationToken);
         NamespacePinner.Adopt(directory, helper.Child, PodNamespaces.User | Owned);
         if (helper.Infra is { } infra) PodInfra.PinPidNamespace(directory, infra.Pid);
-        NamespacePinner.Configure(directory, Owned, hostname, sysctls);
+        NamespacePinner.Configure(directory, Owned, hostname, sysctls, ipcSysctlWriter: mapping.Uids.HostId);
         await helper.ReleaseAsync(cancellationToken);
         return helper.Infra;
     }

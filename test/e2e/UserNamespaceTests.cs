@@ -65,6 +65,9 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
     {
         var hostDirectory = Directory.CreateTempSubdirectory("berth-userns-").FullName;
         var pod = Pod("userns");
+        // Sysctls of the namespaces the pod's user namespace owns are set by berthd from outside them.
+        pod.Linux.Sysctls["net.ipv4.ip_unprivileged_port_start"] = "0";
+        pod.Linux.Sysctls["kernel.msgmax"] = "16384";
         var podId = await bed.RunPodAsync(pod);
         try
         {
@@ -96,6 +99,7 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
             Assert.Equal("0:0", Host.Run("stat", "-c", "%u:%g", made.FullName).Output.Trim());
 
             Assert.Equal("userns", await ShAsync(id, "hostname"));
+            Assert.Equal("0 16384", await ShAsync(id, "echo $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax)"));
         }
         finally
         {

@@ -20,6 +20,14 @@ internal static unsafe partial class Linux
     [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
     public static partial int Unshare(int flags);
 
+    private const long SysSetresuid = 117;
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, long a1, long a2, long a3);
+
+    /// <summary>setresuid(-1, uid, -1) for the calling thread alone (the syscall is per thread; glibc's wrapper is not).</summary>
+    public static int SetThreadEffectiveUid(uint uid) => (int)Syscall(SysSetresuid, -1, uid, -1);
+
     [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
     public static partial int SetNs(int fd, int nsType);
 
