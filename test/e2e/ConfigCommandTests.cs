@@ -47,7 +47,7 @@ public sealed class ConfigCommandTests(ContainerTestBed bed) : IClassFixture<Con
         // Only the drop-in knows where "drop-in.test" is; the name itself resolves nowhere.
         await File.WriteAllTextAsync(Path.Combine(dropIns, "10-registry.toml"), $"[images.registries.\"drop-in.test\"]\nserver = \"http://{bed.Registry.Host}\"\n");
         await File.WriteAllTextAsync(Path.Combine(dropIns, "20-level.toml"), "log_level = \"info\"\n");
-        await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
+        var daemon = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
         try
         {
             var pulled = await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "drop-in.test/busybox:test" } });
@@ -63,6 +63,9 @@ public sealed class ConfigCommandTests(ContainerTestBed bed) : IClassFixture<Con
         finally
         {
             await daemon.RemoveEverythingAsync();
+            await daemon.DisposeAsync();
+            // The test gave the daemon its directory, so the daemon leaves it.
+            Directory.Delete(directory, recursive: true);
         }
     }
 

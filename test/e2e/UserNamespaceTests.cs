@@ -63,12 +63,12 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
     [Fact]
     public async Task Root_inside_is_an_unprivileged_range_outside_and_files_are_idmapped()
     {
-        var hostDirectory = Directory.CreateTempSubdirectory("berth-userns-").FullName;
         var pod = Pod("userns");
         // Sysctls of the namespaces the pod's user namespace owns are set by berthd from outside them.
         pod.Linux.Sysctls["net.ipv4.ip_unprivileged_port_start"] = "0";
         pod.Linux.Sysctls["kernel.msgmax"] = "16384";
         var podId = await bed.RunPodAsync(pod);
+        var hostDirectory = Directory.CreateTempSubdirectory("berth-userns-").FullName;
         try
         {
             File.WriteAllText(Path.Combine(hostDirectory, "node-root-file"), "owned by the node's root\n");
@@ -112,9 +112,9 @@ public sealed class UserNamespaceTests(ContainerTestBed bed) : IClassFixture<Con
     [Fact]
     public async Task Capabilities_inside_reach_nothing_of_the_node()
     {
-        var hostDirectory = Directory.CreateTempSubdirectory("berth-userns-ro-").FullName;
         var pod = Pod("userns-caps");
         var podId = await bed.RunPodAsync(pod);
+        var hostDirectory = Directory.CreateTempSubdirectory("berth-userns-ro-").FullName;
         try
         {
             var config = Container(pod, "admin", "sleep", "3600");
