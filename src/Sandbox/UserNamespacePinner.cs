@@ -38,20 +38,22 @@ public static class ScratchUserNamespace
     /// <summary>The ID range critest probes with; any range would do.</summary>
     private static readonly IdMapping Range = new(0, 65536, 65536);
 
-    /// <summary>The test's answer, given the namespace's /proc path; false when no user namespace could be made at all.</summary>
-    public static async Task<bool> TestAsync(string shimBinary, Func<string, bool> test, CancellationToken cancellationToken)
+    /// <summary>
+    /// The test's answer, given the namespace's /proc path; false with the reason when no user namespace could be made
+    /// at all (a kernel or a sysctl that forbids them, a helper that cannot run): then pods get none either.
+    /// </summary>
+    public static async Task<(bool Answer, string? Failure)> TestAsync(string shimBinary, Func<string, bool> test, CancellationToken cancellationToken)
     {
         try
         {
             await using var helper = await UserNamespaceHelperProcess.StartAsync(shimBinary, "probe", new UserNamespaceMapping(Range, Range), sharedPid: false, cancellationToken);
             var answer = test($"/proc/{helper.Child}/ns/user");
             await helper.ReleaseAsync(cancellationToken);
-            return answer;
+            return (answer, null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
         {
-            // No user namespace here (a kernel or a sysctl that forbids them, a helper that cannot run): none for pods either.
-            return false;
+            return (false, e.Message);
         }
     }
 }

@@ -24,11 +24,14 @@ internal static partial class BerthHost
         // Whether pods may have user namespaces: Berth's root must take idmapped mounts for their layers, and the
         // namespace's root must be able to reach the bundles in the state directory.
         var unsearchable = StateDirectories.Unsearchable(config.State);
-        var idmappedMounts = unsearchable is null && await ScratchUserNamespace.TestAsync(
-            config.Runtime.ShimBinary, userns => Berth.Runtime.NodeProbe.IdmappedMounts(config.Root, userns), CancellationToken.None);
+        var (idmappedMounts, probeFailure) = unsearchable is not null
+            ? (false, null)
+            : await ScratchUserNamespace.TestAsync(
+                config.Runtime.ShimBinary, userns => Berth.Runtime.NodeProbe.IdmappedMounts(config.Root, userns), CancellationToken.None);
         var app = Build(config, idmappedMounts);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
         if (unsearchable is not null) LogUserNamespacesOff(logger, unsearchable);
+        if (probeFailure is not null) LogUserNamespaceProbeFailed(logger, probeFailure);
         var socket = config.Grpc.Socket;
         try
         {
@@ -94,6 +97,9 @@ internal static partial class BerthHost
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "user namespaces are off: other users cannot search {Directory} (it needs o+x, as 0711), so a pod's root could not reach its bundle")]
     private static partial void LogUserNamespacesOff(ILogger logger, string directory);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "user namespaces are off: no user namespace could be made on this node: {Failure}")]
+    private static partial void LogUserNamespaceProbeFailed(ILogger logger, string failure);
 
     internal static WebApplication Build(BerthConfig config, bool idmappedMounts)
     {
