@@ -88,6 +88,30 @@ public static class RemoteCommandProtocol
     }
 
     /// <summary>
+    /// The client's reading of <see cref="Outcome"/> in its v4/v5 form: the exit code (0 on Success, the ExitCode cause
+    /// on NonZeroExitCode), or null with the failure's message when the command did not run to an exit.
+    /// </summary>
+    public static int? ExitCodeOf(ReadOnlySpan<byte> status, out string? failure)
+    {
+        failure = null;
+        if (status.IsEmpty) return 0;
+        var reader = new Utf8JsonReader(status);
+        using var document = JsonDocument.ParseValue(ref reader);
+        var root = document.RootElement;
+        if (root.TryGetProperty("status", out var outcome) && outcome.GetString() == "Success") return 0;
+        if (root.TryGetProperty("details", out var details) && details.TryGetProperty("causes", out var causes))
+        {
+            foreach (var cause in causes.EnumerateArray())
+            {
+                if (cause.TryGetProperty("reason", out var reason) && reason.GetString() == "ExitCode"
+                    && int.TryParse(cause.GetProperty("message").GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var code)) return code;
+            }
+        }
+        failure = root.TryGetProperty("message", out var message) ? message.GetString() : "the command failed";
+        return null;
+    }
+
+    /// <summary>
     /// Reads the resize stream: a sequence of JSON objects <c>{"Width":W,"Height":H}</c> (Go's encoder separates them
     /// with newlines; nothing else is assumed). Ends when the stream does; malformed input ends it too.
     /// </summary>

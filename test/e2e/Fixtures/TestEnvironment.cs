@@ -13,6 +13,9 @@ public static class TestEnvironment
 
     public static string Berthd => RequireBinary("berthd");
 
+    /// <summary>The operator's CLI, published beside berthd.</summary>
+    public static string BerthCli => RequireBinary("berth");
+
     public static void RequireRoot()
     {
         if (!Environment.IsPrivilegedProcess)

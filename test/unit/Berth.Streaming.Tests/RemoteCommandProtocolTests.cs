@@ -48,4 +48,24 @@ public sealed class RemoteCommandProtocolTests
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             base.ReadAsync(buffer[..Math.Min(chunk, buffer.Length)], cancellationToken);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(137)]
+    public void A_client_reads_back_the_exit_code_the_server_wrote(int exitCode)
+    {
+        foreach (var protocol in new[] { RemoteCommandProtocol.V4, RemoteCommandProtocol.V5 })
+        {
+            Assert.Equal(exitCode, RemoteCommandProtocol.ExitCodeOf(RemoteCommandProtocol.Outcome(protocol, exitCode, null), out var failure));
+            Assert.Null(failure);
+        }
+    }
+
+    [Fact]
+    public void A_client_reads_a_failure_to_run_as_its_message()
+    {
+        Assert.Null(RemoteCommandProtocol.ExitCodeOf(RemoteCommandProtocol.Outcome(RemoteCommandProtocol.V5, null, "no such file"), out var failure));
+        Assert.Equal("Internal error occurred: no such file", failure);
+    }
 }

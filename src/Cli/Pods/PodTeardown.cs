@@ -1,0 +1,89 @@
+using Berth.Cri.V1;
+
+namespace Berth.Cli.Pods;
+
+/// <summary>
+/// <c>berth play --down</c>: what berth play made for a pod, stopped and removed, as the kubelet does when a pod is
+/// deleted: containers (with the grace period), the sandbox, the volumes, the log directory and the pod's cgroup.
+/// </summary>
+internal static class PodTeardown
+{
+    public static async Task<List<PodSandbox>> FindAsync(CriConnection cri, PodTranslator pod, CancellationToken cancellationToken)
+    {
+        var filter = new PodSandboxFilter
+        {
+            LabelSelector =
+            {
+                [PodTranslator.PlayLabel] = "true",
+                [PodTranslator.PodNameLabel] = pod.Name,
+                [PodTranslator.PodNamespaceLabel] = pod.Namespace,
+            },
+        };
+        return (await cri.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest { Filter = filter }, deadline: cri.Deadline, cancellationToken: cancellationToken)).Items.ToList();
+    }
+
+    public static async Task RemoveAsync(CriConnection cri, PodTranslator pod, PodVolumes volumes, string? sandboxId, CancellationToken cancellationToken)
+    {
+        if (sandboxId is not null)
+        {
+            var containers = (await cri.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = sandboxId } },
+                deadline: cri.Deadline, cancellationToken: cancellationToken)).Containers;
+            await Task.WhenAll(containers.Where(c => c.State == ContainerState.ContainerRunning).Select(c =>
+                cri.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = c.Id, Timeout = pod.GracePeriod }, cancellationToken: cancellationToken).ResponseAsync));
+            foreach (var container in containers)
+                await cri.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = container.Id }, deadline: cri.Deadline, cancellationToken: cancellationToken);
+            await cri.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = sandboxId }, cancellationToken: cancellationToken);
+            await cri.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = sandboxId }, cancellationToken: cancellationToken);
+        }
+        volumes.Remove();
+        RemoveLogs(pod);
+        RemoveCgroup(pod.CgroupParent);
+    }
+
+    public static void RemoveLogs(PodTranslator pod)
+    {
+        if (Directory.Exists(pod.LogDirectory)) Directory.Delete(pod.LogDirectory, recursive: true);
+        // /var/log/pods itself goes once empty: the kubelet makes it again for its first pod.
+        var logs = Path.GetDirectoryName(pod.LogDirectory)!;
+        try
+        {
+            if (Directory.Exists(logs) && !Directory.EnumerateFileSystemEntries(logs).Any()) Directory.Delete(logs);
+        }
+        catch (IOException)
+        {
+            // Another pod's logs arrived meanwhile.
+        }
+    }
+
+    /// <summary>
+    /// The pod's cgroup and, once empty, its QoS and root parents, in every hierarchy. The runtime removes each
+    /// container's own cgroup; the pod level is the kubelet's, so here berth play's. systemd slices go by themselves.
+    /// </summary>
+    private static void RemoveCgroup(string cgroupParent)
+    {
+        if (!cgroupParent.StartsWith('/')) return;
+        var hierarchies = File.Exists("/sys/fs/cgroup/cgroup.controllers")
+            ? ["/sys/fs/cgroup"]
+            : Directory.EnumerateDirectories("/sys/fs/cgroup").Where(d => !new FileInfo(d).Attributes.HasFlag(FileAttributes.ReparsePoint)).ToArray();
+        foreach (var hierarchy in hierarchies)
+        {
+            // The runtime's removal of the last container's cgroup can trail its RPC's answer (seen in the v2 half
+            // of a hybrid host), so the pod's own cgroup gets a moment to empty.
+            var pod = hierarchy + cgroupParent;
+            for (var wait = 0; wait < 20 && Directory.Exists(pod) && Directory.EnumerateDirectories(pod).Any(); wait++) Thread.Sleep(100);
+            for (var path = cgroupParent; path.Length > 1 && path.Contains('/', StringComparison.Ordinal); path = Path.GetDirectoryName(path)!)
+            {
+                var directory = hierarchy + path;
+                if (!Directory.Exists(directory)) continue;
+                try
+                {
+                    Directory.Delete(directory);
+                }
+                catch (IOException)
+                {
+                    break; // not empty: another pod is still in it
+                }
+            }
+        }
+    }
+}
