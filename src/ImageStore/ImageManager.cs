@@ -34,7 +34,7 @@ public sealed partial class ImageManager : IDisposable
         _content = new ContentStore(Path.Combine(options.Root, "content"));
         _snapshots = new SnapshotStore(Path.Combine(options.Root, "snapshots"), logger);
         _images = new ImageMetadataStore(Path.Combine(options.Root, "images"), logger);
-        _registry = new RegistryClient(options.Registries, options.PullProgressTimeout);
+        _registry = new RegistryClient(options.Registries, options.PullProgressTimeout, options.DefaultRegistry);
         _puller = new ImagePuller(_content, _snapshots, options, logger);
     }
 

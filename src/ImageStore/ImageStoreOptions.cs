@@ -19,6 +19,9 @@ public sealed record ImageStoreOptions
 
     /// <summary>Per-registry settings keyed by registry host (<c>docker.io</c>, <c>127.0.0.1:5000</c>).</summary>
     public IReadOnlyDictionary<string, RegistryHostOptions> Registries { get; init; } = new Dictionary<string, RegistryHostOptions>();
+
+    /// <summary>The settings of a registry host <see cref="Registries"/> does not name (hosts.toml's <c>_default</c>).</summary>
+    public RegistryHostOptions? DefaultRegistry { get; init; }
 }
 
 /// <summary>Settings for one registry host, in the spirit of containerd's hosts.toml.</summary>

@@ -153,6 +153,46 @@ public sealed class ImagePullTests
     }
 
     [Fact]
+    public async Task Containerd_hosts_toml_files_give_mirrors_and_a_default_host()
+    {
+        var hosts = Directory.CreateTempSubdirectory("hosts-").FullName;
+        try
+        {
+            await using var bed = await ImageTestBed.StartAsync(extraConfig: registry =>
+            {
+                // docker.io: the server is a closed local port, so only the mirror can answer; a push-only host is skipped.
+                Directory.CreateDirectory(Path.Combine(hosts, "docker.io"));
+                File.WriteAllText(Path.Combine(hosts, "docker.io", "hosts.toml"), $$"""
+                    server = "http://127.0.0.1:9"
+
+                    [host."http://127.0.0.1:9/push"]
+                      capabilities = ["push"]
+
+                    [host."http://{{registry.Host}}"]
+                      capabilities = ["pull", "resolve"]
+                    """);
+                Directory.CreateDirectory(Path.Combine(hosts, "_default"));
+                File.WriteAllText(Path.Combine(hosts, "_default", "hosts.toml"), $"server = \"http://{registry.Host}\"\n");
+                return $"\n[images]\nconfig_path = \"{hosts}\"\n";
+            });
+            var image = BusyboxImage();
+            await bed.Pusher.PushAsync("library/busybox", image, "1.36");
+            await bed.Pusher.PushAsync("team/app", image, "1");
+
+            var viaMirror = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "busybox:1.36" } });
+            Assert.Equal(image.Id, viaMirror.ImageRef);
+            var viaDefault = await bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = "quay.example/team/app:1" } });
+            Assert.Equal(image.Id, viaDefault.ImageRef);
+            var listed = Assert.Single((await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images);
+            Assert.Equal(["docker.io/library/busybox:1.36", "quay.example/team/app:1"], listed.RepoTags.Order());
+        }
+        finally
+        {
+            Directory.Delete(hosts, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_server_override_replaces_the_registry_entirely()
     {
         await using var bed = await ImageTestBed.StartAsync(extraConfig: registry => $"""

@@ -95,6 +95,12 @@ public sealed record ImagesConfig
 
     /// <summary>Per-registry settings, keyed by registry host as it appears in image names.</summary>
     public IReadOnlyDictionary<string, RegistryConfig> Registries { get; init; } = new Dictionary<string, RegistryConfig>();
+
+    /// <summary>containerd's config_path: a directory of <c>&lt;host&gt;/hosts.toml</c> files.</summary>
+    public string ConfigPath { get; init; } = HostsDirectory.DefaultPath;
+
+    /// <summary>What the hosts.toml files under <see cref="ConfigPath"/> say, read at load; never written back.</summary>
+    public IReadOnlyDictionary<string, RegistryConfig> HostFiles { get; init; } = new Dictionary<string, RegistryConfig>();
 }
 
 public sealed record RegistryConfig

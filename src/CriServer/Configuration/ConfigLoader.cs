@@ -52,7 +52,21 @@ public static class ConfigLoader
                 config = ParseFile(file, config, dropIn: true);
         }
 
-        return Validate(ApplyOverrides(config, options));
+        return WithHostFiles(Validate(ApplyOverrides(config, options)));
+    }
+
+    /// <summary>Reads images.config_path's hosts.toml files; a host set there and in images.registries is a conflict.</summary>
+    private static BerthConfig WithHostFiles(BerthConfig config)
+    {
+        if (!Path.IsPathFullyQualified(config.Images.ConfigPath))
+            throw new ConfigException($"images.config_path: '{config.Images.ConfigPath}' must be an absolute path");
+        var hosts = HostsDirectory.Load(config.Images.ConfigPath);
+        foreach (var host in hosts.Keys)
+        {
+            if (config.Images.Registries.ContainsKey(host))
+                throw new ConfigException($"images.registries.\"{host}\" and {config.Images.ConfigPath}/{host}/hosts.toml both configure {host}: keep one");
+        }
+        return config with { Images = config.Images with { HostFiles = hosts } };
     }
 
     /// <summary>The drop-in directory beside the main config file (/etc/berth/config.d).</summary>
@@ -225,6 +239,7 @@ public static class ConfigLoader
             PullProgressTimeout = section.Duration("pull_progress_timeout") ?? defaults.PullProgressTimeout,
             Registries = registries,
             Pinned = section.StringArray("pinned") ?? defaults.Pinned,
+            ConfigPath = section.String("config_path") ?? defaults.ConfigPath,
         };
         try
         {

@@ -62,6 +62,7 @@ public static class ConfigWriter
         toml.Key("max_concurrent_downloads", Int(config.Images.MaxConcurrentDownloads), "layers fetched and unpacked at once per pull (1-64)");
         toml.Key("pull_progress_timeout", Duration(config.Images.PullProgressTimeout), "a layer download that brings no byte this long fails; \"0s\" disables");
         toml.Key("pinned", Strings(config.Images.Pinned), "images kubelet's GC must keep: names, or prefixes ending in '*'");
+        toml.Key("config_path", Quote(config.Images.ConfigPath), "containerd-style <host>/hosts.toml files (server, [host.\"URL\"] capabilities, ca, skip_verify; _default for any host)");
         if (config.Images.Registries.Count == 0 && comments)
         {
             toml.Comment("""[images.registries."docker.io"]: mirrors = ["https://mirror.example"], server = "https://...", insecure, ca_file, skip_verify""");

@@ -69,6 +69,10 @@ internal sealed class TomlSection(TomlTable table, string path)
         return strings;
     }
 
+    /// <summary>A string or an array of strings (hosts.toml's <c>ca</c>), as a list.</summary>
+    public IReadOnlyList<string>? StringOrStrings(string key) =>
+        TryGet(key, out var value) && value is string one ? [one] : StringArray(key);
+
     /// <summary>Every key of this table as a sub-table, for maps such as <c>[images.registries."docker.io"]</c>.</summary>
     public IEnumerable<(string Key, TomlSection Section)> Tables()
     {

@@ -22,19 +22,21 @@ internal static class ComponentOptions
             Variant = platform.Length > 2 ? platform[2] : null,
             MaxConcurrentDownloads = config.Images.MaxConcurrentDownloads,
             PullProgressTimeout = config.Images.PullProgressTimeout,
-            Registries = config.Images.Registries.ToDictionary(
-                pair => pair.Key,
-                pair => new RegistryHostOptions
-                {
-                    Mirrors = pair.Value.Mirrors,
-                    Server = pair.Value.Server,
-                    Insecure = pair.Value.Insecure,
-                    CaFile = pair.Value.CaFile,
-                    SkipVerify = pair.Value.SkipVerify,
-                },
-                StringComparer.Ordinal),
+            Registries = config.Images.Registries.Concat(config.Images.HostFiles)
+                .Where(pair => pair.Key != HostsDirectory.DefaultHost)
+                .ToDictionary(pair => pair.Key, pair => Registry(pair.Value), StringComparer.Ordinal),
+            DefaultRegistry = config.Images.HostFiles.TryGetValue(HostsDirectory.DefaultHost, out var fallback) ? Registry(fallback) : null,
         };
     }
+
+    private static RegistryHostOptions Registry(RegistryConfig registry) => new()
+    {
+        Mirrors = registry.Mirrors,
+        Server = registry.Server,
+        Insecure = registry.Insecure,
+        CaFile = registry.CaFile,
+        SkipVerify = registry.SkipVerify,
+    };
 
     public static CniOptions Cni(BerthConfig config) => new()
     {

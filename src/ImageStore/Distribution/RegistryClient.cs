@@ -21,6 +21,7 @@ public sealed class RegistryClient : IDisposable
 {
     private const int MaxRedirects = 5;
     private readonly IReadOnlyDictionary<string, RegistryHostOptions> _hosts;
+    private readonly RegistryHostOptions _defaultHost;
     private readonly ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
 
@@ -28,11 +29,13 @@ public sealed class RegistryClient : IDisposable
 
     /// <param name="hosts">Per-registry endpoints and TLS settings, keyed by registry host.</param>
     /// <param name="progressTimeout">How long a blob download may bring no byte before it fails; zero for no limit.</param>
-    public RegistryClient(IReadOnlyDictionary<string, RegistryHostOptions> hosts, TimeSpan progressTimeout)
+    /// <param name="defaultHost">The settings of a host <paramref name="hosts"/> does not name.</param>
+    public RegistryClient(IReadOnlyDictionary<string, RegistryHostOptions> hosts, TimeSpan progressTimeout, RegistryHostOptions? defaultHost = null)
     {
         _hosts = hosts;
+        _defaultHost = defaultHost ?? new RegistryHostOptions();
         _progressTimeout = progressTimeout;
-        foreach (var (host, options) in hosts)
+        foreach (var (host, options) in defaultHost is null ? hosts : hosts.Append(new("_default", defaultHost)))
         {
             if (options.CaFile is { } ca && !File.Exists(ca))
                 throw new InvalidImageRequestException($"registry {host}: CA file '{ca}' does not exist");
@@ -309,7 +312,7 @@ public sealed class RegistryClient : IDisposable
 
     private List<Endpoint> Endpoints(string registry)
     {
-        var options = _hosts.GetValueOrDefault(registry) ?? new RegistryHostOptions();
+        var options = _hosts.GetValueOrDefault(registry) ?? _defaultHost;
         var endpoints = new List<Endpoint>();
         foreach (var mirror in options.Server is null ? options.Mirrors : options.Mirrors.Append(options.Server))
         {
