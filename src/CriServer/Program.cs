@@ -15,6 +15,7 @@ internal static class Program
         try
         {
             if (args.Length > 0 && args[0] == "import") return await ImportCommand.RunAsync(args[1..]);
+            if (args.Length > 0 && args[0] == "export") return await ExportCommand.RunAsync(args[1..]);
             if (args.Length > 0 && args[0] == "config") return await ConfigCommandAsync(args[1..]);
             var options = CommandLineOptions.Parse(args);
             if (options.Help)

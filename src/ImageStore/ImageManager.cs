@@ -195,14 +195,7 @@ public sealed partial class ImageManager : IDisposable
     }
 
     /// <summary>Finds an image by ID, unique ID prefix, repo tag or repo digest, normalizing short names.</summary>
-    public ImageRecord? Find(string image)
-    {
-        if (string.IsNullOrEmpty(image)) return null;
-        if (_images.Find(image) is { } found) return found;
-        if (!ImageReference.TryParse(image, out var reference, out _)) return null;
-        if (reference.Digest is not null && _images.Find(reference.RepoDigest!) is { } byDigest) return byDigest;
-        return reference.RepoTag is { } tag ? _images.Find(tag) : null;
-    }
+    public ImageRecord? Find(string image) => _images.Resolve(image);
 
     public IReadOnlyList<ImageRecord> List() => _images.List();
 

@@ -81,6 +81,66 @@ public sealed class ImageImportTests
         });
     }
 
+    [Fact]
+    public async Task An_exported_image_reads_in_skopeo_and_imports_into_a_fresh_root_that_runs_it_without_a_registry()
+    {
+        var image = new TestImageBuilder().Layer(TestLayers.Base(), Compression.Gzip).Layer(TestLayers.OneFile("marker", "exported")).Build();
+        var archive = Path.Combine(Path.GetTempPath(), $"berth-export-{Guid.NewGuid():N}.tar");
+        try
+        {
+            await using (var source = await ImageTestBed.StartAsync())
+            {
+                await source.Pusher.PushAsync("berth/exported", image, "1");
+                var name = source.Ref("berth/exported:1");
+                await source.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = name } });
+
+                // berthd is serving: export only reads the store.
+                var (code, output) = await BerthCli.RunAsync(source.Daemon, ["image", "export", "--config", source.Daemon.ConfigPath, name, archive]);
+                Assert.True(code == 0, output);
+                Assert.Contains($"exported {name} to {archive}", output, StringComparison.Ordinal);
+            }
+            var inspect = Host.Run(TestEnvironment.RequireTool("/usr/bin/skopeo", "skopeo"), "inspect", "--raw", $"oci-archive:{archive}:1");
+            Assert.True(inspect.ExitCode == 0, inspect.Output);
+            Assert.Contains(image.Id, inspect.Output, StringComparison.Ordinal);
+
+            await WithStoppedDaemonDirectory(async (directory, config) =>
+            {
+                var (code, output) = await BerthDaemon.RunToExitAsync(["import", "--config", config, archive], TimeSpan.FromSeconds(60));
+                Assert.True(code == 0, output);
+                await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { Directory = directory });
+                var status = await daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = image.Id } });
+                Assert.Equal(image.Id, status.Image.Id);
+
+                // No registry runs now: the container starts from the imported layers alone.
+                var pod = new PodSandboxConfig
+                {
+                    Metadata = new PodSandboxMetadata { Name = "imported", Namespace = "e2e", Uid = Guid.NewGuid().ToString() },
+                    Linux = new LinuxPodSandboxConfig { SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } } },
+                    LogDirectory = Path.Combine(directory, "logs"),
+                };
+                var podId = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
+                var container = new ContainerConfig { Metadata = new ContainerMetadata { Name = "c" }, Image = new ImageSpec { Image = image.Id }, LogPath = "c.log" };
+                container.Command.AddRange(["/bin/cat", "/marker"]);
+                var id = (await daemon.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = container, SandboxConfig = pod })).ContainerId;
+                await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+                ContainerStatus exited;
+                do
+                {
+                    await Task.Delay(100);
+                    exited = (await daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+                }
+                while (exited.State != ContainerState.ContainerExited);
+                Assert.Equal(0, exited.ExitCode);
+                Assert.Contains("exported", await File.ReadAllTextAsync(Path.Combine(directory, "logs", "c.log")), StringComparison.Ordinal);
+                await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
+            });
+        }
+        finally
+        {
+            File.Delete(archive);
+        }
+    }
+
     private static async Task WithStoppedDaemonDirectory(Func<string, string, Task> test)
     {
         var directory = Directory.CreateTempSubdirectory("berth-e2e-").FullName;

@@ -4,8 +4,9 @@ using System.Diagnostics;
 namespace Berth.Cli.Commands;
 
 /// <summary>
-/// <c>berth image import</c>: CRI has no way to load an archive, so this runs <c>berthd import</c> (found beside
-/// berth, else on PATH), which writes the image store directly and so needs berthd stopped.
+/// <c>berth image import</c> and <c>berth image export</c>: CRI has no way to load or save an archive, so these run
+/// <c>berthd import</c> and <c>berthd export</c> (found beside berth, else on PATH), which work on the image store
+/// itself: import needs berthd stopped, export only reads.
 /// </summary>
 internal static class ImageTransfer
 {
@@ -25,7 +26,19 @@ internal static class ImageTransfer
             args.Add(result.GetValue(archive)!);
             return await RunBerthdAsync(args, cancellationToken);
         });
-        return new Command("image", "move images in and out of the node") { import };
+        var image = new Argument<string>("image") { Description = "image name, digest or ID" };
+        var file = new Argument<string>("file") { Description = "the tar to write" };
+        var export = new Command("export", "write an image as an OCI image layout tar (skopeo oci-archive:, docker load, berth image import)") { image, file, config, root };
+        global.SetAction(export, async (result, _, cancellationToken) =>
+        {
+            var args = new List<string> { "export" };
+            if (result.GetValue(config) is { } configPath) args.AddRange(["--config", configPath]);
+            if (result.GetValue(root) is { } rootPath) args.AddRange(["--root", rootPath]);
+            args.Add(result.GetValue(image)!);
+            args.Add(Path.GetFullPath(result.GetValue(file)!));
+            return await RunBerthdAsync(args, cancellationToken);
+        });
+        return new Command("image", "move images in and out of the node") { import, export };
     }
 
     private static async Task<int> RunBerthdAsync(IEnumerable<string> args, CancellationToken cancellationToken)

@@ -15,6 +15,7 @@ public sealed record CommandLineOptions
     public const string Usage = """
         Usage: berthd [options]
                berthd import [options] <archive>     (see berthd import --help)
+               berthd export [options] <image> <tar> (see berthd export --help)
                berthd config default                 print the default config, a comment per key
                berthd config dump [options]          print the effective config (file, config.d drop-ins, flags)
 

@@ -28,6 +28,17 @@ internal sealed partial class ImageMetadataStore : IDisposable
         }
     }
 
+    private ImageMetadataStore(string directory)
+    {
+        Directory = directory;
+        if (!System.IO.Directory.Exists(directory)) return;
+        foreach (var path in System.IO.Directory.EnumerateFiles(directory, "*.json"))
+            if (Load(path) is { } record) _byId[record.Id] = record;
+    }
+
+    /// <summary>The records as they are now, touching nothing: for reading a store a running berthd owns.</summary>
+    public static ImageMetadataStore ReadOnly(string directory) => new(directory);
+
     /// <summary>The directory of the records.</summary>
     public string Directory { get; }
 
@@ -65,6 +76,16 @@ internal sealed partial class ImageMetadataStore : IDisposable
     }
 
     /// <summary>Finds by full ID, ID without "sha256:", a unique ID prefix, a repo tag or a repo digest.</summary>
+    /// <summary>By ID, unique ID prefix, repo tag or repo digest, with short names normalized (busybox is docker.io/library/busybox:latest).</summary>
+    public ImageRecord? Resolve(string image)
+    {
+        if (string.IsNullOrEmpty(image)) return null;
+        if (Find(image) is { } found) return found;
+        if (!References.ImageReference.TryParse(image, out var reference, out _)) return null;
+        if (reference.Digest is not null && Find(reference.RepoDigest!) is { } byDigest) return byDigest;
+        return reference.RepoTag is { } tag ? Find(tag) : null;
+    }
+
     public ImageRecord? Find(string text)
     {
         lock (_lock)
