@@ -164,7 +164,7 @@ public sealed class DaemonLifecycleTests
     {
         var (exitCode, output) = await BerthDaemon.RunToExitAsync(["--sokcet", "/tmp/x.sock"], ExitTimeout);
         Assert.NotEqual(0, exitCode);
-        Assert.Contains("unknown argument '--sokcet'", output, StringComparison.Ordinal);
+        Assert.Contains("Unrecognized command or argument '--sokcet'", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.CommandLine;
 
 namespace Berth.CriServer.Configuration;
 
@@ -9,69 +10,65 @@ public sealed record CommandLineOptions
     public string? Root { get; init; }
     public string? State { get; init; }
     public LogLevel? LogLevel { get; init; }
-    public bool Help { get; init; }
-    public bool Version { get; init; }
 
-    public const string Usage = """
-        Usage: berthd [options]
-               berthd import [options] <archive>     (see berthd import --help)
-               berthd export [options] <image> <tar> (see berthd export --help)
-               berthd config default                 print the default config, a comment per key
-               berthd config dump [options]          print the effective config (file, config.d drop-ins, flags)
-
-        Berth serves the Kubernetes CRI v1 (RuntimeService and ImageService) on a unix socket.
-
-        Options:
-          --config <path>      config file (default /etc/berth/config.toml; optional when it is absent), then
-                               every config.d/*.toml beside it in lexical order
-          --socket <path>      CRI socket, overrides grpc.socket (default /run/berth/berth.sock)
-          --root <dir>         persistent state, overrides root (default /var/lib/berth)
-          --state <dir>        volatile state, overrides state (default /run/berth)
-          --log-level <level>  trace, debug, info, warn or error; overrides log_level (default info)
-          --version            print the version and exit
-          -h, --help           print this help and exit
-        """;
-
-    /// <summary>Parses <c>--flag value</c> and <c>--flag=value</c>; anything unknown is an error naming it.</summary>
+    /// <summary>The flags alone, as a command line of nothing else (what the config subcommands and tests parse).</summary>
     public static CommandLineOptions Parse(IReadOnlyList<string> args)
     {
-        var options = new CommandLineOptions();
-        for (var i = 0; i < args.Count; i++)
+        var flags = new DaemonFlags();
+        var root = new RootCommand();
+        flags.AddTo(root);
+        var result = root.Parse(args.ToArray());
+        if (result.Errors.Count > 0) throw new ConfigException(result.Errors[0].Message);
+        return flags.Read(result);
+    }
+}
+
+/// <summary>The flags every berthd command takes (the daemon, import, export, config dump), as System.CommandLine options.</summary>
+public sealed class DaemonFlags
+{
+    private readonly Option<string?> _config = Path("--config",
+        $"config file (default {BerthConfig.DefaultConfigPath}; optional when it is absent), then every {ConfigLoader.DropInDirectory}/*.toml beside it in lexical order");
+
+    private readonly Option<string?> _socket = Path("--socket", "CRI socket, overrides grpc.socket (default /run/berth/berth.sock)");
+    private readonly Option<string?> _root = Path("--root", "persistent state, overrides root (default /var/lib/berth)");
+    private readonly Option<string?> _state = Path("--state", "volatile state, overrides state (default /run/berth)");
+
+    private readonly Option<LogLevel?> _logLevel = new("--log-level")
+    {
+        Description = $"{string.Join(", ", ConfigLoader.LogLevels.Keys)}; overrides log_level (default info)",
+        HelpName = "level",
+        Recursive = true,
+        CustomParser = result =>
         {
-            var arg = args[i];
-            string? inlineValue = null;
-            var equals = arg.IndexOf('=', StringComparison.Ordinal);
-            if (arg.StartsWith("--", StringComparison.Ordinal) && equals > 0)
-            {
-                inlineValue = arg[(equals + 1)..];
-                arg = arg[..equals];
-            }
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (ConfigLoader.LogLevels.TryGetValue(text, out var level)) return level;
+            result.AddError($"--log-level: '{text}' is not one of {string.Join(", ", ConfigLoader.LogLevels.Keys)}");
+            return null;
+        },
+    };
 
-            string Value()
-            {
-                if (inlineValue is not null) return inlineValue;
-                if (i + 1 >= args.Count || args[i + 1].Length == 0)
-                    throw new ConfigException($"{arg}: a value is required");
-                return args[++i];
-            }
+    private static Option<string?> Path(string name, string description) => new(name)
+    {
+        Description = description,
+        HelpName = name is "--config" or "--socket" ? "path" : "dir",
+        Recursive = true,
+    };
 
-            options = arg switch
-            {
-                "--config" => options with { ConfigPath = Value() },
-                "--socket" => options with { Socket = Value() },
-                "--root" => options with { Root = Value() },
-                "--state" => options with { State = Value() },
-                "--log-level" => options with { LogLevel = ParseLevel(Value()) },
-                "--help" or "-h" => options with { Help = true },
-                "--version" => options with { Version = true },
-                _ => throw new ConfigException($"unknown argument '{args[i]}' (see berthd --help)"),
-            };
-        }
-        return options;
+    public void AddTo(Command command)
+    {
+        command.Options.Add(_config);
+        command.Options.Add(_socket);
+        command.Options.Add(_root);
+        command.Options.Add(_state);
+        command.Options.Add(_logLevel);
     }
 
-    private static LogLevel ParseLevel(string text) =>
-        ConfigLoader.LogLevels.TryGetValue(text, out var level)
-            ? level
-            : throw new ConfigException($"--log-level: '{text}' is not one of {string.Join(", ", ConfigLoader.LogLevels.Keys)}");
+    public CommandLineOptions Read(ParseResult result) => new()
+    {
+        ConfigPath = result.GetValue(_config),
+        Socket = result.GetValue(_socket),
+        Root = result.GetValue(_root),
+        State = result.GetValue(_state),
+        LogLevel = result.GetValue(_logLevel),
+    };
 }

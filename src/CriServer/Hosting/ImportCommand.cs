@@ -11,44 +11,9 @@ namespace Berth.CriServer.Hosting;
 /// </summary>
 internal static class ImportCommand
 {
-    public const string Usage = """
-        Usage: berthd import [--config <path>] [--root <dir>] [--socket <path>] [--name <image>] <archive>
-
-        Imports every named image of an OCI image layout (a directory, or a tar or tar.gz of one) or of a
-        `docker save` archive into berthd's image store. Run it while berthd is stopped.
-
-          --name <image>   name the image(s) in the archive, e.g. registry.k8s.io/pause:3.10
-        """;
-
-    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    public static async Task<int> RunAsync(CommandLineOptions flags, string archive, string? name)
     {
-        string? name = null;
-        string? archive = null;
-        var rest = new List<string>();
-        for (var i = 0; i < args.Count; i++)
-        {
-            switch (args[i])
-            {
-                case "--name" when i + 1 < args.Count:
-                    name = args[++i];
-                    break;
-                case "--help" or "-h":
-                    Console.Out.WriteLine(Usage);
-                    return 0;
-                case "--config" or "--root" or "--state" or "--socket" or "--log-level" when i + 1 < args.Count:
-                    rest.Add(args[i]);
-                    rest.Add(args[++i]);
-                    break;
-                default:
-                    if (args[i].StartsWith('-') || archive is not null)
-                        throw new ConfigException($"import: unexpected argument '{args[i]}' (see berthd import --help)");
-                    archive = args[i];
-                    break;
-            }
-        }
-        if (archive is null) throw new ConfigException("import: name the archive to import (see berthd import --help)");
-
-        var config = ConfigLoader.Load(CommandLineOptions.Parse(rest));
+        var config = ConfigLoader.Load(flags);
         StateDirectories.Prepare(config);
         RefuseWhileServing(config.Grpc.Socket);
 
