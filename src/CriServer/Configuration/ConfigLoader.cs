@@ -1,6 +1,4 @@
 using System.Net;
-using Tomlyn;
-using Tomlyn.Model;
 
 namespace Berth.CriServer.Configuration;
 
@@ -103,17 +101,7 @@ public static class ConfigLoader
     /// </summary>
     public static BerthConfig Parse(string toml, BerthConfig defaults, bool mergeMaps)
     {
-        TomlTable table;
-        try
-        {
-            table = TomlSerializer.Deserialize(toml, TomlContext.Default.TomlTable) ?? [];
-        }
-        catch (TomlException e)
-        {
-            throw new ConfigException($"invalid TOML: {e.Message}");
-        }
-
-        var root = new TomlSection(table, "");
+        var root = TomlSection.Parse(toml);
         var config = defaults with
         {
             Root = root.String("root") ?? defaults.Root,
@@ -212,12 +200,8 @@ public static class ConfigLoader
         }
         foreach (var (host, registry) in registriesSection?.Tables() ?? [])
         {
-            Uri Endpoint(string key, string text) =>
-                Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Query.Length == 0
-                    ? uri
-                    : throw new ConfigException($"images.registries.\"{host}\".{key}: '{text}' is not an http:// or https:// URL");
-            var mirrors = (registry.StringArray("mirrors") ?? []).Select(m => Endpoint("mirrors", m)).ToList();
-            var server = registry.String("server") is { Length: > 0 } serverText ? Endpoint("server", serverText) : null;
+            var mirrors = (registry.StringArray("mirrors") ?? []).Select(m => TomlSection.ParseEndpoint($"images.registries.\"{host}\".mirrors", m)).ToList();
+            var server = registry.String("server") is { Length: > 0 } serverText ? TomlSection.ParseEndpoint($"images.registries.\"{host}\".server", serverText) : null;
             var caFile = registry.String("ca_file");
             if (caFile is { Length: > 0 } && !Path.IsPathFullyQualified(caFile))
                 throw new ConfigException($"images.registries.\"{host}\".ca_file: '{caFile}' must be an absolute path");

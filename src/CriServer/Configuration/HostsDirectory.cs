@@ -1,6 +1,3 @@
-using Tomlyn;
-using Tomlyn.Model;
-
 namespace Berth.CriServer.Configuration;
 
 /// <summary>
@@ -43,22 +40,13 @@ public static class HostsDirectory
 
     internal static void Parse(string text, string host, Dictionary<string, RegistryConfig> hosts)
     {
-        TomlTable table;
-        try
-        {
-            table = TomlSerializer.Deserialize(text, TomlContext.Default.TomlTable) ?? [];
-        }
-        catch (TomlException e)
-        {
-            throw new ConfigException($"invalid TOML: {e.Message}");
-        }
-        var root = new TomlSection(table, "");
-        var server = root.String("server") is { Length: > 0 } serverText ? Endpoint("server", serverText) : null;
+        var root = TomlSection.Parse(text);
+        var server = root.Endpoint("server");
         var serverTls = Tls(root, "");
         var mirrors = new List<Uri>();
         foreach (var (url, mirror) in root.Section("host")?.Tables() ?? [])
         {
-            var endpoint = Endpoint($"host.\"{url}\"", url);
+            var endpoint = TomlSection.ParseEndpoint($"host.\"{url}\"", url);
             var capabilities = mirror.StringArray("capabilities") ?? ["pull", "resolve"];
             foreach (var capability in capabilities)
                 if (capability is not ("pull" or "resolve" or "push")) throw new ConfigException($"host.\"{url}\".capabilities: '{capability}' is not pull, resolve or push");
@@ -88,9 +76,4 @@ public static class HostsDirectory
         if (section.StringOrStrings("client") is { Count: > 0 }) throw new ConfigException($"{prefix}client: client certificates are not supported");
         return new RegistryConfig { CaFile = cas.Count == 1 ? cas[0] : null, SkipVerify = section.Boolean("skip_verify") ?? false };
     }
-
-    private static Uri Endpoint(string key, string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Query.Length == 0
-            ? uri
-            : throw new ConfigException($"{key}: '{text}' is not an http:// or https:// URL");
 }

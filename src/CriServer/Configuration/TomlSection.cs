@@ -1,4 +1,5 @@
 using System.Globalization;
+using Tomlyn;
 using Tomlyn.Model;
 
 namespace Berth.CriServer.Configuration;
@@ -12,6 +13,30 @@ internal sealed class TomlSection(TomlTable table, string path)
     private readonly HashSet<string> _read = new(StringComparer.Ordinal);
 
     private string KeyPath(string key) => path.Length == 0 ? key : $"{path}.{key}";
+
+    /// <summary>A TOML document's root table; invalid TOML is a <see cref="ConfigException"/>.</summary>
+    public static TomlSection Parse(string toml)
+    {
+        try
+        {
+            return new TomlSection(TomlSerializer.Deserialize(toml, TomlContext.Default.TomlTable) ?? [], "");
+        }
+        catch (TomlException e)
+        {
+            throw new ConfigException($"invalid TOML: {e.Message}");
+        }
+    }
+
+    /// <summary>An <c>http://</c> or <c>https://</c> URL without a query, as registry endpoints are written.</summary>
+    public Uri? Endpoint(string key) => String(key) is { Length: > 0 } text ? ParseEndpoint(KeyPath(key), text) : null;
+
+    /// <summary>The same check for a value that is not under a key of its own (a table name, an array item).</summary>
+    /// <param name="where">The value's full path, as the error names it.</param>
+    /// <param name="text">The URL as written.</param>
+    public static Uri ParseEndpoint(string where, string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Query.Length == 0
+            ? uri
+            : throw new ConfigException($"{where}: '{text}' is not an http:// or https:// URL");
 
     private bool TryGet(string key, out object value)
     {
