@@ -199,6 +199,9 @@ public sealed partial class ImageManager : IDisposable
 
     public IReadOnlyList<ImageRecord> List() => _images.List();
 
+    /// <summary>The pulls under way, each layer with its size and the bytes fetched so far.</summary>
+    public IReadOnlyList<PullProgressSnapshot> PullsInProgress() => _puller.Progress.Snapshot();
+
     /// <summary>
     /// Disk used by the image store. Measuring walks the tree, and only berthd writes there, so a result stands
     /// until the next pull, import or removal (kubelet asks every few seconds; the store rarely changes).

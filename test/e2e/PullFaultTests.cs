@@ -113,6 +113,40 @@ public sealed class PullFaultTests
         Assert.Equal(1, t.Proxy.BlobRequests.Count(r => r.Contains(t.Layer, StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task A_pull_under_way_shows_its_bytes_per_layer_in_Status_and_berth_pull_reports_them()
+    {
+        await using var t = await StartAsync();
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Hold);
+        var cli = BerthCli.RunAsync(t.Bed.Daemon, ["pull", $"{t.Proxy.Host}/berth/faults:1"]);
+
+        // Status(verbose).info["pulls"]: the held layer stands at the bytes the proxy let through.
+        long done = -1;
+        var watch = Stopwatch.StartNew();
+        while (done != 64 * 1024)
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(20)) throw new TimeoutException($"the held layer showed {done} bytes, not 65536");
+            await Task.Delay(100);
+            var status = await t.Bed.Daemon.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+            using var pulls = System.Text.Json.JsonDocument.Parse(status.Info["pulls"]);
+            done = pulls.RootElement.EnumerateArray()
+                .Where(p => p.GetProperty("image").GetString() == $"{t.Proxy.Host}/berth/faults:1")
+                .SelectMany(p => p.GetProperty("layers").EnumerateArray())
+                .Where(l => l.GetProperty("digest").GetString() == t.Layer)
+                .Select(l => l.GetProperty("done").GetInt64()).DefaultIfEmpty(-1).First();
+        }
+        await Task.Delay(600); // berth samples every 250 ms
+        t.Proxy.Release();
+
+        var (code, output) = await cli;
+        Assert.True(code == 0, output);
+        Assert.Contains($"layer {t.Layer[..19]}: 64kB of ", output, StringComparison.Ordinal);
+        Assert.Contains($"layer {t.Layer[..19]}: done, ", output, StringComparison.Ordinal);
+        Assert.Contains($"pulled {t.Proxy.Host}/berth/faults:1 in ", output, StringComparison.Ordinal);
+        var after = await t.Bed.Daemon.Runtime.StatusAsync(new StatusRequest { Verbose = true });
+        Assert.Equal("[]", after.Info["pulls"]);
+    }
+
     private static async Task WaitAsync(Func<bool> condition)
     {
         var watch = Stopwatch.StartNew();

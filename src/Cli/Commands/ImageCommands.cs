@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using Berth.Cri.V1;
 
@@ -67,34 +66,9 @@ internal static class ImageCommands
         return command;
     }
 
-    /// <summary>
-    /// PullImage with a line that shows it is alive. CRI's PullImage is one unary call that reports nothing until it
-    /// is done, so the line shows the elapsed time, not bytes: per-layer progress would need an API beside CRI.
-    /// </summary>
-    internal static async Task<string> PullWithProgressAsync(CriConnection cri, PullImageRequest request, CancellationToken cancellationToken)
-    {
-        var name = request.Image.Image;
-        var pull = cri.Images.PullImageAsync(request, cancellationToken: cancellationToken).ResponseAsync;
-        var clock = Stopwatch.StartNew();
-        if (Console.IsOutputRedirected)
-        {
-            Console.Out.WriteLine($"pulling {name}");
-            var response = await pull;
-            Console.Out.WriteLine($"pulled {name} in {clock.Elapsed.TotalSeconds:F1} s");
-            return response.ImageRef;
-        }
-        var frames = "|/-\\";
-        var frame = 0;
-        while (!pull.IsCompleted)
-        {
-            Console.Out.Write($"\rpulling {name} {frames[frame++ % frames.Length]} {clock.Elapsed.TotalSeconds:F0} s ");
-            await Task.WhenAny(pull, Task.Delay(250, cancellationToken));
-        }
-        Console.Out.Write("\r\u001b[K");
-        var done = await pull;
-        Console.Out.WriteLine($"pulled {name} in {clock.Elapsed.TotalSeconds:F1} s");
-        return done.ImageRef;
-    }
+    /// <summary>PullImage, with its progress per layer drawn meanwhile.</summary>
+    internal static Task<string> PullWithProgressAsync(CriConnection cri, PullImageRequest request, CancellationToken cancellationToken) =>
+        PullProgressView.PullAsync(cri, request, cancellationToken);
 
     private static Command Remove(GlobalOptions global)
     {

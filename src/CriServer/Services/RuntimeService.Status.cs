@@ -35,6 +35,7 @@ public sealed partial class RuntimeService
             // crictl info parses every value as JSON, so each one is a JSON document.
             response.Info.Add("config", StatusInfo.ConfigJson(_config));
             response.Info.Add("version", StatusInfo.VersionJson());
+            response.Info.Add("pulls", StatusInfo.PullsJson(_images.PullsInProgress()));
         }
         return response;
     }

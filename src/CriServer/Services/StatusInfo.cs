@@ -53,6 +53,38 @@ internal static class StatusInfo
         w.WriteString("runtimeApiVersion", BuildInfo.CriApiVersion);
     });
 
+    /// <summary>
+    /// The pulls under way, each layer's size and bytes fetched (what <c>berth pull</c> draws its progress from, as
+    /// <c>ctr pull</c> reads containerd's ingests): <c>[{"image", "started", "layers": [{"digest", "size", "done"}]}]</c>.
+    /// </summary>
+    public static string PullsJson(IReadOnlyList<Berth.ImageStore.Images.PullProgressSnapshot> pulls)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            w.WriteStartArray();
+            foreach (var pull in pulls)
+            {
+                w.WriteStartObject();
+                w.WriteString("image", pull.Image);
+                w.WriteString("started", pull.Started);
+                w.WriteStartArray("layers");
+                foreach (var layer in pull.Layers)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("digest", layer.Digest);
+                    w.WriteNumber("size", layer.Size);
+                    w.WriteNumber("done", layer.Done);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
     private static string Write(Action<Utf8JsonWriter> body)
     {
         var buffer = new ArrayBufferWriter<byte>(256);

@@ -20,6 +20,9 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
     private const long MaxConfigSize = 8 * 1024 * 1024;
     private readonly ConcurrentDictionary<string, Lazy<Task>> _layers = new(StringComparer.Ordinal);
 
+    /// <summary>The pulls under way and their bytes, for Status(verbose) and berth pull.</summary>
+    public PullProgress Progress { get; } = new();
+
     /// <summary>Pulls into the stores; every blob and snapshot it uses is claimed in <paramref name="claim"/>, and those it wrote noted there.</summary>
     public async Task<ImageRecord> PullAsync(ImageReference reference, IImageSource source, ContentClaims.Claim claim, CancellationToken cancellationToken)
     {
@@ -49,10 +52,22 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
             throw new ImageFormatException($"{reference}: the manifest has {layers.Count} layers but the config lists {diffIds.Count} diff IDs");
         var chainIds = ChainId.Compute(diffIds);
 
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, layers.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxConcurrentDownloads), CancellationToken = cancellationToken },
-            async (i, ct) => await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], source, claim, ct));
+        var progress = Progress.Begin(reference.ToString(), [.. layers.Select(l => (l.Digest, l.Size))]);
+        try
+        {
+            await Parallel.ForEachAsync(
+                Enumerable.Range(0, layers.Count),
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.MaxConcurrentDownloads), CancellationToken = cancellationToken },
+                async (i, ct) =>
+                {
+                    await EnsureLayerAsync(reference, layers[i], diffIds[i], chainIds[i], source, claim, ct);
+                    progress.Finished[layers[i].Digest] = 0;
+                });
+        }
+        finally
+        {
+            Progress.End(progress);
+        }
 
         return new ImageRecord
         {
@@ -158,6 +173,7 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         await using var blob = await source.OpenBlobAsync(reference, digest, cancellationToken);
         await using var ingest = haveBlob ? null : content.BeginIngest(digest, layer.Size);
         await using var verifying = new VerifyingStream(blob, digest, layer.Size, ingest?.File);
+        using var downloading = Progress.Download(digest.ToString(), () => verifying.BytesRead);
 
         if (haveSnapshot)
         {

@@ -48,4 +48,14 @@ public sealed class CliHelpersTests
         Assert.Equal(0, ExecCommand.ExitCode("""{"metadata":{},"status":"Success"}"""u8.ToArray()));
         Assert.Equal(7, ExecCommand.ExitCode("""{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"7"}]}}"""u8.ToArray()));
     }
+
+    [Theory]
+    [InlineData("busybox", "docker.io/library/busybox:latest")]
+    [InlineData("busybox:1.36", "docker.io/library/busybox:1.36")]
+    [InlineData("team/app", "docker.io/team/app:latest")]
+    [InlineData("127.0.0.1:5000/berth/faults:1", "127.0.0.1:5000/berth/faults:1")]
+    [InlineData("localhost/app", "localhost/app:latest")]
+    [InlineData("quay.io/x/y@sha256:00", "quay.io/x/y@sha256:00")]
+    public void Pull_progress_finds_a_short_name_as_the_runtime_normalizes_it(string image, string normalized) =>
+        Assert.Equal(normalized, PullProgressView.Normalize(image));
 }
