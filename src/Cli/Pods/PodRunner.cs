@@ -67,10 +67,18 @@ internal sealed class PodRunner(CriConnection cri, string stateDirectory, TextWr
         {
             throw;
         }
-        catch (Exception)
+        catch (Exception failure)
         {
-            // Nothing half-made: what failed to start is taken down again, sandbox, volumes and logs.
-            await PodTeardown.RemoveAsync(cri, pod, volumes, sandboxId, CancellationToken.None);
+            // Nothing half-made: what failed to start is taken down again, sandbox, volumes and logs. A failing
+            // take-down is reported beside the failure, never in its place.
+            try
+            {
+                await PodTeardown.RemoveAsync(cri, pod, volumes, sandboxId, CancellationToken.None);
+            }
+            catch (Exception cleanup) when (cleanup is Grpc.Core.RpcException or IOException or UnauthorizedAccessException)
+            {
+                log.WriteLine($"pod {pod.Namespace}/{pod.Name}: taking down after \"{failure.Message}\" failed too: {cleanup.Message}");
+            }
             throw;
         }
     }

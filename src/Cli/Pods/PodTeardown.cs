@@ -37,7 +37,7 @@ internal static class PodTeardown
         }
         volumes.Remove();
         RemoveLogs(pod);
-        RemoveCgroup(pod.CgroupParent);
+        await RemoveCgroupAsync(pod.CgroupParent, cancellationToken);
     }
 
     public static void RemoveLogs(PodTranslator pod)
@@ -59,7 +59,7 @@ internal static class PodTeardown
     /// The pod's cgroup and, once empty, its QoS and root parents, in every hierarchy. The runtime removes each
     /// container's own cgroup; the pod level is the kubelet's, so here berth play's. systemd slices go by themselves.
     /// </summary>
-    private static void RemoveCgroup(string cgroupParent)
+    private static async Task RemoveCgroupAsync(string cgroupParent, CancellationToken cancellationToken)
     {
         if (!cgroupParent.StartsWith('/')) return;
         var hierarchies = File.Exists("/sys/fs/cgroup/cgroup.controllers")
@@ -70,7 +70,7 @@ internal static class PodTeardown
             // The runtime's removal of the last container's cgroup can trail its RPC's answer (seen in the v2 half
             // of a hybrid host), so the pod's own cgroup gets a moment to empty.
             var pod = hierarchy + cgroupParent;
-            for (var wait = 0; wait < 20 && Directory.Exists(pod) && Directory.EnumerateDirectories(pod).Any(); wait++) Thread.Sleep(100);
+            for (var wait = 0; wait < 20 && Directory.Exists(pod) && Directory.EnumerateDirectories(pod).Any(); wait++) await Task.Delay(100, cancellationToken);
             for (var path = cgroupParent; path.Length > 1 && path.Contains('/', StringComparison.Ordinal); path = Path.GetDirectoryName(path)!)
             {
                 var directory = hierarchy + path;
