@@ -12,10 +12,7 @@ public sealed class PackageTests
         var work = Directory.CreateTempSubdirectory("berth-deb-").FullName;
         try
         {
-            var build = await RunAsync(Path.Combine(TestEnvironment.RepoRoot, "hack", "package"), [], ("BERTH_PACKAGE_DIR", work), ("BERTH_OUT", TestEnvironment.BinDir));
-            Assert.True(build.ExitCode == 0, build.Output);
-            var deb = build.Output.Split('\n').Last(l => l.EndsWith(".deb", StringComparison.Ordinal));
-            Assert.Matches(@"/berth_\d+\.\d+\.\d+_amd64\.deb$", deb);
+            var deb = await DebPackage.BuildAsync(work);
 
             // A dpkg database of its own: nothing of the host's is touched, and its dependencies are not there to check.
             var root = Path.Combine(work, "root");
@@ -43,6 +40,7 @@ public sealed class PackageTests
             var dump = Host.Run(Path.Combine(root, "usr", "bin", "berthd"), "config", "dump", "--config", Path.Combine(root, "etc", "berth", "config.toml"));
             Assert.True(dump.ExitCode == 0, dump.Output);
             Assert.Contains("socket = \"/run/berth/berth.sock\"", dump.Output, StringComparison.Ordinal);
+            Assert.Contains("shim_binary = \"/usr/bin/berth-shim\"", dump.Output, StringComparison.Ordinal);
             var help = Host.Run(Path.Combine(root, "usr", "bin", "berth"), "--help");
             Assert.Contains("play", help.Output, StringComparison.Ordinal);
 
@@ -55,17 +53,5 @@ public sealed class PackageTests
         {
             Directory.Delete(work, recursive: true);
         }
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunAsync(string path, string[] args, params (string Name, string Value)[] environment)
-    {
-        var info = new System.Diagnostics.ProcessStartInfo(path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args) info.ArgumentList.Add(arg);
-        foreach (var (name, value) in environment) info.Environment[name] = value;
-        using var process = System.Diagnostics.Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await stdout + await stderr);
     }
 }

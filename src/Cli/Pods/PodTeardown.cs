@@ -1,4 +1,6 @@
 using Berth.Cri.V1;
+using CliWrap;
+using CliWrap.Buffered;
 
 namespace Berth.Cli.Pods;
 
@@ -57,11 +59,15 @@ internal static class PodTeardown
 
     /// <summary>
     /// The pod's cgroup and, once empty, its QoS and root parents, in every hierarchy. The runtime removes each
-    /// container's own cgroup; the pod level is the kubelet's, so here berth play's. systemd slices go by themselves.
+    /// container's own cgroup; the pod level is the kubelet's, so here berth play's.
     /// </summary>
     private static async Task RemoveCgroupAsync(string cgroupParent, CancellationToken cancellationToken)
     {
-        if (!cgroupParent.StartsWith('/')) return;
+        if (!cgroupParent.StartsWith('/'))
+        {
+            await StopSlicesAsync(cgroupParent, cancellationToken);
+            return;
+        }
         var hierarchies = File.Exists("/sys/fs/cgroup/cgroup.controllers")
             ? ["/sys/fs/cgroup"]
             : Directory.EnumerateDirectories("/sys/fs/cgroup").Where(d => !new FileInfo(d).Attributes.HasFlag(FileAttributes.ReparsePoint)).ToArray();
@@ -85,5 +91,30 @@ internal static class PodTeardown
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// systemd keeps a slice active after its last scope went, so the pod's slice is stopped, as the kubelet's
+    /// systemd cgroup manager does, and then each parent slice that no other pod is in.
+    /// </summary>
+    private static async Task StopSlicesAsync(string slice, CancellationToken cancellationToken)
+    {
+        foreach (var (unit, path) in SliceAndParents(slice))
+        {
+            for (var wait = 0; wait < 20 && Directory.Exists(path) && Directory.EnumerateDirectories(path).Any(); wait++) await Task.Delay(100, cancellationToken);
+            if (Directory.Exists(path) && Directory.EnumerateDirectories(path).Any()) return;
+            var stop = await CliWrap.Cli.Wrap("systemctl").WithArguments(["stop", unit]).WithValidation(CommandResultValidation.None)
+                .ExecuteBufferedAsync(cancellationToken);
+            if (stop.ExitCode != 0) throw new CliException($"systemctl stop {unit}: {stop.StandardError.Trim()}");
+        }
+    }
+
+    /// <summary>A slice and its parents by systemd's naming (a-b-c.slice is in a-b.slice, in a.slice), with their cgroup v2 paths.</summary>
+    internal static IEnumerable<(string Unit, string Path)> SliceAndParents(string slice)
+    {
+        var parts = slice[..^".slice".Length].Split('-');
+        var names = Enumerable.Range(1, parts.Length).Select(n => string.Join('-', parts[..n]) + ".slice").ToArray();
+        for (var depth = names.Length; depth > 0; depth--)
+            yield return (names[depth - 1], "/sys/fs/cgroup/" + string.Join('/', names[..depth]));
     }
 }

@@ -20,6 +20,14 @@ public class NodeTestBed : IAsyncLifetime
     /// <summary>systemd as the guest's PID 1, running berthd from the shipped berth.service.</summary>
     protected virtual bool Systemd => false;
 
+    /// <summary>TOML over the guest berthd's config: handlers for runc and crun, a pids limit, stats every second.</summary>
+    protected virtual string ExtraConfig =>
+        "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
+        + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n";
+
+    /// <summary>hack/package's .deb to install in the guest instead of running the built binaries (see <see cref="NodeVmOptions.Package"/>).</summary>
+    protected virtual Task<string?> PackageAsync() => Task.FromResult<string?>(null);
+
     public async Task InitializeAsync()
     {
         _registry = await RegistryServer.StartAsync(RegistryMode.Plain);
@@ -39,14 +47,14 @@ public class NodeTestBed : IAsyncLifetime
         {
             RegistryPort = _registry.Port,
             Systemd = Systemd,
-            ExtraConfig = "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
-                          + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n",
+            Package = await PackageAsync(),
+            ExtraConfig = ExtraConfig,
         });
         Image = $"{_registry.Host}/busybox:test";
         await _vm.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Image } });
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_vm is not null) await _vm.DisposeAsync();
         if (_registry is not null) await _registry.DisposeAsync();
@@ -183,4 +191,29 @@ public class NodeTestBed : IAsyncLifetime
 public sealed class SystemdNodeTestBed : NodeTestBed
 {
     protected override bool Systemd => true;
+}
+
+/// <summary>
+/// A new node as its operator makes one: systemd as PID 1, hack/package's .deb installed with <c>dpkg -i</c>, and
+/// berthd on the packaged config (its CNI bridge network included) with nothing over it but debug logging.
+/// </summary>
+public sealed class PackagedNodeTestBed : NodeTestBed
+{
+    private string? _packageDirectory;
+
+    protected override bool Systemd => true;
+
+    protected override string ExtraConfig => "log_level = \"debug\"\n";
+
+    protected override async Task<string?> PackageAsync()
+    {
+        _packageDirectory = Directory.CreateTempSubdirectory("berth-deb-").FullName;
+        return await DebPackage.BuildAsync(_packageDirectory);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_packageDirectory is not null) Directory.Delete(_packageDirectory, recursive: true);
+    }
 }

@@ -18,6 +18,12 @@ public sealed record NodeVmOptions
     /// <summary>systemd as the guest's PID 1, and berthd started by it from the shipped berth.service.</summary>
     public bool Systemd { get; init; }
 
+    /// <summary>
+    /// hack/package's .deb, installed with <c>dpkg -i</c> in a guest with systemd as PID 1 (so it implies
+    /// <see cref="Systemd"/>): berthd on the packaged config, with <see cref="ExtraConfig"/> as a config.d drop-in.
+    /// </summary>
+    public string? Package { get; init; }
+
     /// <summary>More guest TCP ports forwarded from this machine's loopback, for what else a caller runs there (<see cref="NodeVm.ChannelTo"/>).</summary>
     public IReadOnlyList<int> ForwardedPorts { get; init; } = [];
 
@@ -84,6 +90,7 @@ public sealed class NodeVm : IAsyncDisposable
         config.AppendLine("socket = \"/run/berth/berth.sock\"");
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
+        await File.WriteAllTextAsync(Path.Combine(directory, "50-test.toml"), options.ExtraConfig);
 
         var shellPort = RegistryServer.FreePort();
         var relays = $"""
@@ -92,7 +99,21 @@ public sealed class NodeVm : IAsyncDisposable
             {options.GuestCommands}
             """;
         var repo = TestEnvironment.RepoRoot;
-        await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), options.Systemd
+        await File.WriteAllTextAsync(Path.Combine(directory, "guest.sh"), options.Package is { } package
+            ? $"""
+              # The guest's side as a new node's operator has it: the package installed (its postinst enables and
+              # starts berth.service), with the test's keys as a drop-in, and without the default dependencies this
+              # guest's minimal boot does not have.
+              {relays}
+              mkdir -p /etc/systemd/system/berth.service.d /etc/berth/config.d
+              printf '[Unit]\nDefaultDependencies=no\n' >/etc/systemd/system/berth.service.d/test.conf
+              cp "{directory}/50-test.toml" /etc/berth/config.d/
+              if ! dpkg -i "{package}"; then systemctl status berth --no-pager; exit 1; fi
+              echo "node-vm: berth.service is $(systemctl is-active berth)"
+              socat TCP-LISTEN:{GuestCriPort},fork,reuseaddr UNIX-CONNECT:/run/berth/berth.sock &
+              wait
+              """
+            : options.Systemd
             ? $"""
               # The guest's side under systemd: installed as an operator would (hack/install-service), with the test's
               # config, and without the default dependencies this guest's minimal boot does not have.
@@ -146,7 +167,7 @@ public sealed class NodeVm : IAsyncDisposable
             start.ArgumentList.Add("--forward");
             start.ArgumentList.Add($"{hostPort}:{guestPort}");
         }
-        if (options.Systemd) start.ArgumentList.Add("--systemd");
+        if (options.Systemd || options.Package is not null) start.ArgumentList.Add("--systemd");
         if (options.RegistryPort is { } registryPort)
         {
             start.ArgumentList.Add("--guest-forward");

@@ -22,6 +22,14 @@ public sealed class CliHelpersTests
     [InlineData("busybox@sha256:0123", "IfNotPresent")]
     public void The_default_pull_policy_is_the_API_servers(string reference, string policy) => Assert.Equal(policy, ImagePuller.DefaultPolicy(reference));
 
+    [Fact]
+    public void A_pod_slice_is_stopped_before_its_QoS_and_root_slices() => Assert.Equal(
+    [
+        ("berth_play-burstable-pod1_2.slice", "/sys/fs/cgroup/berth_play.slice/berth_play-burstable.slice/berth_play-burstable-pod1_2.slice"),
+        ("berth_play-burstable.slice", "/sys/fs/cgroup/berth_play.slice/berth_play-burstable.slice"),
+        ("berth_play.slice", "/sys/fs/cgroup/berth_play.slice"),
+    ], PodTeardown.SliceAndParents("berth_play-burstable-pod1_2.slice"));
+
     [Theory]
     [InlineData("unix:///run/berth/berth.sock", "/run/berth/berth.sock")]
     [InlineData("unix:/tmp/b.sock", "/tmp/b.sock")]
