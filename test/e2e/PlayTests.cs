@@ -143,6 +143,88 @@ public sealed class PlayTests(ContainerTestBed bed) : IClassFixture<ContainerTes
         File.Delete(file);
     }
 
+    [Fact]
+    public async Task HostUsers_false_an_image_volume_hostPath_types_and_a_sidecar_init_container_run_as_the_kubelet_would()
+    {
+        var name = $"userns-{Guid.NewGuid():N}"[..16];
+        var state = Path.Combine(bed.Daemon.Directory, "play-userns");
+        var host = Path.Combine(bed.Daemon.Directory, $"{name}-host");
+        Directory.CreateDirectory(Path.Combine(host, "existing"));
+        await File.WriteAllTextAsync(Path.Combine(host, "existing", "note"), "from the node");
+        var manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: __NAME__}
+            spec:
+              hostUsers: false
+              terminationGracePeriodSeconds: 2
+              initContainers:
+              - name: setup
+                image: __IMAGE__
+                command: [/bin/sh, -c, "echo setup done"]
+              - name: logger
+                image: __IMAGE__
+                restartPolicy: Always
+                command: [sleep, "3600"]
+              containers:
+              - name: app
+                image: __IMAGE__
+                command: [sleep, "3600"]
+                volumeMounts:
+                - {name: tools, mountPath: /tools}
+                - {name: made, mountPath: /made}
+                - {name: file, mountPath: /etc/node-file}
+                - {name: existing, mountPath: /existing, readOnly: true}
+              volumes:
+              - {name: tools, image: {reference: __IMAGE__, pullPolicy: IfNotPresent}}
+              - {name: made, hostPath: {path: __HOST__/made, type: DirectoryOrCreate}}
+              - {name: file, hostPath: {path: __HOST__/file, type: FileOrCreate}}
+              - {name: existing, hostPath: {path: __HOST__/existing, type: Directory}}
+            """.Replace("__NAME__", name, StringComparison.Ordinal).Replace("__IMAGE__", bed.Image, StringComparison.Ordinal).Replace("__HOST__", host, StringComparison.Ordinal);
+        try
+        {
+            var (code, output) = await BerthCli.RunAsync(bed.Daemon, ["play", "--detach", "--state-dir", state, "-"], stdin: manifest);
+            Assert.True(code == 0, output);
+            var sandbox = Assert.Single((await bed.Daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items, p => p.Metadata.Name == name);
+            var containers = (await bed.Daemon.Runtime.ListContainersAsync(new ListContainersRequest { Filter = new ContainerFilter { PodSandboxId = sandbox.Id } })).Containers;
+            Assert.Equal(ContainerState.ContainerExited, Assert.Single(containers, c => c.Metadata.Name == "setup").State);
+            // A sidecar (an init container with restartPolicy Always) starts in its turn and keeps running beside the app.
+            var logger = Assert.Single(containers, c => c.Metadata.Name == "logger");
+            var app = Assert.Single(containers, c => c.Metadata.Name == "app");
+            Assert.Equal(ContainerState.ContainerRunning, logger.State);
+            Assert.Equal(ContainerState.ContainerRunning, app.State);
+            Assert.True(logger.CreatedAt < app.CreatedAt, "the sidecar was made after the app container");
+
+            // hostUsers: false is a pod user namespace of a 65536-ID block above the node's own IDs, for every container.
+            var uidMap = (await Cli("exec", app.Id, "--", "cat", "/proc/self/uid_map")).Output.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal("0", uidMap[0]);
+            Assert.True(long.Parse(uidMap[1], System.Globalization.CultureInfo.InvariantCulture) >= 65536, $"uid_map {string.Join(' ', uidMap)} maps to the node's own IDs");
+            Assert.Equal("65536", uidMap[2]);
+            Assert.Equal(string.Join(' ', uidMap), string.Join(' ', (await Cli("exec", logger.Id, "--", "cat", "/proc/self/uid_map")).Output.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)));
+
+            // The image volume is the image's root, read-only; the hostPaths were made by their types, shown as root inside.
+            Assert.Equal((0, "ok"), Trimmed(await Cli("exec", app.Id, "--", "sh", "-c", "test -x /tools/bin/busybox && ! touch /tools/x 2>/dev/null && echo ok")));
+            Assert.True(Directory.Exists(Path.Combine(host, "made")), "DirectoryOrCreate made no directory");
+            Assert.True(File.Exists(Path.Combine(host, "file")), "FileOrCreate made no file");
+            Assert.Equal((0, "from the node"), Trimmed(await Cli("exec", app.Id, "--", "cat", "/existing/note")));
+            Assert.Equal((0, "0"), Trimmed(await Cli("exec", app.Id, "--", "stat", "-c", "%u", "/existing/note")));
+            Assert.Equal((0, "written"), Trimmed(await Cli("exec", app.Id, "--", "sh", "-c", "echo written > /made/out && cat /made/out")));
+            Assert.Equal("written\n", await File.ReadAllTextAsync(Path.Combine(host, "made", "out")));
+        }
+        finally
+        {
+            var down = await BerthCli.RunAsync(bed.Daemon, ["play", "--down", "--state-dir", state, "-"], stdin: manifest);
+            Assert.True(down.ExitCode == 0, down.Output);
+        }
+        Assert.DoesNotContain((await bed.Daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items, p => p.Metadata.Name == name);
+        // --down never removes what a hostPath names.
+        Assert.True(File.Exists(Path.Combine(host, "made", "out")), "--down removed a hostPath's content");
+        Assert.DoesNotContain(File.ReadAllText("/proc/self/mountinfo").Split('\n'), l => l.Contains(name, StringComparison.Ordinal));
+        Directory.Delete(host, recursive: true);
+        // A pod without emptyDirs has nothing under the state directory.
+        Assert.False(Directory.Exists(Path.Combine(state, "pods")), "the pod's volume directory is left");
+    }
+
     [Theory]
     [InlineData("kind: Pod", "kind: Deployment", "kind 'Deployment' is not a Pod")]
     [InlineData("    command: [sleep, \"1\"]", "    livenessProbe: {exec: {command: [\"true\"]}}", "spec.containers[0].livenessProbe: probes and lifecycle hooks are not run by berth play")]
@@ -150,6 +232,8 @@ public sealed class PlayTests(ContainerTestBed bed) : IClassFixture<ContainerTes
     [InlineData("    command: [sleep, \"1\"]", "    comand: [sleep, \"1\"]", "spec.containers[0].comand: unknown field")]
     [InlineData("    command: [sleep, \"1\"]", "    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: s, key: k}}}]", "spec.containers[0].env[0].valueFrom.secretKeyRef: not supported by berth play")]
     [InlineData("  volumes: []", "  volumes: [{name: cfg, configMap: {name: settings}}]", "spec.volumes[0].configMap: needs an API server")]
+    [InlineData("  volumes: []", "  volumes: [{name: node, hostPath: {path: /nonexistent/berth-play, type: Directory}}]", "spec.volumes[0].hostPath: /nonexistent/berth-play is not a directory (type Directory)")]
+    [InlineData("  volumes: []", "  volumes: [{name: node, hostPath: {path: /etc/hostname, type: Socket}}]", "spec.volumes[0].hostPath: /etc/hostname is not a socket (type Socket)")]
     [InlineData("  volumes: []", "  nodeSelector: {disk: ssd}", "spec.nodeSelector: scheduling does not apply")]
     [InlineData("    command: [sleep, \"1\"]", "    resources: {limits: {nvidia.com/gpu: 1}}", "spec.containers[0].resources.limits.nvidia.com/gpu: berth play honours cpu, memory and hugepages-* only")]
     [InlineData("    command: [sleep, \"1\"]", "    image: nothing.invalid/never:1\n    imagePullPolicy: Never", "image nothing.invalid/never:1 is not on the node and the pull policy is Never")]
