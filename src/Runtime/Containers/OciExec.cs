@@ -88,6 +88,9 @@ internal static class OciExec
     {
         using var pty = Pty.Open();
         using var force = new CancellationTokenSource();
+        using var copying = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        await using var sizes = io.Resize?.GetAsyncEnumerator(copying.Token);
+        var nextSize = sizes is null ? null : await InitialSizeAsync(sizes, pty);
         // The shell only opens the slave as runc's stdio and execs it, so runc's pid is the one CliWrap reports.
         var run = Cli.Wrap("/bin/sh")
             .WithArguments(["-c", "exec \"$0\" \"$@\" <>\"$BERTH_PTS\" >&0 2>&0", runtime.Binary, "--root", runtime.Root,
@@ -96,7 +99,6 @@ internal static class OciExec
             .WithValidation(CommandResultValidation.None)
             .ExecuteAsync(force.Token, CancellationToken.None);
         using var master = new FileStream(pty.Master, FileAccess.ReadWrite, bufferSize: 0);
-        using var copying = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
         var output = Task.Run(async () =>
         {
@@ -126,13 +128,13 @@ internal static class OciExec
             {
             }
         }, CancellationToken.None);
-        var resizes = io.Resize is null ? Task.CompletedTask : Task.Run(async () =>
+        var resizes = sizes is null ? Task.CompletedTask : Task.Run(async () =>
         {
             try
             {
-                await foreach (var (columns, rows) in io.Resize.WithCancellation(copying.Token))
+                for (; await nextSize!; nextSize = sizes.MoveNextAsync().AsTask())
                 {
-                    pty.Resize(columns, rows);
+                    pty.Resize(sizes.Current.Columns, sizes.Current.Rows);
                     _ = Tmds.Linux.LibC.kill(run.ProcessId, Tmds.Linux.LibC.SIGWINCH);
                 }
             }
@@ -147,6 +149,22 @@ internal static class OciExec
         await Task.WhenAll(input, resizes).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
         return exitCode;
     }
+
+    /// <summary>
+    /// kubectl, crictl and berth send the terminal's size as soon as the stream opens, so a terminal exec waits a
+    /// moment for it and the command starts at the caller's size instead of 0x0. Returns the read of the next size:
+    /// the first one still on its way, or the one after it.
+    /// </summary>
+    private static async Task<Task<bool>> InitialSizeAsync(IAsyncEnumerator<(ushort Columns, ushort Rows)> sizes, Pty pty)
+    {
+        var first = sizes.MoveNextAsync().AsTask();
+        if (await Task.WhenAny(first, Task.Delay(InitialSizeWait)) != first) return first;
+        if (!await first) return Task.FromResult(false);
+        pty.Resize(sizes.Current.Columns, sizes.Current.Rows);
+        return sizes.MoveNextAsync().AsTask();
+    }
+
+    private static readonly TimeSpan InitialSizeWait = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Waits for runc exec; if the client goes away first, the command dies inside the container, then runc.</summary>
     private static async Task<int> WaitAsync(Task<int> run, string pidFile, CancellationTokenSource force, CancellationToken cancellationToken)
