@@ -86,6 +86,9 @@ internal static partial class BerthHost
         if (Berth.Runtime.NodeProbe.AppArmorEnabled) LogAppArmorWithoutDefault(logger);
         LogServing(logger, BuildInfo.Version, socket, config.Metrics.Address?.ToString() ?? "off");
         LogStreaming(logger, app.Services.GetRequiredService<StreamingUrls>().BaseUri!);
+        // Startup (config, host, stores, recovery) leaves garbage in regions the GC keeps committed; one compacting
+        // collection that decommits them gives the idle daemon back a few MiB before it serves.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         systemd.Ready($"serving CRI v1 on {socket}");
         using var stopping = app.Lifetime.ApplicationStopping.Register(systemd.Stopping);
         await app.WaitForShutdownAsync();
@@ -156,6 +159,9 @@ internal static partial class BerthHost
         builder.Services.AddSingleton<StreamingSessions>(s => new StreamingSessions(s.GetRequiredService<StreamingOptions>()));
         builder.Services.AddSingleton<StreamingUrls>();
         builder.Services.AddSingleton(config);
+        // Berth's own metrics and the process ones. prometheus-net would also subscribe to every .NET Meter (Kestrel's
+        // and hosting's per-request instruments then record on each RPC) and to its own debug series.
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressMeters = true, SuppressEventCounters = true, SuppressDebugMetrics = true });
         builder.Services.AddSingleton(Metrics.DefaultRegistry);
         builder.Services.AddSingleton<RpcMetrics>();
         builder.Services.AddSingleton<RuntimeMetrics>();

@@ -20,7 +20,13 @@ internal static class SandboxMapper
         Attempt = record.Attempt,
     };
 
-    public static PodSandbox ToListItem(SandboxRecord record)
+    // Made once per record, as ContainerMapper's list items are: a record never changes.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<SandboxRecord, PodSandbox> ListItems = new();
+
+    /// <summary>The record as a ListPodSandbox item; shared between calls, so never to be changed.</summary>
+    public static PodSandbox ToListItem(SandboxRecord record) => ListItems.GetValue(record, NewListItem);
+
+    private static PodSandbox NewListItem(SandboxRecord record)
     {
         var item = new PodSandbox
         {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Berth.Cri.V1;
 using Berth.Runtime.Stats;
 using Berth.Sandbox;
@@ -8,19 +9,34 @@ namespace Berth.CriServer.Stats;
 /// <summary>Readings into CRI stats messages. A figure Berth does not have is left out, never sent as zero.</summary>
 internal static class StatsMapper
 {
+    // Attributes are a record's labels and annotations (most of a stats message's objects), and a record never
+    // changes: they are made once per record and shared by every stats reply, which only reads them.
+    private static readonly ConditionalWeakTable<Berth.Runtime.Containers.ContainerRecord, ContainerAttributes> ContainerAttributesOf = new();
+    private static readonly ConditionalWeakTable<SandboxRecord, PodSandboxAttributes> PodAttributesOf = new();
+
+    private static ContainerAttributes NewAttributes(Berth.Runtime.Containers.ContainerRecord record)
+    {
+        var attributes = new ContainerAttributes { Id = record.Id, Metadata = new ContainerMetadata { Name = record.Name, Attempt = record.Attempt } };
+        attributes.Labels.Add(record.Labels);
+        attributes.Annotations.Add(record.Annotations);
+        return attributes;
+    }
+
+    private static PodSandboxAttributes NewAttributes(SandboxRecord sandbox)
+    {
+        var attributes = new PodSandboxAttributes
+        {
+            Id = sandbox.Id,
+            Metadata = new PodSandboxMetadata { Name = sandbox.Name, Namespace = sandbox.Namespace, Uid = sandbox.Uid, Attempt = sandbox.Attempt },
+        };
+        attributes.Labels.Add(sandbox.Labels);
+        attributes.Annotations.Add(sandbox.Annotations);
+        return attributes;
+    }
+
     public static ContainerStats ToCri(ContainerSample sample, string writableLayerMountpoint)
     {
-        var record = sample.Record;
-        var stats = new ContainerStats
-        {
-            Attributes = new ContainerAttributes
-            {
-                Id = record.Id,
-                Metadata = new ContainerMetadata { Name = record.Name, Attempt = record.Attempt },
-            },
-        };
-        stats.Attributes.Labels.Add(record.Labels);
-        stats.Attributes.Annotations.Add(record.Annotations);
+        var stats = new ContainerStats { Attributes = ContainerAttributesOf.GetValue(sample.Record, NewAttributes) };
         if (sample.Cgroup is { } cgroup)
         {
             stats.Cpu = Cpu(cgroup, sample.CpuNanoCores);
@@ -34,17 +50,7 @@ internal static class StatsMapper
 
     public static PodSandboxStats ToCri(SandboxRecord sandbox, PodSample sample, string writableLayerMountpoint)
     {
-        var stats = new PodSandboxStats
-        {
-            Attributes = new PodSandboxAttributes
-            {
-                Id = sandbox.Id,
-                Metadata = new PodSandboxMetadata { Name = sandbox.Name, Namespace = sandbox.Namespace, Uid = sandbox.Uid, Attempt = sandbox.Attempt },
-            },
-            Linux = new LinuxPodSandboxStats(),
-        };
-        stats.Attributes.Labels.Add(sandbox.Labels);
-        stats.Attributes.Annotations.Add(sandbox.Annotations);
+        var stats = new PodSandboxStats { Attributes = PodAttributesOf.GetValue(sandbox, NewAttributes), Linux = new LinuxPodSandboxStats() };
         var linux = stats.Linux;
         if (sample.Cgroup is { } cgroup)
         {
