@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Berth.Cri.V1;
 using Berth.E2E.Tests.Fixtures;
 
@@ -51,10 +50,7 @@ internal static class ContainerBenchmark
         List<double> CreateStart, List<double> Stop, List<double> Remove, List<double> List,
         double ShimRss, double ShimPss, double AllShimsPss, double IdleRss, double LoadedRss);
 
-    private static Func<int[]> ShimsOf(string pattern) => () =>
-        Host.Run("pgrep", "-f", pattern) is { ExitCode: 0 } found
-            ? [.. found.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture))]
-            : [];
+    private static Func<int[]> ShimsOf(string pattern) => () => ProcessProbe.Find(pattern);
 
     private static async Task<Result> MeasureAsync(
         string name, RuntimeService.RuntimeServiceClient runtime, ImageService.ImageServiceClient images, int daemonPid,
@@ -69,7 +65,7 @@ internal static class ContainerBenchmark
         };
         var podId = (await runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = pod })).PodSandboxId;
         await Task.Delay(2000);
-        var idle = Rss(daemonPid);
+        var idle = ProcessProbe.RssMiB(daemonPid);
 
         ContainerConfig Config(string container)
         {
@@ -89,11 +85,11 @@ internal static class ContainerBenchmark
             ids.Add(id);
         }
         await Task.Delay(2000);
-        var loaded = Rss(daemonPid);
+        var loaded = ProcessProbe.RssMiB(daemonPid);
         var newShims = shims().Where(p => !shimsBefore.Contains(p)).ToList();
-        var shimRss = newShims.Count > 0 ? Rss(newShims[0]) : 0;
-        var shimPss = newShims.Count > 0 ? Rss(newShims[0], "Pss:") : 0;
-        var allShims = newShims.Sum(p => Rss(p, "Pss:"));
+        var shimRss = newShims.Count > 0 ? ProcessProbe.RssMiB(newShims[0]) : 0;
+        var shimPss = newShims.Count > 0 ? ProcessProbe.PssMiB(newShims[0]) : 0;
+        var allShims = ProcessProbe.PssMiB(newShims);
 
         var stop = new List<double>();
         var remove = new List<double>();
@@ -126,16 +122,6 @@ internal static class ContainerBenchmark
         await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
         await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
         return new Result(createStart[..containers], stop[..containers], remove[..containers], list, shimRss, shimPss, allShims, idle, loaded);
-    }
-
-    /// <summary>VmRSS, or a field of smaps_rollup (Pss: shared pages divided among the processes sharing them).</summary>
-    private static double Rss(int pid) => Rss(pid, "VmRSS:");
-
-    private static double Rss(int pid, string field)
-    {
-        var file = field == "VmRSS:" ? $"/proc/{pid}/status" : $"/proc/{pid}/smaps_rollup";
-        var line = File.ReadLines(file).First(l => l.StartsWith(field, StringComparison.Ordinal));
-        return long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024.0;
     }
 
     private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);

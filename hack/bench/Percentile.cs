@@ -21,4 +21,22 @@ internal static class Percentile
         }
         return times;
     }
+
+    /// <summary>
+    /// Times up to <paramref name="calls"/> calls after three untimed ones, stopping early once
+    /// <paramref name="budget"/> is spent (and at least three were timed): some runtimes take seconds per call.
+    /// </summary>
+    public static async Task<List<double>> TimeWithinAsync(int calls, TimeSpan budget, Func<Task> call)
+    {
+        for (var i = 0; i < 3; i++) await call();
+        var times = new List<double>();
+        var spent = System.Diagnostics.Stopwatch.StartNew();
+        while (times.Count < calls && (times.Count < 3 || spent.Elapsed < budget))
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            await call();
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        return times;
+    }
 }

@@ -1,35 +1,48 @@
+using System.CommandLine;
 using Berth.Bench;
 
-// hack/bench: numbers go to stdout and, with --output, to a file for the README.
-var rounds = 3;
-var pods = 50;
-var containers = 50;
-var listed = 500;
-var execs = 50;
-var statsCalls = 100;
-var nodeContainers = 20;
-string? output = null;
-var only = "";
-for (var i = 0; i < args.Length; i++)
+// hack/bench: numbers go to stdout and, with --output, to a file for the README; charts go beside that file.
+Option<int> Count(string name, int value, string description) => new(name) { DefaultValueFactory = _ => value, Description = description };
+var rounds = Count("--rounds", 3, "pulls of the large image");
+var pods = Count("--pods", 50, "sandboxes in the sandbox benchmark");
+var containers = Count("--containers", 50, "containers timed in the container benchmark");
+var listed = Count("--list", 500, "created containers listed in the container benchmark");
+var execs = Count("--execs", 50, "exec round trips in the streaming benchmark");
+var statsCalls = Count("--stats-calls", 100, "calls of each stats RPC");
+var nodeContainers = Count("--node-containers", 20, "containers in the cgroup v2 guest");
+var scalePods = Count("--scale-pods", 250, $"pods on the node in the scale benchmark, a multiple of {ScaleBenchmark.Wave}");
+var readCalls = Count("--read-calls", 100, "calls of each read path at scale (fewer when a runtime takes seconds per call)");
+var soakPods = Count("--soak-pods", 100, "pods kept live by the soak");
+var minutes = Count("--minutes", 30, "length of the soak");
+var only = new Option<string>("--only")
 {
-    if (args[i] == "--rounds") rounds = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--pods") pods = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--containers") containers = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--list") listed = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--execs") execs = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--stats-calls") statsCalls = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--node-containers") nodeContainers = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture);
-    else if (args[i] == "--only") only = args[++i];
-    else if (args[i] == "--output") output = args[++i];
-}
+    Description = "one benchmark; soak runs only when named",
+    DefaultValueFactory = _ => "",
+};
+only.AcceptOnlyFromAmong("", "pull", "sandbox", "container", "streaming", "stats", "node", "scale", "soak");
+var output = new Option<string?>("--output") { Description = "file the report is written to" };
 
-var reports = new List<string>();
-if (only is "" or "pull") reports.Add(await PullBenchmark.RunAsync(rounds));
-if (only is "" or "sandbox") reports.Add(await SandboxBenchmark.RunAsync(pods));
-if (only is "" or "container") reports.Add(await ContainerBenchmark.RunAsync(containers, listed));
-if (only is "" or "streaming") reports.Add(await StreamingBenchmark.RunAsync(execs));
-if (only is "" or "stats") reports.Add(await StatsBenchmark.RunAsync(statsCalls));
-if (only is "" or "node") reports.Add(await NodeBenchmark.RunAsync(nodeContainers, 20));
-var report = string.Join(Environment.NewLine + Environment.NewLine, reports);
-Console.WriteLine(report);
-if (output is not null) await File.WriteAllTextAsync(output, report + Environment.NewLine);
+var root = new RootCommand("Benchmarks Berth next to containerd 1.6 in one run.")
+{
+    rounds, pods, containers, listed, execs, statsCalls, nodeContainers, scalePods, readCalls, soakPods, minutes, only, output,
+};
+root.SetAction(async (result, cancellationToken) =>
+{
+    var selected = result.GetValue(only)!;
+    var file = result.GetValue(output);
+    var plots = file is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(file))!;
+    bool Runs(string name) => selected == name || (selected == "" && name != "soak");
+    var reports = new List<string>();
+    if (Runs("pull")) reports.Add(await PullBenchmark.RunAsync(result.GetValue(rounds)));
+    if (Runs("sandbox")) reports.Add(await SandboxBenchmark.RunAsync(result.GetValue(pods)));
+    if (Runs("container")) reports.Add(await ContainerBenchmark.RunAsync(result.GetValue(containers), result.GetValue(listed)));
+    if (Runs("streaming")) reports.Add(await StreamingBenchmark.RunAsync(result.GetValue(execs)));
+    if (Runs("stats")) reports.Add(await StatsBenchmark.RunAsync(result.GetValue(statsCalls)));
+    if (Runs("node")) reports.Add(await NodeBenchmark.RunAsync(result.GetValue(nodeContainers), 20));
+    if (Runs("scale")) reports.Add(await ScaleBenchmark.RunAsync(result.GetValue(scalePods), result.GetValue(readCalls), plots));
+    if (Runs("soak")) reports.Add(await SoakBenchmark.RunAsync(result.GetValue(soakPods), TimeSpan.FromMinutes(result.GetValue(minutes)), plots, cancellationToken));
+    var report = string.Join(Environment.NewLine + Environment.NewLine, reports);
+    Console.WriteLine(report);
+    if (file is not null) await File.WriteAllTextAsync(file, report + Environment.NewLine, cancellationToken);
+});
+return await root.Parse(args).InvokeAsync();

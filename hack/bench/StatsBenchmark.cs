@@ -112,22 +112,9 @@ internal static class StatsBenchmark
                 await runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
                 await runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
             }
-            RemoveCgroups(cgroupRoot);
+            BenchCgroups.Remove(cgroupRoot);
         }
     }
-
-    /// <summary>The pod cgroups runc made under <paramref name="root"/>, in every controller, leaves first.</summary>
-    private static void RemoveCgroups(string root)
-    {
-        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup"))
-        {
-            var top = controller + root;
-            if (!Directory.Exists(top)) continue;
-            foreach (var pod in Directory.EnumerateDirectories(top)) Directory.Delete(pod);
-            Directory.Delete(top);
-        }
-    }
-
 
     private static double P(List<double> values, int percentile) => Percentile.Of(values, percentile);
 }

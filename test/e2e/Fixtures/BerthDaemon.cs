@@ -71,7 +71,7 @@ public sealed class BerthDaemon : IAsyncDisposable
         var config = new StringBuilder();
         config.AppendLine($"root = \"{directory}/root\"");
         config.AppendLine($"state = \"{directory}/state\"");
-        config.AppendLine("log_level = \"debug\"");
+        config.AppendLine($"log_level = \"{options.LogLevel}\"");
         config.AppendLine("[grpc]");
         config.AppendLine($"socket = \"{socketPath}\"");
         if (options.StreamChunkSize is { } chunk) config.AppendLine($"stream_chunk_size = {chunk}");
@@ -293,4 +293,7 @@ public sealed record DaemonOptions
 
     /// <summary>runtime.shim_binary; null uses the berth-shim published beside berthd.</summary>
     public string? ShimBinary { get; init; }
+
+    /// <summary>berthd's log_level: debug for tests, whose failures print the log; info for hack/bench, as on a node.</summary>
+    public string LogLevel { get; init; } = "debug";
 }
