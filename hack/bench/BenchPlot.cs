@@ -32,7 +32,7 @@ internal static class BenchPlot
             var bars = all[s].Values.Select((value, c) => new Bar
             {
                 Position = c + (s - (all.Count - 1) / 2.0) * width,
-                Value = Math.Log10(Math.Max(value, 0.01)) + 2, // bars start at 0.01 ms
+                Value = Math.Log10(Math.Max(value, 0.1)) + 1, // bars start at 0.1 ms
                 Size = width * 0.9,
                 FillColor = plot.Add.Palette.GetColor(s),
                 Label = value.ToString(value < 10 ? "F1" : "F0", System.Globalization.CultureInfo.InvariantCulture),
@@ -43,8 +43,8 @@ internal static class BenchPlot
         }
         plot.Axes.Bottom.SetTicks([.. Enumerable.Range(0, categories.Length).Select(c => (double)c)], categories);
         var ticks = new ScottPlot.TickGenerators.NumericManual();
-        for (var decade = -2; decade <= 5; decade++)
-            ticks.AddMajor(decade + 2, Math.Pow(10, decade).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        for (var decade = -1; decade <= 5; decade++)
+            ticks.AddMajor(decade + 1, Math.Pow(10, decade).ToString(System.Globalization.CultureInfo.InvariantCulture));
         plot.Axes.Left.TickGenerator = ticks;
         plot.Axes.Margins(bottom: 0);
         Finish(plot, path, title, "", yLabel);

@@ -34,6 +34,25 @@ internal static class ProcessProbe
         }
     }
 
+    /// <summary>CPU time the process has used, user and system (ms).</summary>
+    public static double CpuMs(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name and state.
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * 1000.0 / ClockTicks;
+    }
+
+    /// <summary>CPU time the whole machine has spent busy, all cores (ms): every state of /proc/stat's cpu line but idle and iowait.</summary>
+    public static double MachineBusyMs()
+    {
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..].Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        return (fields.Sum() - fields[3] - fields[4]) * 1000.0 / ClockTicks;
+    }
+
+    // USER_HZ, which Linux fixes at 100 on x86_64 for /proc's tick counts.
+    private const double ClockTicks = 100;
+
     /// <summary>Processes whose whole command line matches <paramref name="pattern"/> (pgrep -f).</summary>
     public static int[] Find(string pattern) =>
         Host.Run("pgrep", "-f", pattern) is { ExitCode: 0 } found

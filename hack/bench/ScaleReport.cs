@@ -18,6 +18,10 @@ internal static class ScaleReport
         text.AppendLine($"  pod start p99, last wave over the 10 pods: berth {Flat(b, b.Ten):F2}, containerd {Flat(c, c.Ten):F2}; " +
             $"last wave over the first (both {ScaleBenchmark.Wave} at once): berth {Flat(b, b.Waves[0]):F2}, containerd {Flat(c, c.Waves[0]):F2}");
 
+        static string Cpu(WaveCpu w) => $"{w.Machine:F0} ms ({w.Daemon:F0})";
+        text.AppendLine($"  CPU per pod start, the machine's (the daemon's): first wave berth {Cpu(b.Cpu[0])}, containerd {Cpu(c.Cpu[0])}; " +
+            $"last wave berth {Cpu(b.Cpu[^1])}, containerd {Cpu(c.Cpu[^1])}");
+
         var points = new[] { b.Memory[0], Nearest(b.Memory, 100), b.Memory[^1] }.Select(m => m.Pods).ToArray();
         text.AppendLine();
         text.AppendLine($"Memory with {string.Join(", ", points)} pods (MiB: the daemon's RSS, the PSS of shims and of infra processes, counts in brackets):");
@@ -32,9 +36,9 @@ internal static class ScaleReport
 
         text.AppendLine();
         text.AppendLine($"Read paths with {pods} pods and {pods * 2} containers while a second client starts and removes pods (ms; berth churned {b.ChurnCycles} pods, containerd {c.ChurnCycles}):");
-        text.AppendLine("                                             berth p50    p99 | containerd p50    p99 | ratio p99 | timed calls; failed of all, with 3 warm-ups: berth, containerd");
+        text.AppendLine("                                             berth p50    p99 | containerd p50    p99 | ratio p99 | calls timed, failed/made (3 untimed first): berth; containerd");
         foreach (var (br, cr) in b.Reads.Zip(c.Reads))
-            text.AppendLine($"  {br.Name,-40}{P(br.Times, 50),9:F1} {P(br.Times, 99),6:F1} |  {P(cr.Times, 50),13:F1} {P(cr.Times, 99),6:F1} | {P(br.Times, 99) / P(cr.Times, 99),9:F2} | {br.Times.Count}; {br.Failed}/{br.Times.Count + 3}, {cr.Failed}/{cr.Times.Count + 3}");
+            text.AppendLine($"  {br.Name,-40}{P(br.Times, 50),9:F1} {P(br.Times, 99),6:F1} |  {P(cr.Times, 50),13:F1} {P(cr.Times, 99),6:F1} | {P(br.Times, 99) / P(cr.Times, 99),9:F2} | {br.Times.Count}, {br.Failed}/{br.Times.Count + 3}; {cr.Times.Count}, {cr.Failed}/{cr.Times.Count + 3}");
         return text.ToString().TrimEnd();
     }
 

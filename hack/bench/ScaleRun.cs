@@ -22,20 +22,21 @@ internal static class ScaleRun
             await Task.Delay(TimeSpan.FromSeconds(2));
             var memory = new List<MemorySample> { node.Memory(0) };
 
-            var ten = await StartWaveAsync(workload, "ten", 10, started);
+            var ten = await StartWaveAsync(workload, "ten", 10, started, node, cpu: null);
             await RemoveAllAsync(workload, started);
 
             var waves = new List<IReadOnlyList<PodStart>>();
+            var cpu = new List<WaveCpu>();
             for (var w = 0; w < pods / ScaleBenchmark.Wave; w++)
             {
-                waves.Add(await StartWaveAsync(workload, $"w{w}", ScaleBenchmark.Wave, started));
+                waves.Add(await StartWaveAsync(workload, $"w{w}", ScaleBenchmark.Wave, started, node, cpu));
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 memory.Add(node.Memory(started.Count));
             }
             Console.Error.WriteLine($"{node.Name}: {started.Count} pods, {memory[^1].Shims} shims, {memory[^1].Infra} infra");
 
             var (reads, churned) = await ReadUnderChurnAsync(node, image, runtime, readCalls, pods, cgroupRoot, work);
-            return new ScaleResult(ten, waves, memory, reads, churned);
+            return new ScaleResult(ten, waves, cpu, memory, reads, churned);
         }
         finally
         {
@@ -46,9 +47,12 @@ internal static class ScaleRun
         }
     }
 
-    private static async Task<IReadOnlyList<PodStart>> StartWaveAsync(PodWorkload workload, string prefix, int count, List<string> started)
+    /// <summary>Starts <paramref name="count"/> pods at once; the CPU the wave took goes to <paramref name="cpu"/>.</summary>
+    private static async Task<IReadOnlyList<PodStart>> StartWaveAsync(PodWorkload workload, string prefix, int count, List<string> started, NodeUnderTest node, List<WaveCpu>? cpu)
     {
+        var (machine, daemon) = (ProcessProbe.MachineBusyMs(), ProcessProbe.CpuMs(node.DaemonPid));
         var wave = await Task.WhenAll(Enumerable.Range(0, count).Select(i => workload.StartAsync($"{prefix}-{i}")));
+        cpu?.Add(new WaveCpu((ProcessProbe.MachineBusyMs() - machine) / count, (ProcessProbe.CpuMs(node.DaemonPid) - daemon) / count));
         started.AddRange(wave.Select(p => p.PodId));
         return wave;
     }
@@ -121,6 +125,9 @@ internal static class ScaleRun
         }
     }
 }
+
+/// <summary>CPU per pod of one wave (ms): the whole machine's busy time (the benchmark client's included), and the daemon's.</summary>
+internal sealed record WaveCpu(double Machine, double Daemon);
 
 /// <summary>One read path's call times at scale, and how many of its calls the runtime failed.</summary>
 internal sealed record ReadPath(string Name, List<double> Times, int Failed);
