@@ -123,6 +123,9 @@ public sealed class CniNetwork : IPodNetwork
     {
         var errors = new List<string>();
         var valid = new List<(string Network, string ContainerId, string IfName)>();
+        // A cache entry is written aside and renamed into place; one left aside is from a crash mid-write. Its ADD
+        // belongs to a sandbox still Creating, which recovery has already DELeted with the current config.
+        foreach (var stale in Directory.EnumerateFiles(_options.CacheDir, "*" + TemporarySuffix)) File.Delete(stale);
         foreach (var path in Directory.EnumerateFiles(_options.CacheDir, "*.json"))
         {
             CachedAttachment cached;
@@ -194,6 +197,8 @@ public sealed class CniNetwork : IPodNetwork
         return result;
     }
 
+    private const string TemporarySuffix = ".tmp";
+
     private sealed record CachedAttachment(CniNetworkConfig Config, JsonObject Result, JsonObject CapabilityArgs, CniRuntimeConfig Runtime);
 
     private string CachePath(string network, CniRuntimeConfig runtime) =>
@@ -221,7 +226,7 @@ public sealed class CniNetwork : IPodNetwork
             ["result"] = result.DeepClone(),
         };
         var path = CachePath(config.Name, runtime);
-        var temp = path + ".tmp";
+        var temp = path + TemporarySuffix;
         await File.WriteAllTextAsync(temp, entry.ToJsonString(), Encoding.UTF8, cancellationToken);
         File.Move(temp, path, overwrite: true);
     }

@@ -357,7 +357,11 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
         var podId = await bed.RunPodAsync(pod);
         try
         {
-            var server = await bed.RunAsync(podId, pod, bed.Container("server", "nc", "-l", "-p", "8080"));
+            // busybox nc half-closes when its stdin ends; on /dev/null the server could do so before the client had
+            // read its own stdin, and the client would then leave without sending. An open stdin keeps it listening.
+            var serverConfig = bed.Container("server", "nc", "-l", "-p", "8080");
+            serverConfig.Stdin = true;
+            var server = await bed.RunAsync(podId, pod, serverConfig);
             var serverLog = (await bed.StatusAsync(server)).LogPath;
             for (var attempt = 0; ; attempt++)
             {

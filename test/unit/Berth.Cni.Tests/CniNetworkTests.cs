@@ -199,6 +199,20 @@ public sealed class CniNetworkTests : IDisposable
     }
 
     [Fact]
+    public async Task Gc_removes_a_cache_entry_a_crash_left_half_written()
+    {
+        WriteVersionedConfig("1.0.0", "", "pods", "first");
+        var network = Network();
+        await network.AddAsync(Runtime("live"), CancellationToken.None);
+        var cache = Path.Combine(_root, "cache");
+        await File.WriteAllTextAsync(Path.Combine(cache, "pods-cut-eth0.json.tmp"), "{\"kind\":\"cniCa");
+
+        Assert.Empty(await network.GarbageCollectAsync(new HashSet<string> { "live" }, CancellationToken.None));
+
+        Assert.Equal(["pods-live-eth0.json"], Directory.EnumerateFiles(cache).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public async Task Gc_sends_no_GC_to_older_configs_or_when_disabled_but_still_frees_stale_attachments()
     {
         WriteVersionedConfig("1.0.0", "", "pods", "first");
