@@ -147,6 +147,29 @@ public sealed class PullFaultTests
         Assert.Equal("[]", after.Info["pulls"]);
     }
 
+    [Fact]
+    public async Task On_a_terminal_berth_pull_redraws_a_bar_per_layer_in_place()
+    {
+        await using var t = await StartAsync();
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Hold);
+        var cli = BerthCli.RunOnTerminalAsync(t.Bed.Daemon, $"$BERTH pull {t.Proxy.Host}/berth/faults:1");
+
+        await WaitAsync(() => t.Proxy.BlobRequests.Any(r => r.Contains(t.Layer, StringComparison.Ordinal)));
+        await Task.Delay(1500); // several redraws of the held layer
+        t.Proxy.Release();
+
+        var (code, output) = await cli;
+        Assert.True(code == 0, output);
+        var layer = t.Layer[..19];
+        // Each redraw moves the cursor back up over the lines it drew and clears each line before writing it.
+        Assert.Matches(@"\u001b\[[12]A", output);
+        Assert.Contains($"\r\u001b[K{layer} [====================] ", output, StringComparison.Ordinal);
+        Assert.Matches($@"{layer} \[=* *\] 64kB/[0-9.]+[kM]B ", output);
+        Assert.Contains(" done", output, StringComparison.Ordinal);
+        Assert.DoesNotContain($"layer {layer}:", output, StringComparison.Ordinal);
+        Assert.Contains($"pulled {t.Proxy.Host}/berth/faults:1 in ", output, StringComparison.Ordinal);
+    }
+
     private static async Task WaitAsync(Func<bool> condition)
     {
         var watch = Stopwatch.StartNew();

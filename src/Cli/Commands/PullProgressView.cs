@@ -130,11 +130,25 @@ internal sealed class PullProgressView(string image, bool terminal, TextWriter o
         {
             var fraction = layer.Size == 0 ? 1 : Math.Clamp((double)layer.Done / layer.Size, 0, 1);
             var bar = new string('=', (int)(fraction * 20)).PadRight(20);
-            var eta = layer.Done >= layer.Size ? "done" : layer.Rate > 0 ? $"ETA {TimeSpan.FromSeconds((layer.Size - layer.Done) / layer.Rate):mm\\:ss}" : "";
+            var eta = Eta(layer.Size - layer.Done, layer.Rate);
             output.WriteLine($"\r\u001b[K{Short(layer.Digest)} [{bar}] {ImageCommands.Size((ulong)layer.Done)}/{ImageCommands.Size((ulong)layer.Size)} {ImageCommands.Size((ulong)Math.Max(0, layer.Rate))}/s {eta}");
         }
         _drawn = _layers.Count;
         output.Flush();
+    }
+
+    /// <summary>
+    /// "done", the time left at this rate, or nothing while the layer makes no progress: the rate of a stalled layer
+    /// decays towards zero, and the time left at a rate near zero is past what a TimeSpan holds.
+    /// </summary>
+    internal static string Eta(long remaining, double rate)
+    {
+        if (remaining <= 0) return "done";
+        if (rate < 1) return "";
+        var seconds = remaining / rate;
+        if (seconds >= 100 * 3600) return "ETA >99h";
+        var left = TimeSpan.FromSeconds(Math.Ceiling(seconds));
+        return left.TotalHours >= 1 ? $"ETA {(int)left.TotalHours}:{left:mm\\:ss}" : $"ETA {left:mm\\:ss}";
     }
 
     private static string Short(string digest) => digest.Length > 19 ? digest[..19] : digest;

@@ -66,4 +66,15 @@ public sealed class CliHelpersTests
     [InlineData("quay.io/x/y@sha256:00", "quay.io/x/y@sha256:00")]
     public void Pull_progress_finds_a_short_name_as_the_runtime_normalizes_it(string image, string normalized) =>
         Assert.Equal(normalized, PullProgressView.Normalize(image));
+
+    [Theory]
+    [InlineData(0, 0.0, "done")]
+    [InlineData(1000, 0.0, "")]
+    [InlineData(1000, 0.5, "")]
+    [InlineData(1000, 1e-300, "")]
+    [InlineData(1_000_000, 10_000.0, "ETA 01:40")]
+    [InlineData(36_000_000, 10_000.0, "ETA 1:00:00")]
+    [InlineData(long.MaxValue, 1.0, "ETA >99h")]
+    public void Pull_progress_shows_the_time_left_only_while_a_layer_moves(long remaining, double rate, string eta) =>
+        Assert.Equal(eta, PullProgressView.Eta(remaining, rate));
 }
