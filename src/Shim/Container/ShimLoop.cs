@@ -32,7 +32,8 @@ internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, Sh
             Fd.WriteAll(wake.Write, "x"u8);
         });
 
-        var buffer = new byte[32 * 1024];
+        // Unzeroed, as the log writer's: only what a read fills is used, and pages a quiet container never fills stay unmapped.
+        var buffer = GC.AllocateUninitializedArray<byte>(32 * 1024);
         var poll = new PollSet(4 + outputs.Count + AttachServer.MaxClients);
         long? drainUntil = null;
         while (true)
