@@ -24,6 +24,10 @@ internal sealed partial class ExitMonitor : IDisposable
     // kernel's OOM killer was to run), seen even when the scope went before oom_kill could be read.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, OomSeen> _oomSeen = new(StringComparer.Ordinal);
 
+    // The parent's (the pod's) oom_kill count when the container's watch began. v2 counts are hierarchical, so a
+    // rise there still shows an OOM kill when the scope was removed before its own memory.events was read.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _parentOomKills = new(StringComparer.Ordinal);
+
     public ExitMonitor(
         ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, Berth.Native.FileChangeWatcher cgroupEvents, ILogger logger)
     {
@@ -109,13 +113,34 @@ internal sealed partial class ExitMonitor : IDisposable
 
         _cgroupEvents.Watch(record.Id, events, Look);
         Look();
+        if (ParentOomKills(record) is { } parent) _parentOomKills[record.Id] = parent;
+    }
+
+    /// <summary>v2: oom_kill in the memory.events of the container cgroup's parent; null when it can't be read.</summary>
+    private long? ParentOomKills(ContainerRecord record)
+    {
+        var parent = Path.GetDirectoryName(ContainerManager.CgroupDirectoryOf(record));
+        if (!_cgroupV2 || string.IsNullOrEmpty(parent)) return null;
+        try
+        {
+            foreach (var line in File.ReadLines($"/sys/fs/cgroup{parent}/memory.events"))
+            {
+                if (line.StartsWith("oom_kill ", StringComparison.Ordinal) && long.TryParse(line.AsSpan("oom_kill ".Length), out var count)) return count;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        return null;
     }
 
     private void ForgetOom(string id, ContainerChangeKind kind)
     {
         if (kind is not (ContainerChangeKind.Exited or ContainerChangeKind.Removed)) return;
         _cgroupEvents.Unwatch(id);
-        if (kind == ContainerChangeKind.Removed) _oomSeen.TryRemove(id, out _);
+        if (kind != ContainerChangeKind.Removed) return;
+        _oomSeen.TryRemove(id, out _);
+        _parentOomKills.TryRemove(id, out _);
     }
 
     private void OnExitFile(string? name)
@@ -159,7 +184,8 @@ internal sealed partial class ExitMonitor : IDisposable
             var exit = ShimProtocol.ShimExitStatus.Parse(await File.ReadAllTextAsync(file)) ?? new(255, ContainerTable.Now());
             // SIGKILL after the limit was hit is the OOM killer's, even when the kill count could not be read.
             _oomSeen.TryRemove(id, out var seen);
-            var oom = seen.HasFlag(OomSeen.Killed) || seen.HasFlag(OomSeen.Reached) && exit.ExitCode == 137 || OomKilled(record);
+            var parentRose = _parentOomKills.TryRemove(id, out var before) && ParentOomKills(record) > before;
+            var oom = seen.HasFlag(OomSeen.Killed) || (seen.HasFlag(OomSeen.Reached) || parentRose) && exit.ExitCode == 137 || OomKilled(record);
             record = record with
             {
                 State = ContainerState.Exited,
