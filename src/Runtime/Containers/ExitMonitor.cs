@@ -117,22 +117,8 @@ internal sealed partial class ExitMonitor : IDisposable
     }
 
     /// <summary>v2: oom_kill in the memory.events of the container cgroup's parent; null when it can't be read.</summary>
-    private long? ParentOomKills(ContainerRecord record)
-    {
-        var parent = Path.GetDirectoryName(ContainerManager.CgroupDirectoryOf(record));
-        if (!_cgroupV2 || string.IsNullOrEmpty(parent)) return null;
-        try
-        {
-            foreach (var line in File.ReadLines($"/sys/fs/cgroup{parent}/memory.events"))
-            {
-                if (line.StartsWith("oom_kill ", StringComparison.Ordinal) && long.TryParse(line.AsSpan("oom_kill ".Length), out var count)) return count;
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-        return null;
-    }
+    private static long? ParentOomKills(ContainerRecord record) =>
+        Path.GetDirectoryName(ContainerManager.CgroupDirectoryOf(record)) is { Length: > 0 } parent ? ReadOomCounts($"/sys/fs/cgroup{parent}/memory.events")?.Killed : null;
 
     private void ForgetOom(string id, ContainerChangeKind kind)
     {
@@ -209,21 +195,26 @@ internal sealed partial class ExitMonitor : IDisposable
         return ReadOom(_cgroupV2 ? $"/sys/fs/cgroup{path}/memory.events" : $"/sys/fs/cgroup/memory{path}/memory.oom_control").HasFlag(OomSeen.Killed);
     }
 
-    private static OomSeen ReadOom(string file)
+    private static OomSeen ReadOom(string file) => ReadOomCounts(file) is { } counts
+        ? (counts.Reached > 0 ? OomSeen.Reached : OomSeen.None) | (counts.Killed > 0 ? OomSeen.Killed : OomSeen.None)
+        : OomSeen.None;
+
+    /// <summary>The oom and oom_kill counts of memory.events (v2) or memory.oom_control (v1); null when the file is gone.</summary>
+    private static (long Reached, long Killed)? ReadOomCounts(string file)
     {
         try
         {
-            var seen = OomSeen.None;
+            long reached = 0, killed = 0;
             foreach (var line in File.ReadLines(file))
             {
-                if (line.StartsWith("oom_kill ", StringComparison.Ordinal) && line["oom_kill ".Length..].Trim() != "0") seen |= OomSeen.Killed;
-                else if (line.StartsWith("oom ", StringComparison.Ordinal) && line["oom ".Length..].Trim() != "0") seen |= OomSeen.Reached;
+                if (line.StartsWith("oom_kill ", StringComparison.Ordinal)) _ = long.TryParse(line.AsSpan("oom_kill ".Length), out killed);
+                else if (line.StartsWith("oom ", StringComparison.Ordinal)) _ = long.TryParse(line.AsSpan("oom ".Length), out reached);
             }
-            return seen;
+            return (reached, killed);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return OomSeen.None;
+            return null;
         }
     }
 
