@@ -116,9 +116,14 @@ internal sealed partial class ExitMonitor : IDisposable
         if (ParentOomKills(record) is { } parent) _parentOomKills[record.Id] = parent;
     }
 
-    /// <summary>v2: oom_kill in the memory.events of the container cgroup's parent; null when it can't be read.</summary>
+    /// <summary>
+    /// v2: oom_kill in the memory.events of the pod's cgroup, the parent of the one CRI named (crun puts the init one
+    /// deeper, in &lt;scope&gt;/container, which goes with the scope); null when it can't be read.
+    /// </summary>
     private static long? ParentOomKills(ContainerRecord record) =>
-        Path.GetDirectoryName(ContainerManager.CgroupDirectoryOf(record)) is { Length: > 0 } parent ? ReadOomCounts($"/sys/fs/cgroup{parent}/memory.events")?.Killed : null;
+        record.CgroupsPath.Length > 0 && Path.GetDirectoryName(Cgroups.CgroupPaths.Resolve(record.CgroupsPath)) is { Length: > 0 } parent
+            ? ReadOomCounts($"/sys/fs/cgroup{parent}/memory.events")?.Killed
+            : null;
 
     private void ForgetOom(string id, ContainerChangeKind kind)
     {
