@@ -463,6 +463,30 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
     }
 
     [Fact]
+    public async Task A_stop_right_after_start_reaches_an_init_that_installs_its_handler_late()
+    {
+        // PID 1 of its PID namespace with no TERM handler for its first 200 ms: the kernel drops a SIGTERM sent then.
+        var pod = bed.Pod("late-trap");
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                var id = await bed.RunAsync(podId, pod, bed.Container($"late-trap-{round}", "sh", "-c", "sleep 0.2; trap 'exit 42' TERM; while true; do sleep 0.05; done"));
+                var watch = Stopwatch.StartNew();
+                await bed.Daemon.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 30 });
+                Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+                var status = await bed.StatusAsync(id);
+                Assert.Equal((ContainerState.ContainerExited, 42), (status.State, status.ExitCode));
+            }
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
     public async Task ReopenContainerLog_moves_output_to_a_new_file()
     {
         var pod = bed.Pod("reopen", hostNetwork: true);

@@ -168,6 +168,28 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
         Assert.Equal("", await bed.Vm.ShellAsync("pgrep -f 'berth-shim run'; true"));
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task A_stop_right_after_start_reaches_an_init_that_installs_its_handler_late(string handler)
+    {
+        var (podId, pod) = await bed.RunPodAsync($"late-trap-{(handler.Length == 0 ? "runc" : handler)}", handler);
+        try
+        {
+            // PID 1 of its PID namespace with no TERM handler at first: the kernel drops a SIGTERM sent before the trap.
+            var id = await bed.RunAsync(podId, pod, "late-trap", null, "sh", "-c", "sleep 0.2; trap 'exit 42' TERM; while true; do sleep 0.05; done");
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            await bed.Vm.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = id, Timeout = 120 });
+            Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(60));
+            var status = (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id })).Status;
+            Assert.Equal((ContainerState.ContainerExited, 42), (status.State, status.ExitCode));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
     [Fact]
     public async Task Container_events_arrive_in_order()
     {

@@ -13,6 +13,7 @@ public sealed partial class RuntimeService
         if (config.Metadata is null || string.IsNullOrEmpty(config.Metadata.Name)) throw InvalidArgument("config.metadata.name is required");
         var imageName = config.Image?.Image;
         if (string.IsNullOrEmpty(imageName)) throw InvalidArgument("config.image.image is required");
+        if (!Enum.IsDefined(config.StopSignal)) throw InvalidArgument($"config.stop_signal: {(int)config.StopSignal} is no CRI Signal");
 
         var sandbox = _sandboxes.Find(request.PodSandboxId)
                       ?? throw new RpcException(new Status(StatusCode.NotFound, $"pod_sandbox_id: sandbox {request.PodSandboxId} not found"));
@@ -22,6 +23,9 @@ public sealed partial class RuntimeService
         var image = _images.Find(imageName)
                     ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
         var imageConfig = await _images.ReadImageConfigAsync(image, context.CancellationToken);
+        if (config.StopSignal == Signal.RuntimeDefault && imageConfig?.Config?.StopSignal is { Length: > 0 } imageSignal
+            && !Runtime.Containers.Signals.TryParse(imageSignal, out _))
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"config.image.image: image {imageName} has StopSignal '{imageSignal}', which is no signal"));
 
         var logPath = string.IsNullOrEmpty(sandbox.LogDirectory) || string.IsNullOrEmpty(config.LogPath)
             ? null
@@ -43,7 +47,7 @@ public sealed partial class RuntimeService
             StdinOnce = config.StdinOnce,
             RuntimeHandler = sandbox.RuntimeHandler,
             Labels = config.Labels,
-            StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal,
+            StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal is { Length: > 0 } s ? s : null,
         };
         var record = await _containers.CreateAsync(
             containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, imageName), context.CancellationToken);

@@ -11,6 +11,10 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
     /// <summary>How often a stop that saw no exit looks at the shim and signals again.</summary>
     private static readonly TimeSpan StopRecheck = TimeSpan.FromSeconds(2);
 
+    /// <summary>How often a stop looks for the init's signal handler: soon at first, then every 100 ms.</summary>
+    private static readonly TimeSpan HandlerPollFirst = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan HandlerPollMax = TimeSpan.FromMilliseconds(100);
+
     public async Task StartAsync(string id, CancellationToken cancellationToken)
     {
         using var held = await table.LockAsync(id, cancellationToken);
@@ -47,11 +51,8 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
         if (record is null || record.State is not (ContainerState.Running or ContainerState.Created)) return;
         var runtime = handlers.Of(record);
         var exited = table.ExitOf(id);
-        if (timeout > TimeSpan.Zero && record.State == ContainerState.Running)
-        {
-            if (await runtime.KillAsync(id, record.StopSignal ?? "SIGTERM", all: false, cancellationToken)
-                && await WaitAsync(exited, timeout, cancellationToken)) return;
-        }
+        if (timeout > TimeSpan.Zero && record.State == ContainerState.Running
+            && await StopGracefullyAsync(record, runtime, exited, timeout, cancellationToken)) return;
         await runtime.KillAsync(id, "SIGKILL", all: true, cancellationToken);
         if (record.State == ContainerState.Created) await runtime.DeleteAsync(id, cancellationToken);
         while (!await WaitAsync(exited, StopRecheck, cancellationToken))
@@ -66,6 +67,31 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
             }
             await runtime.KillAsync(id, "SIGKILL", all: true, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Sends the stop signal once, so that it arrives, and waits out the grace period for the exit. A PID namespace's init
+    /// that has no handler for the signal yet would lose it (the kernel drops it), and a stop right after start often
+    /// comes before the init has installed one (<c>top</c> takes a few milliseconds): the signal then waits for the
+    /// handler, and is never sent twice to a process that would act on each.
+    /// </summary>
+    private static async Task<bool> StopGracefullyAsync(
+        ContainerRecord record, IContainerRuntime runtime, TaskCompletionSource exited, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var grace = System.Diagnostics.Stopwatch.StartNew();
+        var name = record.StopSignal ?? "SIGTERM";
+        var signal = Signals.TryParse(name, out var number) ? Signals.RuntimeArgument(number) : name;
+        var poll = HandlerPollFirst;
+        while (number > 0 && runtime.InitWouldDropSignal(record, number))
+        {
+            var left = timeout - grace.Elapsed;
+            if (left <= TimeSpan.Zero) return false;
+            if (await WaitAsync(exited, poll < left ? poll : left, cancellationToken)) return true;
+            poll = poll * 2 < HandlerPollMax ? poll * 2 : HandlerPollMax;
+        }
+        if (!await runtime.KillAsync(record.Id, signal, all: false, cancellationToken)) return false;
+        var rest = timeout - grace.Elapsed;
+        return await WaitAsync(exited, rest > TimeSpan.Zero ? rest : TimeSpan.Zero, cancellationToken);
     }
 
     /// <summary>Stops (at once) if needed, then removes every trace.</summary>

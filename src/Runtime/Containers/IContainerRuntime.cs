@@ -39,6 +39,12 @@ public interface IContainerRuntime
     /// <summary>Sends a signal, with <paramref name="all"/> to every process of the container; false when nothing was left to signal.</summary>
     Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Whether <paramref name="signal"/> sent to the container's init now would be lost: the init is PID 1 of its own PID
+    /// namespace, and the kernel drops a signal it has no handler for (only SIGKILL and SIGSTOP get through).
+    /// </summary>
+    bool InitWouldDropSignal(ContainerRecord record, int signal);
+
     /// <summary>Removes the runtime's state and the cgroup, killing what is left; a missing container is fine.</summary>
     Task DeleteAsync(string id, CancellationToken cancellationToken);
 

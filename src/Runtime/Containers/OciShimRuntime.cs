@@ -30,6 +30,9 @@ internal sealed class OciShimRuntime(OciRuntime runtime, string shimBinary, Proc
 
     public Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken) => runtime.KillAsync(id, signal, all, cancellationToken);
 
+    public bool InitWouldDropSignal(ContainerRecord record, int signal) =>
+        record.InitPid > 0 && ProcFs.DropsSignalAsNamespaceInit(record.InitPid, signal);
+
     public Task DeleteAsync(string id, CancellationToken cancellationToken) => runtime.DeleteAsync(id, cancellationToken);
 
     public Task UpdateAsync(string id, OciResources resources, CancellationToken cancellationToken) =>

@@ -27,6 +27,35 @@ internal static class ProcFs
 
     public static bool IsRunning(int pid) => StartTimeOf(pid) is not null;
 
+    /// <summary>
+    /// Whether the kernel drops <paramref name="signal"/> sent to the process from an ancestor PID namespace: it is PID 1
+    /// of its own namespace (the last <c>NSpid</c>) and has no handler for the signal (<c>SigCgt</c>); SIGKILL and SIGSTOP
+    /// always arrive. False when the process is gone.
+    /// </summary>
+    public static bool DropsSignalAsNamespaceInit(int pid, int signal)
+    {
+        if (signal is 9 or 19 or < 1 or > 64) return false;
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/status");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        var namespaceInit = false;
+        ulong caught = 0;
+        foreach (var line in lines)
+        {
+            if (line.StartsWith("NSpid:", StringComparison.Ordinal))
+                namespaceInit = line.AsSpan(line.LastIndexOfAny(['\t', ' ']) + 1).SequenceEqual("1");
+            else if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
+                caught = ulong.Parse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        }
+        return namespaceInit && (caught & (1UL << (signal - 1))) == 0;
+    }
+
     /// <summary>The process's cgroup v2 directory below the root (the <c>0::</c> line of /proc/PID/cgroup); null when gone.</summary>
     public static string? CgroupV2Of(int pid)
     {

@@ -59,6 +59,75 @@ public sealed class ContainerLifecycleTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stop_before_the_init_has_its_handler_waits_for_it_and_signals_once()
+    {
+        _bed.Runtime.HandlersAfterStart = TimeSpan.FromMilliseconds(200);
+        var record = await _bed.RunningAsync();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await _bed.Manager.StopAsync(record.Id, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.InRange(watch.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+        Assert.Equal(143, _bed.Manager.Get(record.Id)!.ExitCode);
+        Assert.Equal(["SIGTERM"], _bed.Runtime.Delivered[record.Id]);
+        Assert.Equal(["create", "start", "kill SIGTERM", "delete"], _bed.Runtime.CallsFor(record.Id));
+    }
+
+    [Fact]
+    public async Task An_init_that_never_handles_the_stop_signal_is_killed_when_the_grace_period_ends()
+    {
+        _bed.Runtime.HandlersAfterStart = TimeSpan.FromHours(1);
+        var record = await _bed.RunningAsync();
+        await _bed.Manager.StopAsync(record.Id, TimeSpan.FromMilliseconds(300), CancellationToken.None);
+        Assert.Equal(137, _bed.Manager.Get(record.Id)!.ExitCode);
+        Assert.Equal(["create", "start", "kill SIGKILL all", "delete"], _bed.Runtime.CallsFor(record.Id));
+    }
+
+    [Fact]
+    public async Task Real_time_stop_signals_reach_the_runtime_as_numbers()
+    {
+        var record = await _bed.CreateAsync(LifecycleBed.Request() with { StopSignal = "SIGRTMINPLUS3" });
+        await _bed.Manager.StartAsync(record.Id, CancellationToken.None);
+        await _bed.Manager.StopAsync(record.Id, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Equal(["create", "start", "kill 37", "delete"], _bed.Runtime.CallsFor(record.Id));
+    }
+
+    [Theory]
+    [InlineData("SIGTERM", 15)]
+    [InlineData("term", 15)]
+    [InlineData("15", 15)]
+    [InlineData("SIGIOT", 6)]
+    [InlineData("SIGRTMIN", 34)]
+    [InlineData("SIGRTMIN+3", 37)]
+    [InlineData("SIGRTMINPLUS15", 49)]
+    [InlineData("RTMAX-1", 63)]
+    [InlineData("SIGRTMAXMINUS14", 50)]
+    [InlineData("SIGRTMAX", 64)]
+    public void Signal_names_parse_as_images_and_CRI_spell_them(string name, int number)
+    {
+        Assert.True(Signals.TryParse(name, out var parsed));
+        Assert.Equal(number, parsed);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("SIGFOO")]
+    [InlineData("0")]
+    [InlineData("65")]
+    [InlineData("SIGRTMIN+31")]
+    [InlineData("RTMAX+1")]
+    public void Names_of_no_signal_are_refused(string name) => Assert.False(Signals.TryParse(name, out _));
+
+    [Theory]
+    [InlineData(6, "SIGABRT")]
+    [InlineData(15, "SIGTERM")]
+    [InlineData(17, "SIGCHLD")]
+    [InlineData(29, "SIGIO")]
+    [InlineData(31, "SIGSYS")]
+    [InlineData(32, "32")]
+    [InlineData(64, "64")]
+    public void Classic_signals_go_to_the_runtime_by_name_and_real_time_ones_by_number(int signal, string argument) =>
+        Assert.Equal(argument, Signals.RuntimeArgument(signal));
+
+    [Fact]
     public async Task Stopping_a_created_container_kills_and_deletes_it()
     {
         var record = await _bed.CreateAsync();

@@ -15,6 +15,7 @@ internal sealed class FakeRuntime : IContainerRuntime
     private readonly ConcurrentDictionary<int, Action> _watches = new();
     private readonly ConcurrentDictionary<int, bool> _alive = new();
     private readonly ConcurrentDictionary<string, int> _shims = new();
+    private readonly ConcurrentDictionary<string, System.Diagnostics.Stopwatch> _started = new();
     private int _nextPid = 1000;
 
     public string Binary => "fake-runc";
@@ -26,6 +27,15 @@ internal sealed class FakeRuntime : IContainerRuntime
 
     /// <summary>Signals the container's init ignores (a stop that must escalate).</summary>
     public HashSet<string> IgnoredSignals { get; } = [];
+
+    /// <summary>
+    /// The init is PID 1 of its own PID namespace and installs its signal handlers this long after start: until then
+    /// the kernel drops every signal but SIGKILL sent to it. Null: signals always arrive.
+    /// </summary>
+    public TimeSpan? HandlersAfterStart { get; set; }
+
+    /// <summary>Signals the init received (not those the kernel dropped), by container.</summary>
+    public ConcurrentDictionary<string, ConcurrentQueue<string>> Delivered { get; } = new();
 
     /// <summary>Signals arrive but nothing exits: the shim died and no exit file is coming.</summary>
     public bool NobodyExits { get; set; }
@@ -47,12 +57,19 @@ internal sealed class FakeRuntime : IContainerRuntime
     public Task StartAsync(string id, CancellationToken cancellationToken)
     {
         Call("start", id);
+        _started[id] = System.Diagnostics.Stopwatch.StartNew();
         return Task.CompletedTask;
     }
+
+    public bool InitWouldDropSignal(ContainerRecord record, int signal) =>
+        signal != Signals.Kill && HandlersAfterStart is { } after && _started.TryGetValue(record.Id, out var since) && since.Elapsed < after;
 
     public Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken)
     {
         Call($"kill {signal}{(all ? " all" : "")}", id);
+        if (signal != "SIGKILL" && HandlersAfterStart is { } after && _started.TryGetValue(id, out var since) && since.Elapsed < after)
+            return Task.FromResult(true); // dropped by the kernel
+        Delivered.GetOrAdd(id, _ => new()).Enqueue(signal);
         if (NobodyExits || IgnoredSignals.Contains(signal) || !_exitFiles.ContainsKey(id)) return Task.FromResult(!NobodyExits);
         Exit(id, signal == "SIGKILL" ? 137 : 143);
         return Task.FromResult(true);
