@@ -221,7 +221,8 @@ public sealed partial class SandboxManager
     {
         var record = _store.Get(id);
         if (record is null) return;
-        await TearDownAsync(record, afterCrash: record.State == SandboxState.Creating, cancellationToken);
+        // A released pod's network, pins and /dev/shm went with its StopPodSandbox: CNI DEL ran there, with the netns.
+        if (!record.Released) await TearDownAsync(record, afterCrash: record.State == SandboxState.Creating, cancellationToken);
         if (Directory.Exists(record.Directory)) Directory.Delete(record.Directory, recursive: true);
         _store.Delete(record);
     }

@@ -352,6 +352,32 @@ public sealed class PodSandboxTests
     }
 
     [Fact]
+    public async Task An_ordinary_lifecycle_runs_CNI_DEL_once_with_the_netns_and_warns_of_nothing()
+    {
+        using var plugins = new FakePlugins();
+        var log = Path.Combine(plugins.Directory, "stdin.log");
+        plugins.Recording("berth-record", log);
+        await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { CniBinDirs = ["/usr/lib/cni", plugins.Directory] });
+        using var network = TestNetwork.Create(daemon, """{"type":"berth-record"}""");
+        var stopped = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("stopped-first") })).PodSandboxId;
+        var removed = (await daemon.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = Pod("removed-at-once") })).PodSandboxId;
+
+        // crictl stopp then rmp, and rmp alone (kubelet's order is the first).
+        await daemon.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = stopped });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = stopped });
+        await daemon.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = removed });
+
+        foreach (var id in new[] { stopped, removed })
+        {
+            var dels = (await File.ReadAllLinesAsync(log)).Where(l => l.StartsWith("DEL ", StringComparison.Ordinal) && l.Contains(id, StringComparison.Ordinal)).ToList();
+            Assert.StartsWith($"DEL netns={Path.Combine(daemon.StatePath, "sandboxes", id, "ns", "net")} ", Assert.Single(dels), StringComparison.Ordinal);
+            // Lines are "<time> <level>: <category> <message>".
+            Assert.DoesNotContain(daemon.Output.Split('\n'), l => (l.Contains(" warn: ", StringComparison.Ordinal) || l.Contains(" fail: ", StringComparison.Ordinal)) && l.Contains(id, StringComparison.Ordinal));
+        }
+        Assert.Empty(network.Leases());
+    }
+
+    [Fact]
     public async Task Network_readiness_follows_the_CNI_config()
     {
         await using var daemon = await BerthDaemon.StartAsync();

@@ -14,8 +14,8 @@ public sealed class FakePlugins : IDisposable
     private string PidFile => Path.Combine(Directory, "hanging.pid");
     private string ReleaseFile => Path.Combine(Directory, "released");
 
-    /// <summary>Appends each invocation ("COMMAND stdin") to <paramref name="log"/> and passes the result through.</summary>
-    public void Recording(string name, string log) => Write(name, $"input=$(cat)\necho \"$CNI_COMMAND $input\" >> {log}\n{PassThrough}exit 0\n");
+    /// <summary>Appends each invocation ("COMMAND netns=NETNS stdin") to <paramref name="log"/> and passes the result through.</summary>
+    public void Recording(string name, string log) => Write(name, $"input=$(cat)\necho \"$CNI_COMMAND netns=$CNI_NETNS $input\" >> {log}\n{PassThrough}exit 0\n");
 
     /// <summary>Fails ADD with the spec's error object; other commands succeed.</summary>
     public void FailingAdd(string name, string message) =>

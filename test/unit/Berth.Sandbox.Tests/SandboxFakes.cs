@@ -125,3 +125,18 @@ internal sealed class FakePodHost : IPodHost
         if (Failures.TryGetValue(call, out var failure)) throw failure;
     }
 }
+
+/// <summary>Keeps every line logged at warning or above, with its level.</summary>
+internal sealed class WarningLog : Microsoft.Extensions.Logging.ILogger
+{
+    public ConcurrentQueue<string> Lines { get; } = new();
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Warning;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel)) Lines.Enqueue($"{logLevel}: {formatter(state, exception)}");
+    }
+}

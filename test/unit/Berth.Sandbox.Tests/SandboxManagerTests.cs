@@ -9,6 +9,7 @@ public sealed class SandboxManagerTests : IDisposable
     private readonly string _root = Directory.CreateTempSubdirectory("berth-sandboxes-").FullName;
     private readonly FakeNetwork _network = new();
     private readonly FakePodHost _host = new();
+    private readonly WarningLog _log = new();
     private SandboxManager _manager;
 
     public SandboxManagerTests() => _manager = NewManager();
@@ -17,7 +18,7 @@ public sealed class SandboxManagerTests : IDisposable
 
     private SandboxManager NewManager() => new(
         new SandboxOptions { RecordDirectory = Path.Combine(_root, "records"), StateDirectory = Path.Combine(_root, "state"), ShimBinary = "/nonexistent" },
-        _network, _host, NullLogger.Instance);
+        _network, _host, _log);
 
     private static SandboxRequest Request(uint attempt = 0, PidMode pid = PidMode.Container) =>
         new() { Name = "web", Namespace = "default", Uid = "uid-1", Attempt = attempt, Hostname = "web", Pid = pid };
@@ -141,6 +142,19 @@ public sealed class SandboxManagerTests : IDisposable
         await _manager.RemoveAsync(record.Id, CancellationToken.None);
         Assert.Null(_manager.Get(record.Id));
         Assert.Empty(StateEntries);
+        // The network went once, at the stop, while the netns existed; an ordinary lifecycle has nothing to warn of.
+        Assert.Equal(["add", "del-if-added"], _network.Calls);
+        Assert.Equal(record.NamespacePaths["network"], Assert.Single(_network.Deleted).NetnsPath);
+        Assert.Empty(_log.Lines);
+    }
+
+    [Fact]
+    public async Task Remove_without_a_stop_tears_down_once_with_the_netns()
+    {
+        var record = await _manager.RunAsync(Request(), CancellationToken.None);
+        await _manager.RemoveAsync(record.Id, CancellationToken.None);
+        Assert.Equal(record.NamespacePaths["network"], Assert.Single(_network.Deleted).NetnsPath);
+        Assert.Empty(_log.Lines);
     }
 
     [Fact]
@@ -151,6 +165,7 @@ public sealed class SandboxManagerTests : IDisposable
         await _manager.RemoveAsync(record.Id, CancellationToken.None);
         Assert.Equal("", Assert.Single(_network.Deleted).NetnsPath);
         Assert.Null(_manager.Get(record.Id));
+        Assert.Contains("is no network namespace any more", Assert.Single(_log.Lines), StringComparison.Ordinal);
     }
 
     [Fact]
