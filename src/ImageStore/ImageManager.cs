@@ -293,19 +293,21 @@ public sealed partial class ImageManager : IDisposable
         {
             var (blobs, chains) = Referenced();
             var inUse = SnapshotsInUseNow();
+            var discarded = new List<string>();
             foreach (var key in written)
             {
-                if (_claims.IsClaimed(key, except: claim)) continue;
                 if (key.StartsWith("snapshot:", StringComparison.Ordinal))
                 {
                     var chain = Digest.Parse(key["snapshot:".Length..]);
-                    if (!chains.Contains(chain.ToString()) && !inUse.Contains(_snapshots.PathOf(chain))) _snapshots.Remove(chain);
+                    if (!chains.Contains(chain.ToString()) && !inUse.Contains(_snapshots.PathOf(chain)))
+                        _claims.ReleaseUnlessClaimed(key, () => Discard(chain, discarded), except: claim);
                 }
                 else if (!blobs.Contains(key))
                 {
-                    _content.Delete(Digest.Parse(key));
+                    _claims.ReleaseUnlessClaimed(key, () => _content.Delete(Digest.Parse(key)), except: claim);
                 }
             }
+            foreach (var snapshot in discarded) _snapshots.Purge(snapshot);
             StoreChanged();
         }
         catch (IOException e)
@@ -336,7 +338,6 @@ public sealed partial class ImageManager : IDisposable
 
     private HashSet<string> SnapshotsInUseNow() => new(SnapshotsInUse?.Invoke() ?? [], StringComparer.Ordinal);
 
-    /// <summary>Deletes blobs and snapshots that no image references and no pull under way claims.</summary>
     /// <summary>
     /// Collects the blobs and snapshots that no image, container or pull uses any more: for when a container that
     /// held on to a removed image's snapshots goes. Never throws; a failure is logged and the next collection retries.
@@ -362,16 +363,21 @@ public sealed partial class ImageManager : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "collecting unused blobs and snapshots failed; the next removal retries")]
     private static partial void LogCollectionFailed(ILogger logger, Exception exception);
 
+    private void Discard(Digest chain, List<string> discarded)
+    {
+        if (_snapshots.Discard(chain) is { } path) discarded.Add(path);
+    }
+
     private void CollectGarbage()
     {
         var (blobs, chains) = Referenced();
-        foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString()) && !_claims.IsClaimed(b.ToString())).ToList())
-            _content.Delete(blob);
+        foreach (var blob in _content.List().Where(b => !blobs.Contains(b.ToString())).ToList())
+            _claims.ReleaseUnlessClaimed(blob.ToString(), () => _content.Delete(blob));
         var inUse = SnapshotsInUseNow();
-        foreach (var chain in _snapshots.List()
-                     .Where(c => !chains.Contains(c.ToString()) && !inUse.Contains(_snapshots.PathOf(c)) && !_claims.IsClaimed(ContentClaims.Snapshot(c.ToString())))
-                     .ToList())
-            _snapshots.Remove(chain);
+        var discarded = new List<string>();
+        foreach (var chain in _snapshots.List().Where(c => !chains.Contains(c.ToString()) && !inUse.Contains(_snapshots.PathOf(c))).ToList())
+            _claims.ReleaseUnlessClaimed(ContentClaims.Snapshot(chain.ToString()), () => Discard(chain, discarded));
+        foreach (var snapshot in discarded) _snapshots.Purge(snapshot);
     }
 
     private static ImageReference ParseReference(string image) =>

@@ -297,6 +297,58 @@ public sealed class ImagePullTests
     }
 
     [Fact]
+    public async Task Every_name_and_layer_survives_concurrent_pulls_removals_and_ImageFsInfo()
+    {
+        // Issue 35: one image pulled under two registry names showed one name once, after critest had filled the store.
+        await using var bed = await ImageTestBed.StartAsync(extraConfig: registry => $"""
+
+            [images.registries."docker.io"]
+            mirrors = ["http://{registry.Host}"]
+            """);
+        var image = BusyboxImage();
+        await bed.Pusher.PushAsync("library/busybox", image, "1.36");
+        await bed.Pusher.PushAsync("berth/busybox", image, "1.36");
+        string[] names = ["docker.io/library/busybox:1.36", bed.Ref("library/busybox:1.36"), bed.Ref("berth/busybox:1.36")];
+        // Others share the busybox layers, so removing them collects garbage around the pulls.
+        var others = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var other = new TestImageBuilder().Layer(TestLayers.Base(), Compression.Gzip).Layer(TestLayers.Overlay(), Compression.Zstd)
+                .Layer(TestLayers.OneFile("etc/other", $"{i}\n"), Compression.None).Build();
+            await bed.Pusher.PushAsync($"berth/other{i}", other, "1");
+            others.Add(bed.Ref($"berth/other{i}:1"));
+        }
+
+        Task Pull(string name) => bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = name } }).ResponseAsync;
+        Task Remove(string name) => bed.Daemon.Images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = name } }).ResponseAsync;
+        for (var round = 0; round < 12; round++)
+        {
+            // Gone first, so each pull of the round may be the one that brings the image or adds a name to it.
+            await Remove(image.Id);
+            await Task.WhenAll([
+                .. names.Concat(names).Select(Pull),
+                .. others.Select(async other => { await Pull(other); await Remove(other); }),
+                .. Enumerable.Range(0, 4).Select(async _ =>
+                {
+                    await bed.Daemon.Images.ImageFsInfoAsync(new ImageFsInfoRequest());
+                    await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest());
+                }),
+            ]);
+
+            foreach (var name in names)
+            {
+                var status = await bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = name }, Verbose = true });
+                Assert.Equal(image.Id, status.Image?.Id);
+                Assert.Equal(names.Order(), status.Image!.RepoTags.Order());
+                // Every layer the image names is on disk: no removal collected one a pull counted on.
+                foreach (var lower in JsonDocument.Parse(status.Info["info"]).RootElement.GetProperty("lowerDirs").EnumerateArray())
+                    Assert.True(Directory.Exists(lower.GetString()), $"round {round}: {lower.GetString()} of {name} is gone");
+            }
+            Assert.Equal([image.Id], (await bed.Daemon.Images.ListImagesAsync(new ListImagesRequest())).Images.Select(i => i.Id));
+        }
+    }
+
+    [Fact]
     public async Task Images_configured_as_pinned_are_reported_pinned_under_any_of_their_names()
     {
         await using var bed = await ImageTestBed.StartAsync(extraConfig: r => $"[images]\npinned = [\"{r.Host}/berth/pause:3.10\"]\n");

@@ -114,6 +114,27 @@ public sealed class PullFaultTests
     }
 
     [Fact]
+    public async Task A_layer_two_images_share_is_fetched_again_by_one_when_the_other_is_given_up()
+    {
+        await using var t = await StartAsync();
+        await t.Bed.Pusher.PushAsync("berth/twin", t.Image, "1");
+        t.Proxy.Fault = new BlobFault(t.Layer, 64 * 1024, BlobFaultKind.Hold);
+        var given = t.PullAsync(DateTime.UtcNow.AddSeconds(3));
+        await WaitAsync(() => !t.Proxy.BlobRequests.IsEmpty);
+        // The twin needs the same layer, and waits for the download the first pull started.
+        var twin = t.Bed.Daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = $"{t.Proxy.Host}/berth/twin:1" } }).ResponseAsync;
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await given);
+        Assert.Equal(StatusCode.DeadlineExceeded, error.StatusCode);
+        // The twin asks for the layer itself once the download it waited for is stopped.
+        await WaitAsync(() => t.Proxy.BlobRequests.Count(r => r.Contains($"/berth/twin/blobs/{t.Layer}", StringComparison.Ordinal)) == 1);
+        t.Proxy.Release();
+        Assert.Equal(t.Image.Id, (await twin).ImageRef);
+        var status = await t.Bed.Daemon.Images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = t.Image.Id } });
+        Assert.Equal([$"{t.Proxy.Host}/berth/twin:1"], status.Image.RepoTags);
+    }
+
+    [Fact]
     public async Task A_pull_under_way_shows_its_bytes_per_layer_in_Status_and_berth_pull_reports_them()
     {
         await using var t = await StartAsync();

@@ -18,16 +18,19 @@ internal static class Durability
         }
     }
 
-    /// <summary>Writes a small file atomically: temp file, fsync, rename, fsync of the directory.</summary>
-    public static async Task WriteAtomicAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes a small file atomically: temp file, fsync, rename, fsync of the directory. Synchronous, as the fsyncs are
+    /// in any case: a record is a few KB.
+    /// </summary>
+    public static void WriteAtomic(string path, ReadOnlySpan<byte> content)
     {
         var directory = Path.GetDirectoryName(path)!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous))
+            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0))
             {
-                await file.WriteAsync(content, cancellationToken);
+                file.Write(content);
                 file.Flush(flushToDisk: true);
             }
             File.Move(temp, path, overwrite: true);

@@ -12,13 +12,18 @@ internal sealed class ContentClaims
 
     public Claim Begin() => new(this);
 
-    /// <summary>Claimed by a pull other than <paramref name="except"/>.</summary>
-    public bool IsClaimed(string key, Claim? except = null)
+    /// <summary>
+    /// Runs <paramref name="release"/> (a removal) unless a pull other than <paramref name="except"/> claims the key, with
+    /// claims held off meanwhile: a pull claims before it looks, so it either keeps the content from this removal or
+    /// finds it gone and fetches it again, never sees it and then loses it. <paramref name="release"/> must be quick.
+    /// </summary>
+    public bool ReleaseUnlessClaimed(string key, Action release, Claim? except = null)
     {
         lock (_lock)
         {
-            var count = _counts.GetValueOrDefault(key);
-            return count > (except is not null && except.Uses(key) ? 1 : 0);
+            if (_counts.GetValueOrDefault(key) > (except is not null && except.Uses(key) ? 1 : 0)) return false;
+            release();
+            return true;
         }
     }
 

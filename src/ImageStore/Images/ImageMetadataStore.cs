@@ -21,10 +21,38 @@ internal sealed partial class ImageMetadataStore : IDisposable
         Directory = directory;
         System.IO.Directory.CreateDirectory(directory);
         foreach (var stale in System.IO.Directory.EnumerateFiles(directory, ".*.tmp")) File.Delete(stale);
+        var written = new Dictionary<string, DateTime>(StringComparer.Ordinal);
         foreach (var path in System.IO.Directory.EnumerateFiles(directory, "*.json"))
         {
-            if (Load(path) is { } record) _byId[record.Id] = record;
+            if (Load(path) is { } record)
+            {
+                _byId[record.Id] = record;
+                written[record.Id] = File.GetLastWriteTimeUtc(path);
+            }
             else Quarantine(path, logger);
+        }
+        GiveEachNameToOneImage(written);
+    }
+
+    /// <summary>
+    /// A crash between the files of one save can leave a tag or digest on two records (the new owner's is written
+    /// first): the record written last keeps it, and the other is rewritten without it.
+    /// </summary>
+    private void GiveEachNameToOneImage(Dictionary<string, DateTime> written)
+    {
+        var owners = new Dictionary<string, ImageRecord>(StringComparer.Ordinal);
+        foreach (var record in _byId.Values.OrderByDescending(r => written[r.Id]))
+        {
+            foreach (var name in record.RepoTags.Concat(record.RepoDigests)) owners.TryAdd(name, record);
+        }
+        foreach (var record in _byId.Values.ToList())
+        {
+            var tags = record.RepoTags.Where(t => owners[t].Id == record.Id).ToList();
+            var digests = record.RepoDigests.Where(d => owners[d].Id == record.Id).ToList();
+            if (tags.Count == record.RepoTags.Count && digests.Count == record.RepoDigests.Count) continue;
+            var fixedUp = record with { RepoTags = tags, RepoDigests = digests };
+            _byId[record.Id] = fixedUp;
+            Write(fixedUp);
         }
     }
 
@@ -117,7 +145,7 @@ internal sealed partial class ImageMetadataStore : IDisposable
         await _writer.WaitAsync(cancellationToken);
         try
         {
-            return await SaveLockedAsync(record, cancellationToken);
+            return SaveLocked(record, cancellationToken);
         }
         finally
         {
@@ -125,7 +153,12 @@ internal sealed partial class ImageMetadataStore : IDisposable
         }
     }
 
-    private async Task<ImageRecord> SaveLockedAsync(ImageRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// Only writers change the index, one at a time: the new records are worked out from it, written, and only then
+    /// shown, so readers never see a name the disk does not have. Once writing starts it is not cancelled, since a
+    /// commit cut between its files would leave the disk and the index telling different stories.
+    /// </summary>
+    private ImageRecord SaveLocked(ImageRecord record, CancellationToken cancellationToken)
     {
         List<ImageRecord> changed = [];
         lock (_lock)
@@ -138,20 +171,23 @@ internal sealed partial class ImageMetadataStore : IDisposable
                     RepoDigests = [.. existing.RepoDigests.Union(record.RepoDigests)],
                 };
             }
-            foreach (var other in _byId.Values.ToList())
+            // The image first: a crash after it leaves a name on two records, which loading resolves to the newer.
+            changed.Add(record);
+            foreach (var other in _byId.Values)
             {
                 if (other.Id == record.Id) continue;
                 var tags = other.RepoTags.Except(record.RepoTags).ToList();
                 var digests = other.RepoDigests.Except(record.RepoDigests).ToList();
                 if (tags.Count == other.RepoTags.Count && digests.Count == other.RepoDigests.Count) continue;
-                var updated = other with { RepoTags = tags, RepoDigests = digests };
-                _byId[other.Id] = updated;
-                changed.Add(updated);
+                changed.Add(other with { RepoTags = tags, RepoDigests = digests });
             }
-            _byId[record.Id] = record;
-            changed.Add(record);
         }
-        foreach (var image in changed) await WriteAsync(image, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        foreach (var image in changed) Write(image);
+        lock (_lock)
+        {
+            foreach (var image in changed) _byId[image.Id] = image;
+        }
         return record;
     }
 
@@ -172,8 +208,8 @@ internal sealed partial class ImageMetadataStore : IDisposable
 
     private string PathOf(string id) => Path.Combine(Directory, Digest.Parse(id).Hex + ".json");
 
-    private Task WriteAsync(ImageRecord record, CancellationToken cancellationToken) =>
-        Durability.WriteAtomicAsync(PathOf(record.Id), JsonSerializer.SerializeToUtf8Bytes(record, ImageJsonContext.Default.ImageRecord), cancellationToken);
+    private void Write(ImageRecord record) =>
+        Durability.WriteAtomic(PathOf(record.Id), JsonSerializer.SerializeToUtf8Bytes(record, ImageJsonContext.Default.ImageRecord));
 
     public void Dispose() => _writer.Dispose();
 

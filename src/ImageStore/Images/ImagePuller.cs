@@ -132,32 +132,44 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
         var digest = ParseDigest(layer.Digest, "layer");
         claim.Use(digest.ToString());
         claim.Use(ContentClaims.Snapshot(chainId.ToString()));
-        if (snapshots.Contains(chainId) && content.Contains(digest)) return;
-        // Whatever of the two is missing now, this pull makes (or shares the making of) and may take back.
-        if (!content.Contains(digest)) claim.Wrote(digest.ToString());
-        if (!snapshots.Contains(chainId)) claim.Wrote(ContentClaims.Snapshot(chainId.ToString()));
-
         var key = chainId.Hex;
-        var mine = new Lazy<Task>(async () =>
+        while (true)
         {
+            if (snapshots.Contains(chainId) && content.Contains(digest)) return;
+            // Whatever of the two is missing now, this pull makes (or shares the making of) and may take back.
+            if (!content.Contains(digest)) claim.Wrote(digest.ToString());
+            if (!snapshots.Contains(chainId)) claim.Wrote(ContentClaims.Snapshot(chainId.ToString()));
+
+            var mine = new Lazy<Task>(async () =>
+            {
+                try
+                {
+                    await DownloadAndUnpackAsync(reference, layer, digest, diffId, chainId, source, cancellationToken);
+                }
+                finally
+                {
+                    _layers.TryRemove(key, out var _);
+                }
+            });
+            var shared = _layers.GetOrAdd(key, mine);
+            if (ReferenceEquals(shared, mine))
+            {
+                // Its own unpack is awaited to the end, cancelled or not: a pull that fails takes back what it made, and a
+                // snapshot still being committed after the take-back would be left behind.
+                await shared.Value;
+                return;
+            }
             try
             {
-                await DownloadAndUnpackAsync(reference, layer, digest, diffId, chainId, source, cancellationToken);
+                await shared.Value.WaitAsync(cancellationToken);
+                return;
             }
-            finally
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                _layers.TryRemove(key, out var _);
+                // The pull that was fetching the layer was given up by its callers (another image with this layer, say);
+                // this pull still wants it, and fetches it itself. Its claim kept the finished parts from being taken back.
             }
-        });
-        var shared = _layers.GetOrAdd(key, mine);
-        if (ReferenceEquals(shared, mine))
-        {
-            // Its own unpack is awaited to the end, cancelled or not: a pull that fails takes back what it made, and a
-            // snapshot still being committed after the take-back would be left behind.
-            await shared.Value;
-            return;
         }
-        await shared.Value.WaitAsync(cancellationToken);
     }
 
     private async Task DownloadAndUnpackAsync(

@@ -78,12 +78,23 @@ internal sealed partial class SnapshotStore
         }
     }
 
-    /// <summary>Removes a snapshot: renamed into the trash (so no half snapshot is ever visible), then deleted.</summary>
-    public void Remove(Digest chainId)
+    /// <summary>
+    /// Takes a snapshot out of the store by renaming it into the trash (one quick rename, so no half snapshot is ever
+    /// visible); <see cref="Purge"/> deletes what it returns. Null when there was no such snapshot.
+    /// </summary>
+    public string? Discard(Digest chainId) => Discard(Path.Combine(Root, chainId.Hex));
+
+    /// <summary>Deletes a discarded snapshot; a failure is logged and left in the trash for the next start.</summary>
+    public void Purge(string discarded)
     {
-        var dir = Path.Combine(Root, chainId.Hex);
-        if (!Directory.Exists(dir)) return;
-        Delete(dir);
+        try
+        {
+            FileTree.Remove(discarded);
+        }
+        catch (IOException e)
+        {
+            LogTrashLeft(_logger, discarded, e.Message);
+        }
     }
 
     /// <summary>A fresh directory in ingest, for work that is not a layer (an archive being imported).</summary>
@@ -97,16 +108,7 @@ internal sealed partial class SnapshotStore
     /// <summary>Renames into the trash, then deletes; a failure to delete is logged and left for the next start.</summary>
     public void Delete(string directory)
     {
-        var doomed = Discard(directory);
-        if (doomed is null) return;
-        try
-        {
-            FileTree.Remove(doomed);
-        }
-        catch (IOException e)
-        {
-            LogTrashLeft(_logger, doomed, e.Message);
-        }
+        if (Discard(directory) is { } doomed) Purge(doomed);
     }
 
     private string? Discard(string directory)

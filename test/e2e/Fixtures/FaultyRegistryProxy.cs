@@ -83,6 +83,8 @@ public sealed class FaultyRegistryProxy : IAsyncDisposable
     private async Task ServeAsync(HttpListenerContext context)
     {
         var response = context.Response;
+        // Taken first: a Release after this point lets this request go, whenever it reaches the fault.
+        var released = _released.Task;
         try
         {
             var path = context.Request.Url!.PathAndQuery;
@@ -105,7 +107,7 @@ public sealed class FaultyRegistryProxy : IAsyncDisposable
             await using var body = await upstream.Content.ReadAsStreamAsync(_stop.Token);
             var fault = Fault;
             if (isBlob && fault is not null && path.EndsWith(fault.Digest, StringComparison.Ordinal) && context.Request.HttpMethod == "GET")
-                await FaultyCopyAsync(body, response, fault);
+                await FaultyCopyAsync(body, response, fault, released);
             else
                 await body.CopyToAsync(response.OutputStream, _stop.Token);
             response.Close();
@@ -116,7 +118,7 @@ public sealed class FaultyRegistryProxy : IAsyncDisposable
         }
     }
 
-    private async Task FaultyCopyAsync(Stream body, HttpListenerResponse response, BlobFault fault)
+    private async Task FaultyCopyAsync(Stream body, HttpListenerResponse response, BlobFault fault, Task released)
     {
         var head = new byte[fault.After];
         await body.ReadExactlyAsync(head, _stop.Token);
@@ -128,7 +130,7 @@ public sealed class FaultyRegistryProxy : IAsyncDisposable
                 response.Abort();
                 return;
             case BlobFaultKind.Hold:
-                await _released.Task.WaitAsync(_stop.Token);
+                await released.WaitAsync(_stop.Token);
                 break;
             case BlobFaultKind.Trickle:
                 var one = new byte[1];
