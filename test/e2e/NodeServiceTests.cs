@@ -129,6 +129,39 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
     [Theory]
     [InlineData("")]
     [InlineData("crun")]
+    public async Task OOM_kills_are_told_apart_from_other_kills_although_each_scope_goes_with_its_container(string handler)
+    {
+        // systemd removes a scope, and its memory.events, as its last process dies. Each round, a container over its
+        // limit must be OOMKilled, and a sibling in the same pod slice killed by SIGKILL afterwards must not: the pod's
+        // hierarchical oom_kill count rose, but the sibling's own cgroup counted nothing.
+        var slice = $"kubepods-burstable-pod{Guid.NewGuid():N}.slice";
+        var (podId, pod) = await bed.RunPodAsync($"oom-rounds-{(handler.Length == 0 ? "runc" : handler)}", handler, cgroupParent: slice);
+        try
+        {
+            for (var round = 0; round < OomRounds; round++)
+            {
+                var sibling = await bed.RunAsync(podId, pod, $"sibling-{round}", null, "sleep", "600");
+                var hog = await bed.RunAsync(podId, pod, $"hog-{round}", new LinuxContainerResources { MemoryLimitInBytes = 32 << 20 },
+                    "sh", "-c", "x=berth; while true; do x=$x$x; done");
+                var oom = await bed.WaitExitedAsync(hog, TimeSpan.FromMinutes(2));
+                Assert.Equal(("OOMKilled", 137, round), (oom.Reason, oom.ExitCode, round));
+                await bed.Vm.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = sibling, Timeout = 0 });
+                var killed = (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = sibling })).Status;
+                Assert.Equal(("Error", 137, round), (killed.Reason, killed.ExitCode, round));
+            }
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    /// <summary>OOM rounds per runtime in one run (BERTH_OOM_ROUNDS sets more, to measure).</summary>
+    private static int OomRounds => int.TryParse(Environment.GetEnvironmentVariable("BERTH_OOM_ROUNDS"), out var rounds) ? rounds : 5;
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
     public async Task Swap_hugepage_unified_and_pids_limits_reach_a_scope(string handler)
     {
         Assert.Equal("33554432\n4194304\n50331648\n1024", await bed.OtherLimitsAsync(handler, "kubepods-burstable.slice"));

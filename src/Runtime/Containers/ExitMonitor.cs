@@ -19,14 +19,10 @@ internal sealed partial class ExitMonitor : IDisposable
     private readonly FileSystemWatcher _watcher;
     private readonly Berth.Native.FileChangeWatcher _cgroupEvents;
 
-    // What each container's memory.events counted while it ran: a systemd scope's cgroup is gone by the time the
-    // exit is handled, and with it the counts. Killed: oom_kill moved; Reached: oom moved (the limit was hit and the
-    // kernel's OOM killer was to run), seen even when the scope went before oom_kill could be read.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, OomSeen> _oomSeen = new(StringComparer.Ordinal);
-
-    // The parent's (the pod's) oom_kill count when the container's watch began. v2 counts are hierarchical, so a
-    // rise there still shows an OOM kill when the scope was removed before its own memory.events was read.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _parentOomKills = new(StringComparer.Ordinal);
+    // Containers whose memory.events counted an OOM kill while berthd watched: a systemd scope's cgroup is gone by the
+    // time the exit is handled, and with it the counts. The shim watches too, from its own loop, and says so in the
+    // exit file; this watch covers containers of shims older than that.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _oomKilled = new(StringComparer.Ordinal);
 
     public ExitMonitor(
         ContainerTable table, RuntimeHandlers handlers, ContainerTeardown teardown, string exitDirectory, bool cgroupV2, Berth.Native.FileChangeWatcher cgroupEvents, ILogger logger)
@@ -104,34 +100,21 @@ internal sealed partial class ExitMonitor : IDisposable
     private void WatchOom(ContainerRecord record)
     {
         if (!_cgroupV2) return;
-        var events = $"/sys/fs/cgroup{ContainerManager.CgroupDirectoryOf(record)}/memory.events";
+        var events = $"/sys/fs/cgroup{ContainerManager.CgroupDirectoryOf(record)}/{Berth.Cgroups.MemoryEvents.V2File}";
         void Look()
         {
-            var seen = ReadOom(events);
-            if (seen != OomSeen.None) _oomSeen.AddOrUpdate(record.Id, seen, (_, before) => before | seen);
+            if (ReadOomKills(events) > 0) _oomKilled[record.Id] = true;
         }
 
         _cgroupEvents.Watch(record.Id, events, Look);
         Look();
-        if (ParentOomKills(record) is { } parent) _parentOomKills[record.Id] = parent;
     }
-
-    /// <summary>
-    /// v2: oom_kill in the memory.events of the pod's cgroup, the parent of the one CRI named (crun puts the init one
-    /// deeper, in &lt;scope&gt;/container, which goes with the scope); null when it can't be read.
-    /// </summary>
-    private static long? ParentOomKills(ContainerRecord record) =>
-        record.CgroupsPath.Length > 0 && Path.GetDirectoryName(Cgroups.CgroupPaths.Resolve(record.CgroupsPath)) is { Length: > 0 } parent
-            ? ReadOomCounts($"/sys/fs/cgroup{parent}/memory.events")?.Killed
-            : null;
 
     private void ForgetOom(string id, ContainerChangeKind kind)
     {
         if (kind is not (ContainerChangeKind.Exited or ContainerChangeKind.Removed)) return;
         _cgroupEvents.Unwatch(id);
-        if (kind != ContainerChangeKind.Removed) return;
-        _oomSeen.TryRemove(id, out _);
-        _parentOomKills.TryRemove(id, out _);
+        if (kind == ContainerChangeKind.Removed) _oomKilled.TryRemove(id, out _);
     }
 
     private void OnExitFile(string? name)
@@ -173,10 +156,8 @@ internal sealed partial class ExitMonitor : IDisposable
         {
             // A file that does not parse (cut short by a crash of the node) is an exit of unknown status.
             var exit = ShimProtocol.ShimExitStatus.Parse(await File.ReadAllTextAsync(file)) ?? new(255, ContainerTable.Now());
-            // SIGKILL after the limit was hit is the OOM killer's, even when the kill count could not be read.
-            _oomSeen.TryRemove(id, out var seen);
-            var parentRose = _parentOomKills.TryRemove(id, out var before) && ParentOomKills(record) > before;
-            var oom = seen.HasFlag(OomSeen.Killed) || (seen.HasFlag(OomSeen.Reached) || parentRose) && exit.ExitCode == 137 || OomKilled(record);
+            // The container's own cgroup counted an OOM kill: as the shim saw it, as berthd's watch did, or as it reads now.
+            var oom = exit.OomKilled | _oomKilled.TryRemove(id, out _) || OomKilled(record);
             record = record with
             {
                 State = ContainerState.Exited,
@@ -192,43 +173,24 @@ internal sealed partial class ExitMonitor : IDisposable
         _table.ExitOf(id).TrySetResult();
     }
 
-    /// <summary>v1: memory.oom_control's oom_kill count; v2: memory.events'.</summary>
+    /// <summary>v1: memory.oom_control's oom_kill count; v2: memory.events'. A cgroup already gone counts none.</summary>
     private bool OomKilled(ContainerRecord record)
     {
         if (record.CgroupsPath.Length == 0) return false;
         var path = ContainerManager.CgroupDirectoryOf(record);
-        return ReadOom(_cgroupV2 ? $"/sys/fs/cgroup{path}/memory.events" : $"/sys/fs/cgroup/memory{path}/memory.oom_control").HasFlag(OomSeen.Killed);
+        return ReadOomKills(_cgroupV2 ? $"/sys/fs/cgroup{path}/{Berth.Cgroups.MemoryEvents.V2File}" : $"/sys/fs/cgroup/memory{path}/memory.oom_control") > 0;
     }
 
-    private static OomSeen ReadOom(string file) => ReadOomCounts(file) is { } counts
-        ? (counts.Reached > 0 ? OomSeen.Reached : OomSeen.None) | (counts.Killed > 0 ? OomSeen.Killed : OomSeen.None)
-        : OomSeen.None;
-
-    /// <summary>The oom and oom_kill counts of memory.events (v2) or memory.oom_control (v1); null when the file is gone.</summary>
-    private static (long Reached, long Killed)? ReadOomCounts(string file)
+    private static long ReadOomKills(string file)
     {
         try
         {
-            long reached = 0, killed = 0;
-            foreach (var line in File.ReadLines(file))
-            {
-                if (line.StartsWith("oom_kill ", StringComparison.Ordinal)) _ = long.TryParse(line.AsSpan("oom_kill ".Length), out killed);
-                else if (line.StartsWith("oom ", StringComparison.Ordinal)) _ = long.TryParse(line.AsSpan("oom ".Length), out reached);
-            }
-            return (reached, killed);
+            return Berth.Cgroups.MemoryEvents.Parse(File.ReadAllBytes(file)).OomKill;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return null;
+            return 0;
         }
-    }
-
-    [Flags]
-    private enum OomSeen
-    {
-        None = 0,
-        Reached = 1,
-        Killed = 2,
     }
 
     public void Dispose() => _watcher.Dispose();

@@ -29,16 +29,22 @@ internal static class ContainerShim
         var reaper = new Reaper();
         var created = false;
         CriLogWriter? log = null;
+        CgroupKeeper? keeper = null;
         try
         {
             if (options.LogPath is { } logPath) log = new CriLogWriter(new AppendOnlyFile(logPath));
             var container = RuntimeCreate.Run(options, reaper, devNull);
+            var cgroup = ContainerCgroup.DirectoryOf(container.InitPid);
+            // A systemd scope goes with the container's last process; a cgroupfs cgroup stays until the runtime deletes it.
+            keeper = options.SystemdCgroup && cgroup is not null ? CgroupKeeper.Start(reaper, cgroup) : null;
+            var oom = OomWatch.Start(cgroup);
             Report(ShimReport.Created(container.InitPid));
             created = true;
             _ = Libc.Dup2(devNull, 1);
-            var exitCode = new ShimLoop(container, log, options).Run(reaper);
+            var exitCode = new ShimLoop(container, log, options, oom, keeper).Run(reaper);
             log?.Dispose();
-            WriteExitFile(options.ExitFile, exitCode);
+            oom.Look();
+            WriteExitFile(options.ExitFile, exitCode, oom.Killed);
             return 0;
         }
         catch (Exception e)
@@ -46,11 +52,12 @@ internal static class ContainerShim
             Fd.WriteText(2, $"{Rfc3339.Format(DateTime.UtcNow)} {e}\n");
             // Before the report, berthd is listening and undoes the container; after it, the exit file tells.
             if (!created) Report(ShimReport.Error(e.Message));
-            else WriteExitFile(options.ExitFile, 255);
+            else WriteExitFile(options.ExitFile, 255, oomKilled: false);
             return 1;
         }
         finally
         {
+            keeper?.Release();
             log?.Dispose();
             File.Delete(ShimFiles.AttachSocket);
             File.Delete(ShimFiles.ControlSocket);
@@ -69,9 +76,9 @@ internal static class ContainerShim
         }
     }
 
-    private static void WriteExitFile(string path, int exitCode)
+    private static void WriteExitFile(string path, int exitCode, bool oomKilled)
     {
         var exitedAt = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
-        Fd.WriteFileAtomically(path, Encoding.UTF8.GetBytes(new ShimExitStatus(exitCode, exitedAt).Format()));
+        Fd.WriteFileAtomically(path, Encoding.UTF8.GetBytes(new ShimExitStatus(exitCode, exitedAt, oomKilled).Format()));
     }
 }

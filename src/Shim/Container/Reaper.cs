@@ -32,6 +32,27 @@ internal sealed class Reaper
         return pid;
     }
 
+    /// <summary>
+    /// Forks a child that runs <paramref name="child"/> with <paramref name="argument"/>; it must end in _exit and make
+    /// only plain syscalls (no other thread exists there). Its exit is reaped like any other.
+    /// </summary>
+    public unsafe int Fork(delegate*<int, void> child, int argument)
+    {
+        var pid = Libc.Fork();
+        if (pid == 0)
+        {
+            child(argument);
+            Libc.Exit(127);
+        }
+        if (pid < 0) throw Fd.Failure("fork");
+        lock (_lock)
+        {
+            _spawns++;
+            Monitor.PulseAll(_lock);
+        }
+        return pid;
+    }
+
     /// <summary>Blocks until the child exits; returns its exit code (128 + signal when killed).</summary>
     public int WaitFor(int pid)
     {

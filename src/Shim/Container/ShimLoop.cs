@@ -10,7 +10,7 @@ namespace Berth.Shim.Container;
 /// The shim's one thread of work after create: the container's output to the log and the attach clients, the
 /// clients' input to the container's stdin, and control requests, until the init has exited and its output drained.
 /// </summary>
-internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, ShimCommandLine options)
+internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, ShimCommandLine options, OomWatch oom, CgroupKeeper? keeper)
 {
     /// <summary>How long output may keep flowing after the init exits, from processes that still hold the pipes.</summary>
     private static readonly TimeSpan DrainTime = TimeSpan.FromSeconds(2);
@@ -28,13 +28,16 @@ internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, Sh
         var exitCode = -1;
         reaper.Watch(container.InitPid, code =>
         {
+            // The cgroup is still there (the keeper holds a systemd scope): its OOM counts are final now, and then it may go.
+            oom.Look();
+            keeper?.Release();
             Volatile.Write(ref exitCode, code);
             Fd.WriteAll(wake.Write, "x"u8);
         });
 
         // Unzeroed, as the log writer's: only what a read fills is used, and pages a quiet container never fills stay unmapped.
         var buffer = GC.AllocateUninitializedArray<byte>(32 * 1024);
-        var poll = new PollSet(4 + outputs.Count + AttachServer.MaxClients);
+        var poll = new PollSet(5 + outputs.Count + AttachServer.MaxClients);
         long? drainUntil = null;
         while (true)
         {
@@ -43,6 +46,7 @@ internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, Sh
             poll.Add(wake.Read, Libc.PollIn);
             poll.Add(attachListener, Libc.PollIn);
             poll.Add(controlListener, Libc.PollIn);
+            poll.Add(oom.Fd, Libc.PollIn);
             foreach (var (fd, _) in outputs) poll.Add(fd, Libc.PollIn);
             var stdinBehind = stdin is { IsBehind: true };
             var polledClients = attach.AddTo(poll, stdinBehind);
@@ -60,6 +64,7 @@ internal sealed class ShimLoop(CreatedContainer container, CriLogWriter? log, Sh
             }
             if (poll.Returned(position++) != 0 && Fd.Accept(attachListener, nonBlocking: true) is var client and >= 0) attach.Admit(client);
             if (poll.Returned(position++) != 0 && Fd.Accept(controlListener) is var request and >= 0) control.Handle(request);
+            if (poll.Returned(position++) != 0) oom.OnReadable(buffer);
             position = ServeOutputs(poll, position, attach, buffer);
             position = attach.Serve(poll, position, polledClients, buffer);
             if (stdinBehind && poll.Returned(position) != 0) stdin!.OnWritable();

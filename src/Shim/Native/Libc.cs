@@ -30,6 +30,10 @@ internal static unsafe partial class Libc
     public const int MsgDontWait = 0x40;
 
     public const int PrSetChildSubreaper = 36;
+
+    public const int InNonBlock = 0x800;
+    public const int InCloExec = 0x80000;
+    public const uint InModify = 0x2;
     public const ulong TiocSWinSz = 0x5414;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -70,6 +74,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "fork", SetLastError = true)]
     public static partial int Fork();
+
+    [LibraryImport("libc", EntryPoint = "close_range", SetLastError = true)]
+    public static partial int CloseRange(uint first, uint last, int flags);
 
     [LibraryImport("libc", EntryPoint = "unshare", SetLastError = true)]
     public static partial int Unshare(int flags);
@@ -146,6 +153,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
+
+    [LibraryImport("libc", EntryPoint = "inotify_init1", SetLastError = true)]
+    public static partial int InotifyInit1(int flags);
+
+    [LibraryImport("libc", EntryPoint = "inotify_add_watch", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int InotifyAddWatch(int fd, string path, uint mask);
 
     [LibraryImport("libc", EntryPoint = "posix_spawnp", SetLastError = true)]
     public static partial int PosixSpawn(out int pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);

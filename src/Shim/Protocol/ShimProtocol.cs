@@ -208,20 +208,21 @@ internal enum ShimControlKind
 }
 
 /// <summary>
-/// The exit file: <c>{"exitCode":N,"exitedAt":UNIX_NANOSECONDS}</c>, written to a temporary name (<see cref="TemporarySuffix"/>)
-/// and renamed, so a reader never sees half of one.
+/// The exit file: <c>{"exitCode":N,"exitedAt":UNIX_NANOSECONDS,"oomKilled":BOOL}</c>, written to a temporary name
+/// (<see cref="TemporarySuffix"/>) and renamed, so a reader never sees half of one. <c>oomKilled</c>: the container's
+/// cgroup counted an OOM kill while it ran (absent, from shims before it, is false).
 /// </summary>
-internal readonly record struct ShimExitStatus(int ExitCode, long ExitedAt)
+internal readonly record struct ShimExitStatus(int ExitCode, long ExitedAt, bool OomKilled = false)
 {
     public const string TemporarySuffix = ".tmp";
 
     public string Format() =>
-        $"{{\"exitCode\":{ExitCode.ToString(CultureInfo.InvariantCulture)},\"exitedAt\":{ExitedAt.ToString(CultureInfo.InvariantCulture)}}}\n";
+        $"{{\"exitCode\":{ExitCode.ToString(CultureInfo.InvariantCulture)},\"exitedAt\":{ExitedAt.ToString(CultureInfo.InvariantCulture)},\"oomKilled\":{(OomKilled ? "true" : "false")}}}\n";
 
     /// <summary>Null for a file that is not an exit status (truncated by a crash, or not the shim's).</summary>
     public static ShimExitStatus? Parse(string text) =>
         Number(text, "\"exitCode\":") is { } code && code is >= int.MinValue and <= int.MaxValue && Number(text, "\"exitedAt\":") is { } at
-            ? new ShimExitStatus((int)code, at)
+            ? new ShimExitStatus((int)code, at, text.Contains("\"oomKilled\":true", StringComparison.Ordinal))
             : null;
 
     private static long? Number(string text, string key)

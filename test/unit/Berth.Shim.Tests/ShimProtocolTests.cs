@@ -93,14 +93,27 @@ public sealed class ShimProtocolTests
     }
 
     [Theory]
-    [InlineData(0, 1_764_000_000_123_456_789L)]
-    [InlineData(137, 1L)]
-    [InlineData(-1, 0L)]
-    public void The_exit_status_round_trips(int code, long exitedAt)
+    [InlineData(0, 1_764_000_000_123_456_789L, false)]
+    [InlineData(137, 1L, true)]
+    [InlineData(-1, 0L, false)]
+    public void The_exit_status_round_trips(int code, long exitedAt, bool oomKilled)
     {
-        var status = new ShimExitStatus(code, exitedAt);
+        var status = new ShimExitStatus(code, exitedAt, oomKilled);
         Assert.Equal(status, ShimExitStatus.Parse(status.Format()));
+        Assert.Equal($"{{\"exitCode\":{code},\"exitedAt\":{exitedAt},\"oomKilled\":{(oomKilled ? "true" : "false")}}}\n", status.Format());
     }
+
+    [Fact]
+    public void An_exit_file_of_an_older_shim_has_no_OOM_kill() =>
+        Assert.Equal(new ShimExitStatus(137, 5), ShimExitStatus.Parse("{\"exitCode\":137,\"exitedAt\":5}\n"));
+
+    [Theory]
+    [InlineData("low 0\nhigh 3\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n", 2, 1)]
+    [InlineData("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n", 0, 4)]
+    [InlineData("", 0, 0)]
+    [InlineData("oom x\noom_kill\n", 0, 0)]
+    public void Memory_events_give_the_OOM_counts(string text, long oom, long oomKill) =>
+        Assert.Equal(new Berth.Cgroups.MemoryEvents(oom, oomKill), Berth.Cgroups.MemoryEvents.Parse(System.Text.Encoding.ASCII.GetBytes(text)));
 
     [Theory]
     [InlineData("")]
