@@ -9,7 +9,22 @@ internal static class PodFiles
     public const string HostnameFile = "hostname";
     public const string ResolvConfFile = "resolv.conf";
 
-    public static void Write(string directory, string hostname, DnsSettings? dns, IReadOnlyList<string> ips)
+    /// <summary>
+    /// Writes the three files; with <paramref name="owner"/> (a pod user namespace's root) they are that ID's, so the
+    /// pod's root may write them without an idmapped mount (tmpfs, where they live, takes one only from Linux 6.3).
+    /// </summary>
+    public static void Write(string directory, string hostname, DnsSettings? dns, IReadOnlyList<string> ips, (uint Uid, uint Gid)? owner)
+    {
+        WriteFiles(directory, hostname, dns, ips);
+        if (owner is not var (uid, gid)) return;
+        foreach (var name in new[] { HostnameFile, HostsFile, ResolvConfFile })
+        {
+            var path = Path.Combine(directory, name);
+            if (Native.Linux.Chown(path, uid, gid) != 0) throw Native.Linux.Error("chown", path, Native.Linux.LastError);
+        }
+    }
+
+    private static void WriteFiles(string directory, string hostname, DnsSettings? dns, IReadOnlyList<string> ips)
     {
         File.WriteAllText(Path.Combine(directory, HostnameFile), hostname + "\n");
 

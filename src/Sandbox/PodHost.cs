@@ -28,7 +28,8 @@ internal interface IPodHost
     /// <summary>Kills the sandbox's infra, found by its command line (one started just before a crash has no PID on record).</summary>
     Task StopInfraAsync(string sandboxId, CancellationToken cancellationToken);
 
-    void CreateShm(string sandboxDirectory);
+    /// <summary>The pod's /dev/shm, its root owned by <paramref name="owner"/> (a pod user namespace's root) when given.</summary>
+    void CreateShm(string sandboxDirectory, (uint Uid, uint Gid)? owner);
 
     void RemoveShm(string sandboxDirectory);
 }
@@ -55,7 +56,7 @@ internal sealed class NodePodHost(string shimBinary) : IPodHost
 
     public Task StopInfraAsync(string sandboxId, CancellationToken cancellationToken) => PodInfra.StopAsync(shimBinary, sandboxId, cancellationToken);
 
-    public void CreateShm(string sandboxDirectory) => PodShm.Create(sandboxDirectory);
+    public void CreateShm(string sandboxDirectory, (uint Uid, uint Gid)? owner) => PodShm.Create(sandboxDirectory, owner);
 
     public void RemoveShm(string sandboxDirectory) => PodShm.Remove(sandboxDirectory);
 }

@@ -13,11 +13,16 @@ internal static class PodShm
     /// <summary>64 MiB, the size Docker, containerd and CRI-O give a pod's /dev/shm.</summary>
     private const string Options = "mode=1777,size=65536k";
 
-    public static string Create(string sandboxDirectory)
+    /// <summary>
+    /// Mounts it; with <paramref name="owner"/> (a pod user namespace's root) its root directory is that ID's, so the
+    /// pod's root owns it without an idmapped mount (tmpfs takes one only from Linux 6.3).
+    /// </summary>
+    public static string Create(string sandboxDirectory, (uint Uid, uint Gid)? owner)
     {
         var path = Path.Combine(sandboxDirectory, Directory);
         System.IO.Directory.CreateDirectory(path);
-        if (Linux.Mount("shm", path, "tmpfs", Linux.MsNoSuid | Linux.MsNoDev | Linux.MsNoExec, Options) != 0)
+        var options = owner is var (uid, gid) ? FormattableString.Invariant($"{Options},uid={uid},gid={gid}") : Options;
+        if (Linux.Mount("shm", path, "tmpfs", Linux.MsNoSuid | Linux.MsNoDev | Linux.MsNoExec, options) != 0)
             throw Linux.Error("mount tmpfs", path, Linux.LastError);
         return path;
     }

@@ -185,10 +185,10 @@ public sealed partial class SandboxManager
             if (!request.HostIpc)
             {
                 step = "mounting the pod's /dev/shm";
-                _host.CreateShm(directory);
+                _host.CreateShm(directory, request.UserNamespace?.Root);
             }
             step = "writing hostname, hosts and resolv.conf";
-            PodFiles.Write(directory, hostname, request.Dns, ips);
+            PodFiles.Write(directory, hostname, request.Dns, ips, request.UserNamespace?.Root);
 
             record = record with { State = SandboxState.Ready, Ips = ips };
             _store.Update(record);

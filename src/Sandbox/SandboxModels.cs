@@ -43,7 +43,12 @@ public sealed record IdMapping(
 /// <summary>A pod user namespace's maps: one range each, as kubelet allocates them.</summary>
 public sealed record UserNamespaceMapping(
     [property: JsonPropertyName("uids")] IdMapping Uids,
-    [property: JsonPropertyName("gids")] IdMapping Gids);
+    [property: JsonPropertyName("gids")] IdMapping Gids)
+{
+    /// <summary>The node's IDs of the namespace's root, who owns the pod's own files and /dev/shm.</summary>
+    [JsonIgnore]
+    public (uint Uid, uint Gid) Root => (Uids.HostId, Gids.HostId);
+}
 
 /// <summary>Whose PID namespace the pod's containers get: one shared by the pod, each its own, or the node's.</summary>
 public enum PidMode

@@ -49,7 +49,7 @@ internal sealed partial class ContainerCreation(
             if (userns is not null)
             {
                 step = "making idmapped copies of host paths for the pod's user namespace";
-                (request, pod) = IdmapBinds(record, request, pod, userns);
+                request = IdmapBinds(record, request, userns);
             }
 
             step = "building the OCI spec";
@@ -159,12 +159,12 @@ internal sealed partial class ContainerCreation(
         userns is null ? null : new LayerIdmap(userns, Path.Combine(ContainerTeardown.IdmappedOf(record), group));
 
     /// <summary>
-    /// Host paths and the pod's own files reach a pod in its own user namespace through idmapped copies (KEP-127): the
-    /// node's 0 is the pod's root there, and what the pod's root writes is the node's 0's. Image volumes have idmapped
-    /// layers already, and the image's VOLUME directories hold what the idmapped rootfs showed, so neither is copied.
-    /// The record keeps the host paths as asked, for ContainerStatus.
+    /// Host paths reach a pod in its own user namespace through idmapped copies (KEP-127): the node's 0 is the pod's
+    /// root there, and what the pod's root writes is the node's 0's. Image volumes have idmapped layers already, and the
+    /// image's VOLUME directories hold what the idmapped rootfs showed, so neither is copied. The record keeps the host
+    /// paths as asked, for ContainerStatus.
     /// </summary>
-    private static (ContainerRequest, PodSettings) IdmapBinds(ContainerRecord record, ContainerRequest request, PodSettings pod, PodUserNamespace userns)
+    private static ContainerRequest IdmapBinds(ContainerRecord record, ContainerRequest request, PodUserNamespace userns)
     {
         var directory = ContainerTeardown.IdmappedOf(record);
         var mounts = new List<ContainerMount>(request.Mounts.Count);
@@ -187,22 +187,8 @@ internal sealed partial class ContainerCreation(
             }
             mounts.Add(mount with { HostPath = copy });
         }
-
-        string? Copy(string? path, string name, bool readOnly)
-        {
-            if (path is null) return null;
-            var copy = Path.Combine(directory, "pod", name);
-            IdmappedMount.Create(path, copy, userns.Path, recursive: false, readOnly);
-            return copy;
-        }
-        var readOnlyRootfs = request.Security.ReadonlyRootfs;
-        return (request with { Mounts = mounts }, pod with
-        {
-            HostnameFile = Copy(pod.HostnameFile, "hostname", readOnlyRootfs),
-            HostsFile = Copy(pod.HostsFile, "hosts", readOnlyRootfs),
-            ResolvConfFile = Copy(pod.ResolvConfFile, "resolv.conf", readOnlyRootfs),
-            ShmPath = Copy(pod.ShmPath, "shm", readOnly: false),
-        });
+        // The pod's hostname, hosts, resolv.conf and /dev/shm need no copy: the sandbox made them its root's.
+        return request with { Mounts = mounts };
     }
 
     /// <summary>Each image volume's overlay, under the container's directory (<see cref="ContainerTeardown"/> unmounts them), and the host path of its sub path.</summary>

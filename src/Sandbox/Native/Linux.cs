@@ -28,6 +28,9 @@ internal static unsafe partial class Linux
     /// <summary>setresuid(-1, uid, -1) for the calling thread alone (the syscall is per thread; glibc's wrapper is not).</summary>
     public static int SetThreadEffectiveUid(uint uid) => (int)Syscall(SysSetresuid, -1, uid, -1);
 
+    [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chown(string path, uint uid, uint gid);
+
     [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
     public static partial int SetNs(int fd, int nsType);
 

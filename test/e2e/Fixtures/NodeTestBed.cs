@@ -25,6 +25,9 @@ public class NodeTestBed : IAsyncLifetime
         "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
         + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n";
 
+    /// <summary>Shell lines the guest runs before berthd starts (<see cref="NodeVmOptions.GuestCommands"/>).</summary>
+    protected virtual string GuestCommands => "";
+
     /// <summary>hack/package's .deb to install in the guest instead of running the built binaries (see <see cref="NodeVmOptions.Package"/>).</summary>
     protected virtual Task<string?> PackageAsync() => Task.FromResult<string?>(null);
 
@@ -49,6 +52,7 @@ public class NodeTestBed : IAsyncLifetime
             Systemd = Systemd,
             Package = await PackageAsync(),
             ExtraConfig = ExtraConfig,
+            GuestCommands = GuestCommands,
         });
         Image = $"{_registry.Host}/busybox:test";
         await _vm.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = Image } });
@@ -60,8 +64,12 @@ public class NodeTestBed : IAsyncLifetime
         if (_registry is not null) await _registry.DisposeAsync();
     }
 
-    /// <summary>A pod in the node's network namespace (the guest has no CNI network), under the runtime handler.</summary>
-    public async Task<(string Id, PodSandboxConfig Config)> RunPodAsync(string name, string handler = "", string? cgroupParent = null, bool privileged = false)
+    /// <summary>
+    /// A pod under the runtime handler, in the node's network namespace (the guest has no CNI network but where a bed
+    /// writes one), or with its own network and the given user namespace.
+    /// </summary>
+    public async Task<(string Id, PodSandboxConfig Config)> RunPodAsync(
+        string name, string handler = "", string? cgroupParent = null, bool privileged = false, UserNamespace? userns = null)
     {
         var config = new PodSandboxConfig
         {
@@ -70,7 +78,11 @@ public class NodeTestBed : IAsyncLifetime
             Linux = new LinuxPodSandboxConfig
             {
                 CgroupParent = cgroupParent ?? "",
-                SecurityContext = new LinuxSandboxSecurityContext { Privileged = privileged, NamespaceOptions = new NamespaceOption { Network = NamespaceMode.Node } },
+                SecurityContext = new LinuxSandboxSecurityContext
+                {
+                    Privileged = privileged,
+                    NamespaceOptions = new NamespaceOption { Network = userns is null ? NamespaceMode.Node : NamespaceMode.Pod, UsernsOptions = userns },
+                },
             },
         };
         var id = (await Vm.Runtime.RunPodSandboxAsync(new RunPodSandboxRequest { Config = config, RuntimeHandler = handler })).PodSandboxId;
@@ -89,7 +101,12 @@ public class NodeTestBed : IAsyncLifetime
             Linux = new LinuxContainerConfig
             {
                 Resources = resources ?? new LinuxContainerResources(),
-                SecurityContext = new LinuxContainerSecurityContext { Privileged = privileged },
+                SecurityContext = new LinuxContainerSecurityContext
+                {
+                    Privileged = privileged,
+                    // As kubelet does, a container of a pod with its own user namespace states the pod's namespace options.
+                    NamespaceOptions = pod.Linux.SecurityContext.NamespaceOptions.UsernsOptions is null ? null : pod.Linux.SecurityContext.NamespaceOptions.Clone(),
+                },
             },
         };
         config.Command.AddRange(command);
@@ -185,6 +202,18 @@ public class NodeTestBed : IAsyncLifetime
         await Vm.Runtime.StopPodSandboxAsync(new StopPodSandboxRequest { PodSandboxId = podId });
         await Vm.Runtime.RemovePodSandboxAsync(new RemovePodSandboxRequest { PodSandboxId = podId });
     }
+}
+
+/// <summary>The guest with a CNI bridge network of its own, for pods that need their own network namespace.</summary>
+public sealed class NetworkedNodeTestBed : NodeTestBed
+{
+    protected override string GuestCommands => """
+        mkdir -p /etc/cni/net.d
+        cat > /etc/cni/net.d/10-node-test.conflist <<'CONF'
+        {"cniVersion": "1.0.0", "name": "node-test", "plugins": [{"type": "bridge", "bridge": "berthtest0", "isGateway": true,
+          "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.77.0.0/24"}]], "dataDir": "/run/node-test-ipam"}}]}
+        CONF
+        """;
 }
 
 /// <summary>The same guest with systemd as PID 1 and berthd as berth.service.</summary>

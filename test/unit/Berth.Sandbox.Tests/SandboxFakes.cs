@@ -111,7 +111,7 @@ internal sealed class FakePodHost : IPodHost
         return Task.CompletedTask;
     }
 
-    public void CreateShm(string sandboxDirectory)
+    public void CreateShm(string sandboxDirectory, (uint Uid, uint Gid)? owner)
     {
         Call("shm");
         Directory.CreateDirectory(Path.Combine(sandboxDirectory, PodShm.Directory));
