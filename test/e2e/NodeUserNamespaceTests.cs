@@ -47,5 +47,7 @@ public sealed class NodeUserNamespaceTests(NetworkedNodeTestBed bed) : IClassFix
             await bed.RemovePodAsync(podId);
         }
         Assert.Equal("", await bed.Vm.ShellAsync($"grep -c {podId} /proc/self/mountinfo | grep -v '^0$'; grep -c idmapped /proc/self/mountinfo | grep -v '^0$'; true"));
+        // Stop then remove, as kubelet does: one CNI DEL, with the netns, and nothing to warn of.
+        Assert.DoesNotContain(bed.Vm.Console.Split('\n'), l => l.Contains(podId, StringComparison.Ordinal) && l.Contains(" warn: ", StringComparison.Ordinal));
     }
 }
