@@ -158,19 +158,27 @@ public static unsafe class NodeProbe
         };
     }
 
-    private static stat? Stat(string path)
+    private static stat? Stat(string path) => Lstat(path, out _);
+
+    /// <summary>lstat(2), not following links (/dev has many, and their targets are listed themselves); null with the errno on failure.</summary>
+    internal static stat? Lstat(string path, out int error)
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         stat st;
+        error = 0;
         fixed (byte* p = bytes)
         {
-            // Not following links: /dev has many, and their targets are listed themselves.
-            if (LibC.lstat(p, &st) != 0) return null;
+            if (LibC.lstat(p, &st) != 0)
+            {
+                error = LibC.errno;
+                return null;
+            }
         }
         return st;
     }
 
-    private static ulong Major(ulong dev) => ((dev >> 32) & 0xfffff000) | ((dev >> 8) & 0xfff);
+    /// <summary>glibc's major() and minor(): the 12+20 bit split of a 64-bit dev_t.</summary>
+    internal static ulong Major(ulong dev) => ((dev >> 32) & 0xfffff000) | ((dev >> 8) & 0xfff);
 
-    private static ulong Minor(ulong dev) => ((dev >> 12) & 0xffffff00) | (dev & 0xff);
+    internal static ulong Minor(ulong dev) => ((dev >> 12) & 0xffffff00) | (dev & 0xff);
 }

@@ -190,6 +190,44 @@ public sealed class NodeCgroupV2Tests(NodeTestBed bed) : IClassFixture<NodeTestB
         }
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task A_CDI_device_reaches_the_container_and_the_device_cgroup_follows_its_permissions(string handler)
+    {
+        var runtime = handler.Length == 0 ? "runc" : handler;
+        var data = $"/run/berth-test-cdi-data-{runtime}";
+        await bed.WriteInGuestAsync($"{data}/firmware.bin", "vendor firmware\n");
+        // /dev/kmsg is not among the devices runtimes allow by default, and writing it takes no capability: its
+        // device cgroup rule alone decides (an eBPF program on cgroup v2).
+        await bed.WriteInGuestAsync($"{NodeTestBed.CdiSpecDirectory}/{runtime}.json", $$"""
+            {
+              "cdiVersion": "0.6.0", "kind": "vendor.example/{{runtime}}",
+              "containerEdits": { "env": ["VENDOR=1"], "mounts": [ { "hostPath": "{{data}}", "containerPath": "/opt/vendor", "options": ["ro", "bind"] } ] },
+              "devices": [
+                { "name": "open", "containerEdits": { "deviceNodes": [ { "path": "/dev/vendor-kmsg", "hostPath": "/dev/kmsg", "permissions": "w" }, { "path": "/dev/vendor-null", "hostPath": "/dev/null" } ] } },
+                { "name": "locked", "containerEdits": { "deviceNodes": [ { "path": "/dev/vendor-kmsg", "hostPath": "/dev/kmsg", "permissions": "none" } ] } }
+              ]
+            }
+            """);
+        var (podId, pod) = await bed.RunPodAsync($"cdi-{runtime}", handler);
+        try
+        {
+            var open = await bed.RunAsync(podId, pod, "open", null, privileged: false, [$"vendor.example/{runtime}=open"], "sleep", "600");
+            Assert.Equal("1 vendor firmware", await bed.ExecAsync(open, "sh", "-c", "echo $VENDOR $(cat /opt/vendor/firmware.bin)"));
+            Assert.Equal("1 3", await bed.ExecAsync(open, "busybox", "stat", "-c", "%t %T", "/dev/vendor-null"));
+            await bed.ExecAsync(open, "sh", "-c", $"echo berth-cdi-{runtime} > /dev/vendor-kmsg");
+            var locked = await bed.RunAsync(podId, pod, "locked", null, privileged: false, [$"vendor.example/{runtime}=locked"], "sleep", "600");
+            var refused = await bed.Vm.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = locked, Timeout = 60, Cmd = { "sh", "-c", "echo x > /dev/vendor-kmsg" } });
+            Assert.Contains("Operation not permitted", refused.Stderr.ToStringUtf8(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+            await bed.Vm.ShellAsync($"rm -rf {data} {NodeTestBed.CdiSpecDirectory}/{runtime}.json");
+        }
+    }
+
     [Fact]
     public async Task Container_events_arrive_in_order()
     {

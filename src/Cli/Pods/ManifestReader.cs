@@ -11,7 +11,15 @@ internal static class ManifestReader
     public static IReadOnlyList<V1Pod> Read(string text)
     {
         var pods = new List<V1Pod>();
-        var documents = YamlToJson.Documents(text);
+        IReadOnlyList<JsonNode?> documents;
+        try
+        {
+            documents = Berth.Yaml.YamlToJson.Documents(text);
+        }
+        catch (FormatException e)
+        {
+            throw new ManifestException("the manifest is " + e.Message);
+        }
         for (var i = 0; i < documents.Count; i++)
         {
             if (documents[i] is not JsonObject document) continue;

@@ -27,6 +27,8 @@ public sealed record BerthConfig
 
     public CniConfig Cni { get; init; } = new();
 
+    public CdiConfig Cdi { get; init; } = new();
+
     public RuntimeConfig Runtime { get; init; } = new();
 
     public StatsConfig Stats { get; init; } = new();
@@ -48,6 +50,12 @@ public sealed record CniConfig
 {
     public IReadOnlyList<string> ConfDirs { get; init; } = ["/etc/cni/net.d"];
     public IReadOnlyList<string> BinDirs { get; init; } = ["/opt/cni/bin", "/usr/lib/cni"];
+}
+
+/// <summary>Container Device Interface: where device specs are read from, a later directory's devices winning (CDI's order).</summary>
+public sealed record CdiConfig
+{
+    public IReadOnlyList<string> SpecDirs { get; init; } = ["/etc/cdi", "/var/run/cdi"];
 }
 
 public sealed record RuntimeConfig

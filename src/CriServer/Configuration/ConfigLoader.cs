@@ -113,6 +113,7 @@ public static class ConfigLoader
             Streaming = ParseStreaming(root.Section("streaming"), defaults.Streaming),
             Images = ParseImages(root.Section("images"), defaults.Images, mergeMaps),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
+            Cdi = ParseCdi(root.Section("cdi"), defaults.Cdi),
             Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime, mergeMaps),
             Stats = ParseStats(root.Section("stats"), defaults.Stats),
         };
@@ -251,6 +252,18 @@ public static class ConfigLoader
             if (!Path.IsPathFullyQualified(dir)) throw new ConfigException($"cni: '{dir}' must be an absolute path");
         }
         return cni;
+    }
+
+    private static CdiConfig ParseCdi(TomlSection? section, CdiConfig defaults)
+    {
+        if (section is null) return defaults;
+        var cdi = defaults with { SpecDirs = section.StringArray("spec_dirs") ?? defaults.SpecDirs };
+        section.RejectUnknownKeys();
+        foreach (var dir in cdi.SpecDirs)
+        {
+            if (!Path.IsPathFullyQualified(dir)) throw new ConfigException($"cdi.spec_dirs: '{dir}' must be an absolute path");
+        }
+        return cdi;
     }
 
     private static RuntimeConfig ParseRuntime(TomlSection? section, RuntimeConfig defaults, bool mergeMaps)

@@ -44,6 +44,9 @@ public static class ConfigWriter
         toml.Key("conf_dirs", Strings(config.Cni.ConfDirs), "where the network config is found (the lexically first valid one)");
         toml.Key("bin_dirs", Strings(config.Cni.BinDirs), "where CNI plugins are found");
 
+        toml.Table("cdi");
+        toml.Key("spec_dirs", Strings(config.Cdi.SpecDirs), "where CDI device specs are read from, watched; a later directory's device wins");
+
         toml.Table("runtime");
         toml.Key("default_handler", Quote(config.Runtime.DefaultHandler), "the handler of pods without a RuntimeClass");
         toml.Optional("cgroup_driver", config.Runtime.CgroupDriver is { } driver ? Quote(driver) : null, "\"systemd\"",

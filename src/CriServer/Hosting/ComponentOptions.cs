@@ -66,6 +66,7 @@ internal static class ComponentOptions
             BundleDirectory = Path.Combine(config.State, "c"),
             ShimBinary = config.Runtime.ShimBinary,
             Handlers = handlers,
+            CdiSpecDirs = config.Cdi.SpecDirs,
             Node = new NodeSettings
             {
                 CgroupV2 = NodeProbe.CgroupV2,

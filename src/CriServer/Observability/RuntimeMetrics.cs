@@ -6,7 +6,7 @@ namespace Berth.CriServer.Observability;
 
 /// <summary>
 /// Runtime-level gauges for <c>/metrics</c>, counted from the stores when scraped: containers and pod sandboxes by
-/// state, and shims alive. Pull durations are <c>berth_grpc_request_duration_seconds{method=".../PullImage"}</c>.
+/// state, shims alive, and CDI device requests refused. Pull durations are <c>berth_grpc_request_duration_seconds{method=".../PullImage"}</c>.
 /// </summary>
 internal sealed class RuntimeMetrics
 {
@@ -19,6 +19,8 @@ internal sealed class RuntimeMetrics
         var containerGauge = factory.CreateGauge("berth_containers", "Containers by state.", ["state"]);
         var sandboxGauge = factory.CreateGauge("berth_pod_sandboxes", "Pod sandboxes by state.", ["state"]);
         var shimGauge = factory.CreateGauge("berth_shims", "Container shims that are alive (containers created or running).");
+        var cdiRefused = factory.CreateCounter("berth_cdi_device_requests_refused_total",
+            "CreateContainer calls refused for a CDI device: unresolvable (unknown, in conflict, malformed) or host (the node cannot give it).", ["reason"]);
         registry.AddBeforeCollectCallback(() =>
         {
             var byState = new int[ContainerStates.Length];
@@ -28,6 +30,9 @@ internal sealed class RuntimeMetrics
             var pods = new int[SandboxStates.Length];
             foreach (var record in sandboxes.List()) pods[(int)record.State]++;
             foreach (var state in SandboxStates) sandboxGauge.WithLabels(state.ToString().ToLowerInvariant()).Set(pods[(int)state]);
+            // Counted by the registry as they happen; a counter only moves up to them.
+            cdiRefused.WithLabels("unresolvable").IncTo(containers.Devices.RefusedUnresolvable);
+            cdiRefused.WithLabels("host").IncTo(containers.Devices.RefusedByHost);
         });
     }
 }

@@ -49,6 +49,7 @@ internal static class StatusMapper
         ContainerExistsException => StatusCode.AlreadyExists,
         ContainerNotFoundException => StatusCode.NotFound,
         ContainerStateException => StatusCode.FailedPrecondition,
+        ContainerPreconditionException => StatusCode.FailedPrecondition,
         ContainerLimitException => StatusCode.ResourceExhausted,
         _ => StatusCode.Unknown,
     };

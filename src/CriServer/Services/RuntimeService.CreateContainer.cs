@@ -48,6 +48,7 @@ public sealed partial class RuntimeService
             RuntimeHandler = sandbox.RuntimeHandler,
             Labels = config.Labels,
             StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal is { Length: > 0 } s ? s : null,
+            CdiDevices = CdiRequests.Of(config),
         };
         var record = await _containers.CreateAsync(
             containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, imageName), context.CancellationToken);

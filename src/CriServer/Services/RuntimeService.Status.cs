@@ -36,6 +36,7 @@ public sealed partial class RuntimeService
             response.Info.Add("config", StatusInfo.ConfigJson(_config));
             response.Info.Add("version", StatusInfo.VersionJson());
             response.Info.Add("pulls", StatusInfo.PullsJson(_images.PullsInProgress()));
+            response.Info.Add("cdi", StatusInfo.CdiJson(_containers.Devices.State()));
         }
         return response;
     }

@@ -26,6 +26,11 @@ internal static class StatusInfo
         w.WriteStartObject("metrics");
         w.WriteString("address", config.Metrics.Address?.ToString() ?? "");
         w.WriteEndObject();
+        w.WriteStartObject("cdi");
+        w.WriteStartArray("spec_dirs");
+        foreach (var dir in config.Cdi.SpecDirs) w.WriteStringValue(dir);
+        w.WriteEndArray();
+        w.WriteEndObject();
         w.WriteStartObject("images");
         w.WriteString("platform", config.Images.Platform);
         w.WriteNumber("max_concurrent_downloads", config.Images.MaxConcurrentDownloads);
@@ -84,6 +89,38 @@ internal static class StatusInfo
         }
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
+
+    /// <summary>
+    /// The CDI devices berthd can give and where each is defined, with the spec files it could not take and the devices
+    /// in conflict (what <c>berth devices</c> shows): <c>{"specDirs", "devices": [{"name", "spec"}], "errors": {path: reason},
+    /// "conflicts": {name: [paths]}}</c>.
+    /// </summary>
+    public static string CdiJson(Berth.Runtime.Cdi.CdiRegistryState state) => Write(w =>
+    {
+        w.WriteStartArray("specDirs");
+        foreach (var dir in state.SpecDirs) w.WriteStringValue(dir);
+        w.WriteEndArray();
+        w.WriteStartArray("devices");
+        foreach (var device in state.Devices)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", device.Name);
+            w.WriteString("spec", device.SpecFile);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartObject("errors");
+        foreach (var (path, reason) in state.Errors.OrderBy(e => e.Key, StringComparer.Ordinal)) w.WriteString(path, reason);
+        w.WriteEndObject();
+        w.WriteStartObject("conflicts");
+        foreach (var (name, files) in state.Conflicts.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            w.WriteStartArray(name);
+            foreach (var file in files) w.WriteStringValue(file);
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    });
 
     private static string Write(Action<Utf8JsonWriter> body)
     {

@@ -13,11 +13,12 @@ namespace Berth.Runtime.Containers;
 /// Creating record, which recovery undoes.
 /// </summary>
 internal sealed partial class ContainerCreation(
-    ContainerOptions options, RuntimeHandlers handlers, IRootfsMounter rootfs, ContainerTable table, ContainerTeardown teardown, ILogger logger)
+    ContainerOptions options, RuntimeHandlers handlers, IRootfsMounter rootfs, ContainerTable table, ContainerTeardown teardown, Cdi.CdiRegistry devices, ILogger logger)
 {
     public async Task<ContainerRecord> CreateAsync(ContainerRequest request, PodSettings pod, ImageSettings image, CancellationToken cancellationToken)
     {
         var runtime = await CheckAsync(request, pod);
+        request = request with { Cdi = await ContainerCdi.ResolveAsync(devices, handlers, request) };
         var id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         var record = NewRecord(id, request, pod, image);
 
@@ -50,6 +51,7 @@ internal sealed partial class ContainerCreation(
             {
                 step = "making idmapped copies of host paths for the pod's user namespace";
                 request = IdmapBinds(record, request, userns);
+                request = request with { Cdi = ContainerCdi.ForUserNamespace(request.Cdi, ContainerTeardown.IdmappedOf(record), userns) };
             }
 
             step = "building the OCI spec";

@@ -15,6 +15,9 @@ public sealed class ContainerNotFoundException(string id) : ContainerException($
 /// <summary>FailedPrecondition: the container is not in a state that allows it.</summary>
 public sealed class ContainerStateException(string message) : ContainerException(message);
 
+/// <summary>FailedPrecondition: the node cannot give what the request asks (a CDI device's host node, a feature its runtime lacks).</summary>
+public sealed class ContainerPreconditionException(string message) : ContainerException(message);
+
 /// <summary>ResourceExhausted: a bound on what one container may hold in berthd was reached.</summary>
 public sealed class ContainerLimitException(string message) : ContainerException(message);
 

@@ -27,6 +27,9 @@ public sealed record ContainerOptions
 
     public NodeSettings Node { get; init; } = new();
 
+    /// <summary>Where CDI specs are read from (<c>cdi.spec_dirs</c>), a later directory's devices winning; none reads none.</summary>
+    public IReadOnlyList<string> CdiSpecDirs { get; init; } = [];
+
     /// <summary>The longest shim socket path: the bundle is &lt;bundles&gt;/&lt;64 hex&gt;.</summary>
     public int LongestSocketPath => Path.Combine(BundleDirectory, new string('0', 64), ShimProtocol.ShimFiles.ControlSocket).Length;
 
@@ -67,7 +70,8 @@ public sealed class ContainerManager : IDisposable
         _handlers = new RuntimeHandlers(runtimes, options.Node);
         var teardown = new ContainerTeardown(_handlers, rootfs, _table, options.ExitDirectory, logger);
         _exits = new ExitMonitor(_table, _handlers, teardown, options.ExitDirectory, options.Node.CgroupV2, _cgroupEvents, logger);
-        _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, logger);
+        Devices = new Cdi.CdiRegistry(options.CdiSpecDirs, logger);
+        _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, Devices, logger);
         _lifecycle = new ContainerLifecycle(_table, _handlers, teardown, _exits, options.Node);
         _interactive = new ContainerInteractive(_table, _handlers);
     }
@@ -89,6 +93,9 @@ public sealed class ContainerManager : IDisposable
         add => _table.Changed += value;
         remove => _table.Changed -= value;
     }
+
+    /// <summary>The node's CDI devices, which CreateContainer resolves against.</summary>
+    public Cdi.CdiRegistry Devices { get; }
 
     public IReadOnlyList<ContainerRecord> List() => _table.List();
 
@@ -160,5 +167,6 @@ public sealed class ContainerManager : IDisposable
         _exits.Dispose();
         _shimExits?.Dispose();
         _cgroupEvents.Dispose();
+        Devices.Dispose();
     }
 }

@@ -106,13 +106,41 @@ public sealed record OciRuntimeFeatures(IReadOnlySet<string> MountOptions, IRead
 {
     public static readonly OciRuntimeFeatures None = new(new HashSet<string>(), new HashSet<string>());
 
-    /// <summary><c>mountOptions</c> and <c>linux.namespaces</c>; what is missing or of another shape counts as none.</summary>
+    /// <summary>The newest runtime-spec version the runtime takes (<c>ociVersionMax</c>); "" when unknown.</summary>
+    public string OciVersionMax { get; init; } = "";
+
+    /// <summary><c>linux.netDevices.enabled</c>: it moves network interfaces into the container (runtime-spec 1.3).</summary>
+    public bool NetDevices { get; init; }
+
+    /// <summary>
+    /// <c>mountOptions</c>, <c>linux.namespaces</c>, <c>ociVersionMax</c> and <c>linux.netDevices.enabled</c>; what is
+    /// missing or of another shape counts as none.
+    /// </summary>
     public static OciRuntimeFeatures Parse(string featuresJson)
     {
         using var document = JsonDocument.Parse(featuresJson);
         var root = document.RootElement;
         var linux = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("linux", out var l) ? l : default;
-        return new OciRuntimeFeatures(Strings(root, "mountOptions"), Strings(linux, "namespaces"));
+        return new OciRuntimeFeatures(Strings(root, "mountOptions"), Strings(linux, "namespaces"))
+        {
+            OciVersionMax = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("ociVersionMax", out var max) && max.ValueKind == JsonValueKind.String
+                ? max.GetString()!
+                : "",
+            NetDevices = linux.ValueKind == JsonValueKind.Object && linux.TryGetProperty("netDevices", out var net) && net.ValueKind == JsonValueKind.Object
+                         && net.TryGetProperty("enabled", out var enabled) && enabled.ValueKind == JsonValueKind.True,
+        };
+    }
+
+    /// <summary>Whether <see cref="OciVersionMax"/> is at least <paramref name="version"/> (major.minor.patch; a suffix such as -dev is below its release).</summary>
+    public bool TakesSpecVersion(string version)
+    {
+        static (int, int, int, bool) Parts(string text)
+        {
+            var dash = text.IndexOf('-', StringComparison.Ordinal);
+            var numbers = (dash < 0 ? text : text[..dash]).Split('.').Select(p => int.TryParse(p, out var n) ? n : 0).Concat([0, 0, 0]).ToArray();
+            return (numbers[0], numbers[1], numbers[2], dash < 0);
+        }
+        return OciVersionMax.Length > 0 && Parts(OciVersionMax).CompareTo(Parts(version)) >= 0;
     }
 
     private static HashSet<string> Strings(JsonElement parent, string property)

@@ -2,8 +2,16 @@ using Berth.Runtime.Spec;
 
 namespace Berth.Runtime.Containers;
 
-/// <summary>What a handler's OCI runtime can do on this node, beyond what every runtime does.</summary>
-public sealed record HandlerFeatures(bool RecursiveReadonlyMounts, bool UserNamespaces);
+/// <summary>
+/// What a handler's OCI runtime can do on this node, beyond what every runtime does: recursive read-only mounts, pod
+/// user namespaces, moving network interfaces in (<c>linux.netDevices</c>), and runtime-spec 1.2.1's Intel RDT
+/// <c>schemata</c> and <c>enableMonitoring</c>.
+/// </summary>
+public sealed record HandlerFeatures(bool RecursiveReadonlyMounts, bool UserNamespaces, bool NetDevices = false, bool IntelRdtSchemata = false)
+{
+    /// <summary>The runtime binary, for messages.</summary>
+    public string Binary { get; init; } = "";
+}
 
 /// <summary>The configured runtime handlers (RuntimeClass names; "" is the default one) and what each can do.</summary>
 internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRuntime> handlers, NodeSettings node)
@@ -24,6 +32,8 @@ internal sealed class RuntimeHandlers(IReadOnlyDictionary<string, IContainerRunt
         return new HandlerFeatures(
             RecursiveReadonlyMounts: node.MountSetattr && features.MountOptions.Contains("rro"),
             // Pods get their user namespace from Berth, idmapped mounts included; the runtime only has to join it.
-            UserNamespaces: node.IdmappedMounts && features.Namespaces.Contains("user"));
+            UserNamespaces: node.IdmappedMounts && features.Namespaces.Contains("user"),
+            NetDevices: features.NetDevices,
+            IntelRdtSchemata: features.TakesSpecVersion("1.2.1")) { Binary = runtime.Binary };
     }
 }

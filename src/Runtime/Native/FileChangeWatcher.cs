@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Berth.Native;
 
 /// <summary>
@@ -7,7 +5,7 @@ namespace Berth.Native;
 /// new count): one inotify instance for all, read by one thread. The node allows only 128 instances per user, so
 /// a watcher per container would run out on a busy node; watches are many (max_user_watches).
 /// </summary>
-internal sealed unsafe partial class FileChangeWatcher : IDisposable
+internal sealed unsafe class FileChangeWatcher : IDisposable
 {
     private const uint InModify = 0x2, InIgnored = 0x8000;
     private readonly int _fd;
@@ -18,15 +16,14 @@ internal sealed unsafe partial class FileChangeWatcher : IDisposable
 
     public FileChangeWatcher()
     {
-        _fd = InotifyInit1(0x80000 /* IN_CLOEXEC */ | 0x800 /* IN_NONBLOCK */);
-        if (_fd < 0) throw new IOException($"inotify_init1: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        _fd = Inotify.Open();
         new Thread(Loop) { IsBackground = true, Name = "file-changes" }.Start();
     }
 
     /// <summary>Calls <paramref name="changed"/> (on this watcher's thread: keep it short) each time the file changes; false when it cannot be watched.</summary>
     public bool Watch(string key, string path, Action changed)
     {
-        var watch = InotifyAddWatch(_fd, path, InModify);
+        var watch = Inotify.AddWatch(_fd, path, InModify);
         if (watch < 0) return false;
         lock (_lock)
         {
@@ -42,7 +39,7 @@ internal sealed unsafe partial class FileChangeWatcher : IDisposable
         {
             if (!_byKey.Remove(key, out var watch)) return;
             _byWatch.Remove(watch);
-            _ = InotifyRmWatch(_fd, watch);
+            _ = Inotify.RmWatch(_fd, watch);
         }
     }
 
@@ -55,7 +52,7 @@ internal sealed unsafe partial class FileChangeWatcher : IDisposable
             var poll = new Tmds.Linux.pollfd { fd = _fd, events = Tmds.Linux.LibC.POLLIN };
             if (Tmds.Linux.LibC.poll(&poll, 1, 1000) <= 0) continue;
             nint read;
-            fixed (byte* p = buffer) read = Read(_fd, p, (nuint)buffer.Length);
+            fixed (byte* p = buffer) read = Inotify.Read(_fd, p, (nuint)buffer.Length);
             if (read <= 0) continue;
             // struct inotify_event: int wd, uint mask, uint cookie, uint len, then len bytes of name.
             for (var offset = 0; offset + 16 <= read;)
@@ -78,16 +75,4 @@ internal sealed unsafe partial class FileChangeWatcher : IDisposable
     }
 
     public void Dispose() => _disposed = true;
-
-    [LibraryImport("libc", EntryPoint = "inotify_init1", SetLastError = true)]
-    private static partial int InotifyInit1(int flags);
-
-    [LibraryImport("libc", EntryPoint = "inotify_add_watch", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int InotifyAddWatch(int fd, string path, uint mask);
-
-    [LibraryImport("libc", EntryPoint = "inotify_rm_watch", SetLastError = true)]
-    private static partial int InotifyRmWatch(int fd, int watch);
-
-    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
-    private static partial nint Read(int fd, byte* buffer, nuint count);
 }

@@ -36,6 +36,12 @@ public sealed record ContainerRequest
 
     /// <summary>The stop signal (the request's, else the image's STOPSIGNAL), or null for SIGTERM.</summary>
     public string? StopSignal { get; init; }
+
+    /// <summary>CDI devices asked for (<c>CDI_devices</c> and <c>cdi.k8s.io/</c> annotations), fully qualified, in order.</summary>
+    public IReadOnlyList<string> CdiDevices { get; init; } = [];
+
+    /// <summary>What those devices do to the container, resolved at create from the node's CDI specs.</summary>
+    public Cdi.CdiInjection Cdi { get; init; } = Runtime.Cdi.CdiInjection.None;
 }
 
 public enum MountPropagation

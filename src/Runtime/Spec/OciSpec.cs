@@ -12,8 +12,28 @@ public sealed record OciSpec
     [JsonPropertyName("root")] public required OciRoot Root { get; init; }
     [JsonPropertyName("hostname")] public string? Hostname { get; init; }
     [JsonPropertyName("mounts")] public List<OciMount> Mounts { get; init; } = [];
+    [JsonPropertyName("hooks")] public OciHooks? Hooks { get; init; }
     [JsonPropertyName("annotations")] public SortedDictionary<string, string>? Annotations { get; init; }
     [JsonPropertyName("linux")] public required OciLinux Linux { get; init; }
+}
+
+/// <summary>The hooks of each stage (config.md "POSIX-platform Hooks"); a stage without hooks is left out.</summary>
+public sealed record OciHooks
+{
+    [JsonPropertyName("prestart")] public List<OciHook>? Prestart { get; init; }
+    [JsonPropertyName("createRuntime")] public List<OciHook>? CreateRuntime { get; init; }
+    [JsonPropertyName("createContainer")] public List<OciHook>? CreateContainer { get; init; }
+    [JsonPropertyName("startContainer")] public List<OciHook>? StartContainer { get; init; }
+    [JsonPropertyName("poststart")] public List<OciHook>? Poststart { get; init; }
+    [JsonPropertyName("poststop")] public List<OciHook>? Poststop { get; init; }
+}
+
+public sealed record OciHook
+{
+    [JsonPropertyName("path")] public required string Path { get; init; }
+    [JsonPropertyName("args")] public List<string>? Args { get; init; }
+    [JsonPropertyName("env")] public List<string>? Env { get; init; }
+    [JsonPropertyName("timeout")] public int? Timeout { get; init; }
 }
 
 public sealed record OciProcess
@@ -76,7 +96,21 @@ public sealed record OciLinux
     [JsonPropertyName("rootfsPropagation")] public string? RootfsPropagation { get; init; }
     [JsonPropertyName("maskedPaths")] public List<string>? MaskedPaths { get; init; }
     [JsonPropertyName("readonlyPaths")] public List<string>? ReadonlyPaths { get; init; }
+    [JsonPropertyName("intelRdt")] public OciIntelRdt? IntelRdt { get; init; }
+    [JsonPropertyName("netDevices")] public SortedDictionary<string, OciNetDevice>? NetDevices { get; init; }
 }
+
+public sealed record OciIntelRdt
+{
+    [JsonPropertyName("closID")] public string? ClosId { get; init; }
+    [JsonPropertyName("l3CacheSchema")] public string? L3CacheSchema { get; init; }
+    [JsonPropertyName("memBwSchema")] public string? MemBwSchema { get; init; }
+    [JsonPropertyName("schemata")] public List<string>? Schemata { get; init; }
+    [JsonPropertyName("enableMonitoring")] public bool? EnableMonitoring { get; init; }
+}
+
+/// <summary>A host network interface moved into the container (runtime-spec 1.3 <c>linux.netDevices</c>, keyed by the host name).</summary>
+public sealed record OciNetDevice([property: JsonPropertyName("name")] string Name);
 
 public sealed record OciIdMapping(
     [property: JsonPropertyName("containerID")] uint ContainerId,

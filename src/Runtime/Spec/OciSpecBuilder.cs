@@ -65,7 +65,7 @@ public static class OciSpecBuilder
 
         var (mounts, rootfsPropagation) = Mounts(request, pod, image, security.Privileged);
         var devices = Devices(request, node, security.Privileged);
-        return new OciSpec
+        return CdiSpecEdits.Apply(new OciSpec
         {
             Process = process,
             Root = new OciRoot { Path = "rootfs", Readonly = security.ReadonlyRootfs },
@@ -84,7 +84,7 @@ public static class OciSpecBuilder
                 MaskedPaths = security.Privileged ? null : [.. security.MaskedPaths.Count > 0 ? ContainerPaths(security.MaskedPaths, "masked_paths") : DefaultMaskedPaths],
                 ReadonlyPaths = security.Privileged ? null : [.. security.ReadonlyPaths.Count > 0 ? ContainerPaths(security.ReadonlyPaths, "readonly_paths") : DefaultReadonlyPaths],
             },
-        };
+        }, request.Cdi);
     }
 
     /// <summary>

@@ -39,7 +39,8 @@ public sealed class ContainerTestBed : IAsyncLifetime
         _daemon = await BerthDaemon.StartAsync(new DaemonOptions
         {
             // Nothing may leave this machine: a short name that a test sends by mistake goes to a closed local port.
-            ExtraConfig = "[streaming]\ntoken_lifetime = \"5s\"\n[stats]\ncollect_period = \"1s\"\n"
+            ExtraConfig = $"[cdi]\nspec_dirs = [\"{CdiSpecDirectory}\"]\n"
+                          + "[streaming]\ntoken_lifetime = \"5s\"\n[stats]\ncollect_period = \"1s\"\n"
                           + "[images.registries.\"docker.io\"]\nserver = \"http://127.0.0.1:9\"\n",
             StreamChunkSize = 3,
             EnableMetrics = true,
@@ -84,7 +85,11 @@ public sealed class ContainerTestBed : IAsyncLifetime
         if (_daemon is not null) await _daemon.DisposeAsync();
         _network?.Dispose();
         if (_registry is not null) await _registry.DisposeAsync();
+        Directory.Delete(CdiSpecDirectory, recursive: true);
     }
+
+    /// <summary>The daemon's one CDI spec directory (<c>cdi.spec_dirs</c>), empty until a test writes specs there.</summary>
+    public string CdiSpecDirectory { get; } = Directory.CreateTempSubdirectory("berth-e2e-cdi-").FullName;
 
     public string LogDirectory(string pod) => Path.Combine(Daemon.Directory, "logs", pod);
 

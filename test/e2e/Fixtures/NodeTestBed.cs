@@ -20,10 +20,21 @@ public class NodeTestBed : IAsyncLifetime
     /// <summary>systemd as the guest's PID 1, running berthd from the shipped berth.service.</summary>
     protected virtual bool Systemd => false;
 
-    /// <summary>TOML over the guest berthd's config: handlers for runc and crun, a pids limit, stats every second.</summary>
+    /// <summary>TOML over the guest berthd's config: handlers for runc and crun, a pids limit, stats every second, a CDI spec directory.</summary>
     protected virtual string ExtraConfig =>
         "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
-        + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n";
+        + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n"
+        + $"[cdi]\nspec_dirs = [\"{CdiSpecDirectory}\"]\n";
+
+    /// <summary>
+    /// The guest berthd's CDI spec directory, in the guest's own /run: a file this machine writes into a directory the
+    /// guest sees over 9p raises no inotify event there. <see cref="WriteInGuestAsync"/> puts specs in it.
+    /// </summary>
+    public const string CdiSpecDirectory = "/run/berth-test-cdi";
+
+    /// <summary>Writes a file in the guest (its directory made first), as a driver on the node would.</summary>
+    public async Task WriteInGuestAsync(string path, string content) =>
+        await Vm.ShellAsync($"mkdir -p {Path.GetDirectoryName(path)} && echo {Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(content))} | base64 -d > {path}");
 
     /// <summary>Shell lines the guest runs before berthd starts (<see cref="NodeVmOptions.GuestCommands"/>).</summary>
     protected virtual string GuestCommands => "";
@@ -92,7 +103,11 @@ public class NodeTestBed : IAsyncLifetime
     public Task<string> RunAsync(string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, params string[] command) =>
         RunAsync(podId, pod, name, resources, privileged: false, command);
 
-    public async Task<string> RunAsync(string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, bool privileged, params string[] command)
+    public Task<string> RunAsync(string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, bool privileged, params string[] command) =>
+        RunAsync(podId, pod, name, resources, privileged, [], command);
+
+    public async Task<string> RunAsync(
+        string podId, PodSandboxConfig pod, string name, LinuxContainerResources? resources, bool privileged, IReadOnlyList<string> cdiDevices, params string[] command)
     {
         var config = new ContainerConfig
         {
@@ -110,6 +125,7 @@ public class NodeTestBed : IAsyncLifetime
             },
         };
         config.Command.AddRange(command);
+        foreach (var device in cdiDevices) config.CDIDevices.Add(new CDIDevice { Name = device });
         var id = (await Vm.Runtime.CreateContainerAsync(new CreateContainerRequest { PodSandboxId = podId, Config = config, SandboxConfig = pod })).ContainerId;
         await Vm.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
         return id;

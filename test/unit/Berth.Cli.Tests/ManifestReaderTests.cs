@@ -57,7 +57,7 @@ public sealed class ManifestReaderTests
     [Fact]
     public void Quoted_scalars_stay_strings_and_plain_ones_resolve()
     {
-        var documents = YamlToJson.Documents("a: '80'\nb: 80\nc: true\nd: ~\ne: 1.5\nf: 0x10\n");
+        var documents = Berth.Yaml.YamlToJson.Documents("a: '80'\nb: 80\nc: true\nd: ~\ne: 1.5\nf: 0x10\n");
         var root = documents[0]!.AsObject();
         Assert.Equal("80", root["a"]!.GetValue<string>());
         Assert.Equal(80, root["b"]!.GetValue<long>());
@@ -70,7 +70,7 @@ public sealed class ManifestReaderTests
     [Fact]
     public void A_duplicate_key_is_refused()
     {
-        var e = Assert.Throws<ManifestException>(() => YamlToJson.Documents("a: 1\na: 2\n"));
+        var e = Assert.Throws<ManifestException>(() => ManifestReader.Read("a: 1\na: 2\n"));
         Assert.StartsWith("the manifest is not valid YAML (line 2, column 1)", e.Message, StringComparison.Ordinal);
     }
 }

@@ -23,7 +23,12 @@ public sealed class ConfigLoaderTests
         Assert.Equal(3, config.Images.MaxConcurrentDownloads);
         Assert.Empty(config.Images.Registries);
         Assert.False(config.Runtime.RestrictOomScoreAdj);
+        Assert.Equal(["/etc/cdi", "/var/run/cdi"], config.Cdi.SpecDirs);
     }
+
+    [Fact]
+    public void CDI_spec_dirs_are_read_in_order() =>
+        Assert.Equal(["/opt/cdi", "/run/cdi"], ConfigLoader.Parse("[cdi]\nspec_dirs = [\"/opt/cdi\", \"/run/cdi\"]").Cdi.SpecDirs);
 
     [Fact]
     public void The_runtime_section_is_read()
@@ -125,6 +130,8 @@ public sealed class ConfigLoaderTests
     [InlineData("[runtime]\nshim_binary = \"berth-shim\"", "runtime.shim_binary: 'berth-shim' must be an absolute path")]
     [InlineData("[images]\npinned = [\"Not A Name\"]", "images.pinned: 'Not A Name' is not an image name")]
     [InlineData("[runtime]\npids_limit = -1", "runtime.pids_limit: -1 is out of range")]
+    [InlineData("[cdi]\nspec_dirs = [\"cdi\"]", "cdi.spec_dirs: 'cdi' must be an absolute path")]
+    [InlineData("[cdi]\nspec_dir = [\"/etc/cdi\"]", "unknown key 'cdi.spec_dir'")]
     [InlineData("[runtime]\ncgroup_driver = \"Systemd\"", "runtime.cgroup_driver: 'Systemd' is neither \"systemd\" nor \"cgroupfs\"")]
     public void Bad_input_names_the_key(string toml, string expected)
     {

@@ -105,6 +105,39 @@ public sealed class OciSpecBuilderGoldenTests
     }));
 
     [Fact]
+    public void CDI_devices_add_nodes_cgroup_rules_env_mounts_hooks_and_groups() => Golden.Match("cdi", Build(Base with
+    {
+        Env = [new("SHARED", "request")],
+        Devices = [new ContainerDevice { ContainerPath = "/dev/card0", HostPath = "/dev/fuse", Type = 'c', Major = 10, Minor = 229, Permissions = "rw" }],
+        Mounts = [new ContainerMount { ContainerPath = "/data", HostPath = "/srv/data" }],
+        Security = new ContainerSecurity { RunAsUser = 1000 },
+        CdiDevices = ["vendor.com/gpu=0"],
+        Cdi = new Runtime.Cdi.CdiInjection
+        {
+            Devices = ["vendor.com/gpu=0"],
+            Env = ["SHARED=cdi", "GPU=0"],
+            DeviceNodes =
+            [
+                // Replaces the CRI device at the same path; owned by the container's user, as it names no owner.
+                new Runtime.Cdi.CdiDeviceNode { Path = "/dev/card0", HostPath = "/dev/dri/card0", Type = "c", Major = 226, Minor = 0, FileMode = 0x1B0, CgroupAccess = "rw" },
+                new Runtime.Cdi.CdiDeviceNode { Path = "/dev/fifo", HostPath = "/run/fifo", Type = "p", Uid = 0, Gid = 0 },
+            ],
+            Mounts =
+            [
+                new Runtime.Cdi.CdiMountDocument { HostPath = "/usr/lib/libgpu.so.1", ContainerPath = "/usr/lib/libgpu.so.1", Options = ["ro", "nosuid", "nodev", "bind"] },
+                new Runtime.Cdi.CdiMountDocument { HostPath = "/srv/gpu-data", ContainerPath = "/data" },
+            ],
+            Hooks =
+            [
+                new Runtime.Cdi.CdiHookDocument { HookName = "createContainer", Path = "/usr/bin/gpu-hook", Args = ["gpu-hook", "update-ldcache"], Timeout = 5 },
+                new Runtime.Cdi.CdiHookDocument { HookName = "poststop", Path = "/usr/bin/gpu-hook", Env = ["MODE=cleanup"] },
+            ],
+            AdditionalGids = [44],
+            IntelRdt = new Runtime.Cdi.CdiIntelRdtDocument { ClosId = "gpu", L3CacheSchema = "L3:0=f" },
+        },
+    }));
+
+    [Fact]
     public void Privileged() => Golden.Match("privileged", Build(
         Base with { Security = new ContainerSecurity { Privileged = true, Seccomp = SeccompMode.RuntimeDefault, NoNewPrivileges = true } },
         pod: Pod with { Privileged = true },

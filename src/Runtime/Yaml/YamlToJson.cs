@@ -3,12 +3,14 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
 
-namespace Berth.Cli.Pods;
+namespace Berth.Yaml;
 
 /// <summary>
-/// YAML documents as JSON trees, so the Kubernetes models can be read with their source-generated JSON contracts
-/// (KubernetesClient.Aot keeps its YAML reader internal). Plain scalars resolve as YAML 1.2's core schema does
-/// (null, booleans, integers, floats), quoted and block scalars stay strings, as Kubernetes' own YAML decoder reads them.
+/// YAML documents as JSON trees, so that YAML is read with the same source-generated JSON contracts as JSON (AOT-safe:
+/// YamlDotNet's representation model, no reflection). Plain scalars resolve as YAML 1.2's core schema does (null,
+/// booleans, decimal integers, floats), quoted and block scalars stay strings, as Kubernetes' own YAML decoder reads
+/// them. One source, compiled into berthd (CDI specs) and berth (Pod manifests); a document that is not YAML is a
+/// <see cref="FormatException"/> saying where.
 /// </summary>
 internal static partial class YamlToJson
 {
@@ -21,7 +23,7 @@ internal static partial class YamlToJson
         }
         catch (YamlDotNet.Core.YamlException e)
         {
-            throw new ManifestException($"the manifest is not valid YAML (line {e.Start.Line}, column {e.Start.Column}): {e.InnerException?.Message ?? e.Message}");
+            throw new FormatException($"not valid YAML (line {e.Start.Line}, column {e.Start.Column}): {e.InnerException?.Message ?? e.Message}", e);
         }
         return stream.Documents.Select(d => Convert(d.RootNode)).ToList();
     }
@@ -39,7 +41,7 @@ internal static partial class YamlToJson
         var result = new JsonObject();
         foreach (var (key, value) in mapping.Children)
         {
-            var name = (key as YamlScalarNode)?.Value ?? throw new ManifestException($"line {key.Start.Line}: a mapping key must be a plain string");
+            var name = (key as YamlScalarNode)?.Value ?? throw new FormatException($"line {key.Start.Line}: a mapping key must be a plain string");
             result[name] = Convert(value);
         }
         return result;
