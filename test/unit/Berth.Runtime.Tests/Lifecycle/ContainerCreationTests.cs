@@ -24,6 +24,25 @@ public sealed class ContainerCreationTests : IDisposable
         Assert.Equal(["create"], _bed.Runtime.CallsFor(record.Id));
     }
 
+    [Theory]
+    [InlineData("{\"netDevices\":[{\"hostInterfaceName\":\"eth9\",\"name\":\"net1\"}]}", "1.1.0",
+        "move network interfaces into the container (netDevices, in ", "which runtime handler '' (fake-runc) does not do")]
+    [InlineData("{\"intelRdt\":{\"schemata\":[\"L3:0=f\"]}}", "1.1.0",
+        "set intelRdt.schemata or enableMonitoring (in ", "which runtime handler '' (fake-runc) does not know (runtime-spec 1.2.1)")]
+    [InlineData("{\"deviceNodes\":[{\"path\":\"/dev/berth-no-such-node\"}]}", "0.6.0",
+        "vendor.example/dev=x: host device /dev/berth-no-such-node: No such file or directory", "")]
+    public async Task A_CDI_device_the_node_cannot_give_is_FailedPrecondition_before_anything_is_made(string edits, string version, string says, string and)
+    {
+        Directory.CreateDirectory(_bed.CdiSpecs);
+        File.WriteAllText(Path.Combine(_bed.CdiSpecs, "dev.json"),
+            $"{{\"cdiVersion\":\"{version}\",\"kind\":\"vendor.example/dev\",\"devices\":[{{\"name\":\"x\",\"containerEdits\":{edits}}}]}}");
+        var e = await Assert.ThrowsAsync<ContainerPreconditionException>(() => _bed.CreateAsync(LifecycleBed.Request() with { CdiDevices = ["vendor.example/dev=x"] }));
+        Assert.Contains(says, e.Message, StringComparison.Ordinal);
+        Assert.Contains(and, e.Message, StringComparison.Ordinal);
+        Assert.Empty(_bed.Manager.List());
+        Assert.Empty(_bed.Runtime.Calls);
+    }
+
     [Fact]
     public async Task An_unknown_handler_is_refused_before_anything_is_made()
     {

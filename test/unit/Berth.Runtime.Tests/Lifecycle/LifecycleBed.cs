@@ -24,6 +24,7 @@ internal sealed class LifecycleBed : IDisposable
             BundleDirectory = Path.Combine(_root, "b"),
             ShimBinary = "/nonexistent/berth-shim",
             Handlers = new Dictionary<string, RuntimeHandlerSettings>(),
+            CdiSpecDirs = [Path.Combine(_root, "cdi")],
         };
         Manager = NewManager();
     }
@@ -42,6 +43,9 @@ internal sealed class LifecycleBed : IDisposable
     public ConcurrentQueue<(ContainerChangeKind Kind, string Id, ContainerState State)> Events { get; } = new();
 
     public string HostPaths => Path.Combine(_root, "host");
+
+    /// <summary>The manager's CDI spec directory (made by the first spec written).</summary>
+    public string CdiSpecs => Path.Combine(_root, "cdi");
 
     public static ContainerRequest Request(string name = "app", uint attempt = 0) => new()
     {
