@@ -26,11 +26,11 @@ public sealed partial class CdiRegistry : IDisposable
     private Dictionary<string, string> _errors = new(StringComparer.Ordinal);
     private long _refusedUnknown, _refusedHost;
 
-    public CdiRegistry(IReadOnlyList<string> specDirs, ILogger logger)
+    internal CdiRegistry(IReadOnlyList<string> specDirs, Berth.Native.FileChangeWatcher watcher, ILogger logger)
     {
         SpecDirs = [.. specDirs.Select(Path.GetFullPath)];
         _logger = logger;
-        _watch = new CdiSpecWatch(SpecDirs, RefreshFromWatch);
+        _watch = new CdiSpecWatch(SpecDirs, watcher, RefreshFromWatch);
         lock (_lock) Refresh();
     }
 
@@ -152,6 +152,9 @@ public sealed partial class CdiRegistry : IDisposable
     /// <summary>The directory's .json and .yaml files, in name order, not recursing; a directory that is not there has none.</summary>
     private static List<string> SpecFiles(string directory)
     {
+        // Looked at first: a directory that is not there is the common case (/var/run/cdi without a DRA driver), and an
+        // exception thrown at each start or refresh costs berthd memory for nothing.
+        if (!Directory.Exists(directory)) return [];
         try
         {
             return Directory.EnumerateFiles(directory)

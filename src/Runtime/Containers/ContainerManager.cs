@@ -54,6 +54,7 @@ public sealed class ContainerManager : IDisposable
     private readonly ExitMonitor _exits;
     private readonly ContainerInteractive _interactive;
     private readonly ProcessExitWatcher? _shimExits;
+    // One inotify instance for the runtime's watches: cgroups' memory.events and the CDI spec directories.
     private readonly FileChangeWatcher _cgroupEvents = new();
 
     public ContainerManager(ContainerOptions options, ILogger<ContainerManager> logger)
@@ -70,7 +71,7 @@ public sealed class ContainerManager : IDisposable
         _handlers = new RuntimeHandlers(runtimes, options.Node);
         var teardown = new ContainerTeardown(_handlers, rootfs, _table, options.ExitDirectory, logger);
         _exits = new ExitMonitor(_table, _handlers, teardown, options.ExitDirectory, options.Node.CgroupV2, _cgroupEvents, logger);
-        Devices = new Cdi.CdiRegistry(options.CdiSpecDirs, logger);
+        Devices = new Cdi.CdiRegistry(options.CdiSpecDirs, _cgroupEvents, logger);
         _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, Devices, logger);
         _lifecycle = new ContainerLifecycle(_table, _handlers, teardown, _exits, options.Node);
         _interactive = new ContainerInteractive(_table, _handlers);
@@ -166,7 +167,7 @@ public sealed class ContainerManager : IDisposable
     {
         _exits.Dispose();
         _shimExits?.Dispose();
-        _cgroupEvents.Dispose();
         Devices.Dispose();
+        _cgroupEvents.Dispose();
     }
 }

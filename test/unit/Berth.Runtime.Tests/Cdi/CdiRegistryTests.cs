@@ -12,9 +12,15 @@ public sealed class CdiRegistryTests : IDisposable
 
     public CdiRegistryTests() => Directory.CreateDirectory(Static);
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    private readonly Berth.Native.FileChangeWatcher _watcher = new();
 
-    private CdiRegistry Registry() => new([Static, Dynamic], NullLogger.Instance);
+    public void Dispose()
+    {
+        _watcher.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private CdiRegistry Registry() => new([Static, Dynamic], _watcher, NullLogger.Instance);
 
     private static string Spec(string kind, string device, string edits, string version = "0.6.0") =>
         "{\"cdiVersion\":\"" + version + "\",\"kind\":\"" + kind + "\",\"devices\":[{\"name\":\"" + device + "\",\"containerEdits\":{" + edits + "}}]}";
