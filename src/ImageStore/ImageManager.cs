@@ -142,9 +142,7 @@ public sealed partial class ImageManager : IDisposable
             if (File.Exists(path))
             {
                 extracted = _snapshots.NewWorkDirectory("import");
-                await using var archive = File.OpenRead(path);
-                await using var tar = IsGzip(archive) ? new System.IO.Compression.GZipStream(archive, System.IO.Compression.CompressionMode.Decompress) : (Stream)archive;
-                await LayerUnpacker.UnpackAsync(tar, extracted, cancellationToken);
+                await UnpackArchiveAsync(path, extracted, cancellationToken);
                 directory = extracted;
             }
             else if (!Directory.Exists(path))
@@ -186,12 +184,36 @@ public sealed partial class ImageManager : IDisposable
         }
     }
 
-    private static bool IsGzip(FileStream file)
+    /// <summary>
+    /// Unpacks a tar file, plain, gzip or zstd, into an empty directory with the care a layer gets: nothing lands
+    /// outside it, links out and devices are refused, and <c>.wh.</c> entries become overlay whiteouts. A file that is
+    /// not such an archive is an <see cref="ImageFormatException"/>.
+    /// </summary>
+    public static async Task UnpackArchiveAsync(string path, string directory, CancellationToken cancellationToken)
     {
-        Span<byte> magic = stackalloc byte[2];
-        var gzip = file.Read(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-        file.Position = 0;
-        return gzip;
+        await using var archive = File.OpenRead(path);
+        Span<byte> magic = stackalloc byte[4];
+        var read = archive.Read(magic);
+        archive.Position = 0;
+        await using var tar = read >= 2 && magic[0] == 0x1f && magic[1] == 0x8b
+            ? new System.IO.Compression.GZipStream(archive, System.IO.Compression.CompressionMode.Decompress)
+            : read == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd
+                ? new ZstdSharp.DecompressionStream(archive)
+                : (Stream)archive;
+        await UnpackAsync(tar, directory, cancellationToken);
+    }
+
+    /// <summary>Unpacks a tar stream as <see cref="UnpackArchiveAsync"/> does.</summary>
+    public static async Task UnpackAsync(Stream tar, string directory, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await LayerUnpacker.UnpackAsync(tar, directory, cancellationToken);
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ZstdSharp.ZstdException)
+        {
+            throw new ImageFormatException($"not a tar archive: {e.Message}", e);
+        }
     }
 
     /// <summary>Finds an image by ID, unique ID prefix, repo tag or repo digest, normalizing short names.</summary>
@@ -233,6 +255,10 @@ public sealed partial class ImageManager : IDisposable
     /// when no image refers to them any more. The composition root connects it to the container records.
     /// </summary>
     public Func<IEnumerable<string>>? SnapshotsInUse { get; set; }
+
+    /// <summary>The compressed blob of the image's one layer, for a checkpoint image, whose layer is the checkpoint archive.</summary>
+    public string CheckpointArchiveOf(ImageRecord image) =>
+        image.IsCheckpoint ? _content.PathOf(Digest.Parse(image.Layers[0])) : throw new InvalidImageRequestException($"image {image.Id} holds no checkpoint");
 
     /// <summary>Overlay lower dirs of the image, top layer first, as <c>lowerdir=</c> wants them.</summary>
     public IReadOnlyList<string> LowerDirs(ImageRecord image) =>

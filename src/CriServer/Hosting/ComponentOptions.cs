@@ -67,6 +67,7 @@ internal static class ComponentOptions
             ShimBinary = config.Runtime.ShimBinary,
             Handlers = handlers,
             CdiSpecDirs = config.Cdi.SpecDirs,
+            ArchiveUnpacker = new ImageStoreUnpacker(),
             Node = new NodeSettings
             {
                 CgroupV2 = NodeProbe.CgroupV2,

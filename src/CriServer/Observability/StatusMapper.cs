@@ -50,6 +50,7 @@ internal static class StatusMapper
         ContainerNotFoundException => StatusCode.NotFound,
         ContainerStateException => StatusCode.FailedPrecondition,
         ContainerPreconditionException => StatusCode.FailedPrecondition,
+        ContainerTimeoutException => StatusCode.DeadlineExceeded,
         ContainerLimitException => StatusCode.ResourceExhausted,
         _ => StatusCode.Unknown,
     };

@@ -1,4 +1,5 @@
 using Berth.Cri.V1;
+using Berth.Runtime.Containers;
 using Berth.Sandbox;
 using Grpc.Core;
 
@@ -20,9 +21,29 @@ public sealed partial class RuntimeService
         if (sandbox.State != SandboxState.Ready)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod_sandbox_id: sandbox {sandbox.Id} is not ready"));
         CheckUserNamespace(config, sandbox);
-        var image = _images.Find(imageName)
-                    ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
-        var imageConfig = await _images.ReadImageConfigAsync(image, context.CancellationToken);
+        // A checkpoint (an archive on the node, or an image holding one) restores a container, on the image it was taken of.
+        var restore = await PrepareRestoreAsync(imageName, context.CancellationToken);
+        try
+        {
+            return await CreateAsync(request, config, sandbox, imageName, restore, context.CancellationToken);
+        }
+        catch when (restore is not null)
+        {
+            ContainerManager.DiscardRestore(restore);
+            throw;
+        }
+    }
+
+    private async Task<CreateContainerResponse> CreateAsync(
+        CreateContainerRequest request, ContainerConfig config, SandboxRecord sandbox, string imageName, PreparedRestore? restore, CancellationToken cancellationToken)
+    {
+        var image = restore is { Config: var checkpoint }
+            ? _images.Find(checkpoint.RootfsImageRef ?? "") ?? _images.Find(checkpoint.RootfsImageName ?? "")
+              ?? throw new RpcException(new Status(StatusCode.NotFound,
+                  $"config.image.image: checkpoint {imageName} is of a container of image {checkpoint.RootfsImageName} ({checkpoint.RootfsImageRef}), which is not on this node; pull it first"))
+            : _images.Find(imageName)
+              ?? throw new RpcException(new Status(StatusCode.NotFound, $"config.image.image: image {imageName} not found; pull it first"));
+        var imageConfig = await _images.ReadImageConfigAsync(image, cancellationToken);
         if (config.StopSignal == Signal.RuntimeDefault && imageConfig?.Config?.StopSignal is { Length: > 0 } imageSignal
             && !Runtime.Containers.Signals.TryParse(imageSignal, out _))
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"config.image.image: image {imageName} has StopSignal '{imageSignal}', which is no signal"));
@@ -49,10 +70,20 @@ public sealed partial class RuntimeService
             Labels = config.Labels,
             StopSignal = config.StopSignal != Signal.RuntimeDefault ? config.StopSignal.ToString().ToUpperInvariant() : imageConfig?.Config?.StopSignal is { Length: > 0 } s ? s : null,
             CdiDevices = CdiRequests.Of(config),
+            RestoreFrom = restore?.Directory,
         };
         var record = await _containers.CreateAsync(
-            containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, imageName), context.CancellationToken);
+            containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, restore is null ? imageName : image.RepoTags.FirstOrDefault() ?? image.Id), cancellationToken);
         return new CreateContainerResponse { ContainerId = record.Id };
+    }
+
+    /// <summary>The checkpoint <paramref name="imageName"/> names, unpacked; null when it names an ordinary image.</summary>
+    private async Task<PreparedRestore?> PrepareRestoreAsync(string imageName, CancellationToken cancellationToken)
+    {
+        if (Path.IsPathFullyQualified(imageName) && File.Exists(imageName)) return await _containers.PrepareRestoreAsync(imageName, cancellationToken);
+        return _images.Find(imageName) is { IsCheckpoint: true } checkpoint
+            ? await _containers.PrepareRestoreAsync(_images.CheckpointArchiveOf(checkpoint), cancellationToken)
+            : null;
     }
 
     /// <summary>

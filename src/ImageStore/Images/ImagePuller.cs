@@ -80,6 +80,7 @@ internal sealed partial class ImagePuller(ContentStore content, SnapshotStore sn
             Layers = [.. layers.Select(l => l.Digest)],
             ChainIds = [.. chainIds.Select(c => c.ToString())],
             User = config.Config?.User,
+            Annotations = document.Annotations,
         };
     }
 

@@ -22,6 +22,18 @@ public sealed record ImageRecord
 
     /// <summary>The image config's <c>User</c>, kept for ImageStatus without reading the config.</summary>
     [JsonPropertyName("user")] public string? User { get; init; }
+
+    /// <summary>The manifest's annotations (a checkpoint image says so there).</summary>
+    [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; init; }
+
+    /// <summary>
+    /// An image that holds a container checkpoint in its one layer, as CRI-O and checkpointctl build them: its manifest
+    /// names the checkpointed container (<c>org.criu.checkpoint.container.name</c>, or CRI-O's older annotation).
+    /// </summary>
+    [JsonIgnore]
+    public bool IsCheckpoint =>
+        Layers.Count == 1 && Annotations is { } annotations
+        && (annotations.ContainsKey("org.criu.checkpoint.container.name") || annotations.ContainsKey("io.kubernetes.cri-o.annotations.checkpoint.name"));
 }
 
 [JsonSerializable(typeof(ImageRecord))]

@@ -37,6 +37,16 @@ internal sealed partial class ContainerCreation(
             step = "preparing the bundle";
             // Searchable, not listable: a pod user namespace's root reaches its rootfs and idmapped copies through it.
             Directory.CreateDirectory(record.Bundle, SearchableDirectory);
+            if (request.RestoreFrom is { } checkpoint)
+            {
+                step = "taking in the checkpoint's writable layer";
+                // The container owns the unpacked checkpoint from here: its teardown removes it with the bundle.
+                var restore = Path.Combine(record.Bundle, RestoreDirectory);
+                Directory.Move(checkpoint, restore);
+                record = record with { RestoreFrom = restore };
+                table.Update(record);
+                await ContainerRestore.PrepareWritableLayerAsync(restore, ContainerManager.WritableLayerOf(record), options.ArchiveUnpacker!, cancellationToken);
+            }
             step = "mounting the root filesystem";
             var rootfsPath = Path.Combine(record.Bundle, "rootfs");
             var userns = pod.UserNamespace;
@@ -65,6 +75,7 @@ internal sealed partial class ContainerCreation(
             {
                 throw new ContainerRequestException(e.Message);
             }
+            if (record.RestoreFrom is { } restoreDirectory) spec = ContainerRestore.PlaceInOwnCgroup(spec, restoreDirectory);
             step = "copying the image's content into its volumes";
             foreach (var (volume, hostDirectory) in volumes)
             {
@@ -83,7 +94,10 @@ internal sealed partial class ContainerCreation(
 
             step = "creating the container (berth-shim, runtime create)";
             var prepared = watch.Elapsed.TotalMilliseconds;
-            var created = await runtime.CreateAsync(record, teardown.ExitFileOf(id), cancellationToken);
+            // A restore creates and starts at once, so a container from a checkpoint gets its shim at StartContainer.
+            var created = record.RestoreFrom is null
+                ? await runtime.CreateAsync(record, teardown.ExitFileOf(id), cancellationToken)
+                : new CreatedContainer(null, 0);
             var shimmed = watch.Elapsed.TotalMilliseconds;
             record = record with
             {
@@ -109,9 +123,16 @@ internal sealed partial class ContainerCreation(
     internal const UnixFileMode SearchableDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                                                       | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
+    /// <summary>Where a container from a checkpoint keeps it, in its bundle, until StartContainer has restored it.</summary>
+    internal const string RestoreDirectory = "checkpoint-restore";
+
     /// <summary>What can be refused before anything is made: the handler, what it cannot do, what a pod user namespace cannot take.</summary>
     private async Task<IContainerRuntime> CheckAsync(ContainerRequest request, PodSettings pod)
     {
+        if (request.RestoreFrom is not null && pod.UserNamespace is not null)
+            throw new ContainerPreconditionException("a pod with its own user namespace cannot take a container from a checkpoint: CRIU 3.17 restores no idmapped mounts");
+        if (request.RestoreFrom is not null && request.Tty)
+            throw new ContainerRequestException("tty: a container from a checkpoint has the checkpointed container's pipes as stdio, and cannot have a terminal");
         for (var i = 0; i < request.Mounts.Count && pod.UserNamespace is not null; i++)
         {
             // A host path reaches a user namespace through an idmapped copy of it, which later host mounts do not propagate to.

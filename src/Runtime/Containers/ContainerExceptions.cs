@@ -18,6 +18,9 @@ public sealed class ContainerStateException(string message) : ContainerException
 /// <summary>FailedPrecondition: the node cannot give what the request asks (a CDI device's host node, a feature its runtime lacks).</summary>
 public sealed class ContainerPreconditionException(string message) : ContainerException(message);
 
+/// <summary>DeadlineExceeded: the operation took longer than the caller allowed (a checkpoint's timeout), and was undone.</summary>
+public sealed class ContainerTimeoutException(string message) : ContainerException(message);
+
 /// <summary>ResourceExhausted: a bound on what one container may hold in berthd was reached.</summary>
 public sealed class ContainerLimitException(string message) : ContainerException(message);
 

@@ -24,6 +24,11 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
         var runtime = handlers.Of(record);
         // Taken before: a container that exits at once must not finish before it started.
         var startedAt = ContainerTable.Now();
+        if (record.RestoreFrom is { } checkpoint)
+        {
+            await RestoreAsync(record, runtime, checkpoint, startedAt, cancellationToken);
+            return;
+        }
         try
         {
             await runtime.StartAsync(id, cancellationToken);
@@ -42,6 +47,36 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
     }
 
     /// <summary>
+    /// A container from a checkpoint starts by being restored: CRIU brings its processes back through a new shim, which
+    /// keeps them from then on as it keeps any container. A restore that fails leaves the container exited with the
+    /// error, as a failed start does.
+    /// </summary>
+    private async Task RestoreAsync(ContainerRecord record, IContainerRuntime runtime, string checkpoint, long startedAt, CancellationToken cancellationToken)
+    {
+        CreatedContainer created;
+        try
+        {
+            created = await runtime.RestoreAsync(record, teardown.ExitFileOf(record.Id),
+                Path.Combine(checkpoint, Checkpoints.CheckpointLayout.CheckpointDirectory), Path.Combine(checkpoint, "work"), cancellationToken);
+        }
+        catch (ContainerRuntimeException e)
+        {
+            await runtime.DeleteAsync(record.Id, CancellationToken.None);
+            table.Commit(record with { State = ContainerState.Exited, FinishedAt = ContainerTable.Now(), ExitCode = 128, Reason = "StartError", Message = e.Message, RestoreFrom = null },
+                ContainerChangeKind.Exited);
+            throw;
+        }
+        record = record with
+        {
+            State = ContainerState.Running, StartedAt = startedAt, Shim = created.Shim, InitPid = created.InitPid, RestoreFrom = null,
+            CgroupDirectory = created.CgroupDirectory.Length > 0 ? created.CgroupDirectory : record.CgroupDirectory,
+        };
+        table.Commit(record, ContainerChangeKind.Started);
+        exits.WatchRestored(record);
+        Berth.Native.FileTree.Remove(checkpoint);
+    }
+
+    /// <summary>
     /// The stop signal (the image's, or SIGTERM), up to <paramref name="timeout"/> to exit, then SIGKILL to all the
     /// container's processes, until its exit is handled or its shim is found gone.
     /// </summary>
@@ -49,6 +84,12 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
     {
         var record = table.Get(id);
         if (record is null || record.State is not (ContainerState.Running or ContainerState.Created)) return;
+        if (record.RestoreFrom is not null)
+        {
+            // Not restored yet: no process, no shim, nothing in the runtime.
+            await exits.MarkExitedAsync(record with { RestoreFrom = null }, 255, "Error", "stopped before it was restored from its checkpoint");
+            return;
+        }
         var runtime = handlers.Of(record);
         var exited = table.ExitOf(id);
         if (timeout > TimeSpan.Zero && record.State == ContainerState.Running

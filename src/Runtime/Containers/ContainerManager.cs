@@ -27,6 +27,9 @@ public sealed record ContainerOptions
 
     public NodeSettings Node { get; init; } = new();
 
+    /// <summary>Unpacks checkpoint archives and rootfs diffs with a layer's care; without one, no checkpoint is restored.</summary>
+    public Checkpoints.IArchiveUnpacker? ArchiveUnpacker { get; init; }
+
     /// <summary>Where CDI specs are read from (<c>cdi.spec_dirs</c>), a later directory's devices winning; none reads none.</summary>
     public IReadOnlyList<string> CdiSpecDirs { get; init; } = [];
 
@@ -53,6 +56,7 @@ public sealed class ContainerManager : IDisposable
     private readonly ContainerLifecycle _lifecycle;
     private readonly ExitMonitor _exits;
     private readonly ContainerInteractive _interactive;
+    private readonly ContainerCheckpoints _checkpoints;
     private readonly ProcessExitWatcher? _shimExits;
     // One inotify instance for the runtime's watches: cgroups' memory.events and the CDI spec directories.
     private readonly FileChangeWatcher _cgroupEvents = new();
@@ -75,6 +79,7 @@ public sealed class ContainerManager : IDisposable
         _creation = new ContainerCreation(options, _handlers, rootfs, _table, teardown, Devices, logger);
         _lifecycle = new ContainerLifecycle(_table, _handlers, teardown, _exits, options.Node);
         _interactive = new ContainerInteractive(_table, _handlers);
+        _checkpoints = new ContainerCheckpoints(options, _table, _handlers, logger);
     }
 
     private static Dictionary<string, IContainerRuntime> ShimmedRuntimes(ContainerOptions options, out ProcessExitWatcher shimExits)
@@ -126,6 +131,17 @@ public sealed class ContainerManager : IDisposable
     /// <summary>The stop signal, up to <paramref name="timeout"/> to exit, then SIGKILL. Not running, or gone, is fine.</summary>
     public Task StopAsync(string id, TimeSpan timeout, CancellationToken cancellationToken) => _lifecycle.StopAsync(id, timeout, cancellationToken);
 
+    /// <summary>Writes a running container's checkpoint archive to <paramref name="location"/>; it runs on. Null timeout: none.</summary>
+    public Task CheckpointAsync(string id, string location, TimeSpan? timeout, CancellationToken cancellationToken) =>
+        _checkpoints.CheckpointAsync(id, location, timeout, cancellationToken);
+
+    /// <summary>Unpacks a checkpoint archive for a CreateContainer (<see cref="ContainerRequest.RestoreFrom"/>) and says what it was.</summary>
+    public Task<PreparedRestore> PrepareRestoreAsync(string archive, CancellationToken cancellationToken) =>
+        _checkpoints.PrepareRestoreAsync(archive, cancellationToken);
+
+    /// <summary>A prepared restore no container took.</summary>
+    public static void DiscardRestore(PreparedRestore restore) => ContainerCheckpoints.Discard(restore);
+
     /// <summary>Stops (at once) if needed, then removes every trace. An unknown ID is fine, as kubelet expects.</summary>
     public Task RemoveAsync(string id, CancellationToken cancellationToken) => _lifecycle.RemoveAsync(id, cancellationToken);
 
@@ -161,7 +177,11 @@ public sealed class ContainerManager : IDisposable
     public Task AttachAsync(string id, InteractiveStreams io, CancellationToken cancellationToken) => _interactive.AttachAsync(id, io, cancellationToken);
 
     /// <summary>After a restart: undoes interrupted creates and takes in what happened while berthd was down.</summary>
-    public Task RecoverAsync(CancellationToken cancellationToken) => _exits.RecoverAsync(cancellationToken);
+    public Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        _checkpoints.RemoveLeftovers();
+        return _exits.RecoverAsync(cancellationToken);
+    }
 
     public void Dispose()
     {

@@ -78,6 +78,12 @@ public sealed record ContainerRecord
 
     /// <summary>The overlay's upper and work dirs and the image volumes; persistent, under the root.</summary>
     [JsonPropertyName("directory")] public required string Directory { get; init; }
+
+    /// <summary>
+    /// A container created from a checkpoint and not started yet: the unpacked checkpoint (CRIU's images), from which
+    /// StartContainer restores it. Null once it runs, and for every other container.
+    /// </summary>
+    [JsonPropertyName("restoreFrom")] public string? RestoreFrom { get; init; }
 }
 
 [JsonSerializable(typeof(ContainerRecord))]

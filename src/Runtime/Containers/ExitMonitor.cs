@@ -67,6 +67,12 @@ internal sealed partial class ExitMonitor : IDisposable
                 if (_handlers.Find(record.RuntimeHandler) is not { } runtime)
                     await MarkExitedAsync(record, 255, "Error", $"its runtime handler '{record.RuntimeHandler}' is no longer configured; berthd cannot reach the container");
                 else if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
+                else if (record is { State: ContainerState.Created, RestoreFrom: { } checkpoint })
+                {
+                    // Waiting for StartContainer to restore it; a reboot took the checkpoint with the state dir.
+                    if (!Directory.Exists(checkpoint))
+                        await MarkExitedAsync(record with { RestoreFrom = null }, 255, "Error", "its checkpoint was gone when berthd started (a reboot empties the state dir)");
+                }
                 else if (record.Shim is not { } shim || !runtime.IsShimAlive(shim))
                     await MarkExitedAsync(record, 255, "Error", "the container's shim was gone when berthd started (a reboot or a killed shim)");
                 else
@@ -89,6 +95,13 @@ internal sealed partial class ExitMonitor : IDisposable
         if (_handlers.Find(record.RuntimeHandler) is { } runtime) await runtime.DeleteAsync(record.Id, CancellationToken.None);
         _table.Commit(record with { State = ContainerState.Exited, ExitCode = code, FinishedAt = ContainerTable.Now(), Reason = reason, Message = message },
             ContainerChangeKind.Exited);
+    }
+
+    /// <summary>A container restored at StartContainer got its shim then: watched from now on, as others are from create.</summary>
+    public void WatchRestored(ContainerRecord record)
+    {
+        WatchShim(record);
+        WatchOom(record);
     }
 
     private void WatchShim(ContainerRecord record)

@@ -9,11 +9,11 @@ public sealed record InteractiveStreams(Stream? Stdin, Stream? Stdout, Stream? S
 public sealed record ExecResult(int ExitCode, byte[] Stdout, byte[] Stderr);
 
 /// <summary>
-/// A container the runtime created: its keeper (the shim), its init process (not started yet), and the cgroup v2
+/// A container the runtime created: its keeper (the shim; none yet for one a restore will make), its init process (not started yet), and the cgroup v2
 /// directory the init is in ("" when unknown): a runtime may nest it below the cgroups path it was given (crun puts
 /// a systemd scope's processes in <c>&lt;scope&gt;/container</c>).
 /// </summary>
-public sealed record CreatedContainer(ShimProcess Shim, int InitPid, string CgroupDirectory = "");
+public sealed record CreatedContainer(ShimProcess? Shim, int InitPid, string CgroupDirectory = "");
 
 /// <summary>
 /// What the container lifecycle asks of one runtime handler: an OCI runtime (runc, crun) and the shim that keeps
@@ -35,6 +35,18 @@ public interface IContainerRuntime
     Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken);
 
     Task StartAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Why this handler cannot checkpoint (no CRIU, a kernel CRIU cannot work on, a runtime built without it), or null.</summary>
+    Task<string?> CheckpointUnsupportedAsync();
+
+    /// <summary>Dumps the running container's processes with CRIU into <paramref name="imagePath"/>, leaving them running.</summary>
+    Task CheckpointAsync(string id, string imagePath, string workPath, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Brings a created container's processes back from CRIU images through a new shim, which then keeps them as it
+    /// keeps a created container; they run when this returns (a restore both creates and starts).
+    /// </summary>
+    Task<CreatedContainer> RestoreAsync(ContainerRecord record, string exitFile, string imagePath, string workPath, CancellationToken cancellationToken);
 
     /// <summary>Sends a signal, with <paramref name="all"/> to every process of the container; false when nothing was left to signal.</summary>
     Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken);

@@ -44,6 +44,43 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
 
     public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], cancellationToken);
 
+    private Task<string?>? _checkpointCommand;
+
+    /// <summary>Null when the binary has a checkpoint command (crun built without CRIU has none); otherwise what it said.</summary>
+    public Task<string?> CheckpointCommandMissingAsync() => _checkpointCommand ??= AskCheckpointAsync();
+
+    private async Task<string?> AskCheckpointAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var result = await Cli.Wrap(Binary).WithArguments(["checkpoint", "--help"]).WithValidation(CommandResultValidation.None).ExecuteBufferedAsync(timeout.Token);
+        return result.ExitCode == 0 ? null : LastLine(result.StandardError + result.StandardOutput);
+    }
+
+    /// <summary>
+    /// CRIU dumps the container's processes into <paramref name="imagePath"/> and leaves them running; its log goes to
+    /// <paramref name="workPath"/>/dump.log, whose errors a failure carries.
+    /// </summary>
+    public async Task CheckpointAsync(string id, string imagePath, string workPath, CancellationToken cancellationToken)
+    {
+        var result = await Command(["checkpoint", "--image-path", imagePath, "--work-path", workPath, "--leave-running", id]).ExecuteBufferedAsync(cancellationToken);
+        if (result.ExitCode != 0)
+            throw new ContainerPreconditionException($"{Binary} checkpoint {id}: {LastLine(result.StandardError)}{CriuErrors(Path.Combine(workPath, "dump.log"))}");
+    }
+
+    /// <summary>The last errors CRIU logged, to say why a dump or restore failed (runc says only that CRIU did).</summary>
+    public static string CriuErrors(string log)
+    {
+        try
+        {
+            var errors = File.ReadLines(log).Where(l => l.Contains("Error (", StringComparison.Ordinal)).TakeLast(3).Select(l => l.Trim()).ToList();
+            return errors.Count == 0 ? "" : $"; CRIU: {string.Join("; ", errors)}";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
     /// <summary>Sends a signal; with <paramref name="all"/> to every process of the container's cgroup.</summary>
     public async Task<bool> KillAsync(string id, string signal, bool all, CancellationToken cancellationToken)
     {

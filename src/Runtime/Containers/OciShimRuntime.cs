@@ -15,13 +15,37 @@ internal sealed class OciShimRuntime(OciRuntime runtime, string shimBinary, Proc
 
     public Task<OciRuntimeFeatures> FeaturesAsync() => runtime.FeaturesAsync();
 
-    public async Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken)
+    public Task<CreatedContainer> CreateAsync(ContainerRecord record, string exitFile, CancellationToken cancellationToken) =>
+        StartShimAsync(CommandLine(record, exitFile), cancellationToken);
+
+    public async Task<string?> CheckpointUnsupportedAsync() =>
+        await runtime.CheckpointCommandMissingAsync() is { } missing
+            ? $"{runtime.Binary} cannot checkpoint: `{runtime.Binary} checkpoint` says \"{missing}\" (built without CRIU)"
+            : await Checkpoints.CriuProbe.WhyNotAsync();
+
+    public Task CheckpointAsync(string id, string imagePath, string workPath, CancellationToken cancellationToken) =>
+        runtime.CheckpointAsync(id, imagePath, workPath, cancellationToken);
+
+    public async Task<CreatedContainer> RestoreAsync(ContainerRecord record, string exitFile, string imagePath, string workPath, CancellationToken cancellationToken)
     {
-        var commandLine = new ShimCommandLine
+        try
         {
-            Id = record.Id, Bundle = record.Bundle, Runtime = runtime.Binary, RuntimeRoot = runtime.Root, ExitFile = exitFile,
-            LogPath = record.LogPath, Tty = record.Tty, Stdin = record.Stdin, StdinOnce = record.StdinOnce, SystemdCgroup = runtime.SystemdCgroup,
-        };
+            return await StartShimAsync(CommandLine(record, exitFile) with { RestoreFrom = imagePath, RestoreWork = workPath }, cancellationToken);
+        }
+        catch (ContainerRuntimeException e)
+        {
+            throw new ContainerRuntimeException(e.Message + OciRuntime.CriuErrors(Path.Combine(workPath, "restore.log")), e);
+        }
+    }
+
+    private ShimCommandLine CommandLine(ContainerRecord record, string exitFile) => new()
+    {
+        Id = record.Id, Bundle = record.Bundle, Runtime = runtime.Binary, RuntimeRoot = runtime.Root, ExitFile = exitFile,
+        LogPath = record.LogPath, Tty = record.Tty, Stdin = record.Stdin, StdinOnce = record.StdinOnce, SystemdCgroup = runtime.SystemdCgroup,
+    };
+
+    private async Task<CreatedContainer> StartShimAsync(ShimCommandLine commandLine, CancellationToken cancellationToken)
+    {
         var created = await ShimClient.StartAsync(shimBinary, commandLine, cancellationToken);
         return created with { CgroupDirectory = ProcFs.CgroupV2Of(created.InitPid) ?? "" };
     }

@@ -40,6 +40,9 @@ public sealed record ContainerRequest
     /// <summary>CDI devices asked for (<c>CDI_devices</c> and <c>cdi.k8s.io/</c> annotations), fully qualified, in order.</summary>
     public IReadOnlyList<string> CdiDevices { get; init; } = [];
 
+    /// <summary>An unpacked checkpoint to restore from (<c>ContainerManager.PrepareRestoreAsync</c>); the container takes it.</summary>
+    public string? RestoreFrom { get; init; }
+
     /// <summary>What those devices do to the container, resolved at create from the node's CDI specs.</summary>
     public Cdi.CdiInjection Cdi { get; init; } = Runtime.Cdi.CdiInjection.None;
 }

@@ -46,7 +46,12 @@ internal static unsafe class RuntimeCreate
             "--root", options.RuntimeRoot, "--log", Path.Combine(options.Bundle, ShimFiles.RuntimeLog), "--log-format", "json",
         };
         if (options.SystemdCgroup) args.Add("--systemd-cgroup");
-        args.AddRange(["create", "--bundle", options.Bundle, "--pid-file", Path.Combine(options.Bundle, ShimFiles.InitPidFile)]);
+        // A restore both creates and starts: CRIU brings the checkpointed processes back, and their stdio, pipes at the
+        // checkpoint, are these pipes now (runc hands the runtime's own stdio to CRIU for them).
+        args.AddRange(options.RestoreFrom is { } images
+            ? ["restore", "--detach", "--image-path", images, "--work-path", options.RestoreWork ?? images]
+            : ["create"]);
+        args.AddRange(["--bundle", options.Bundle, "--pid-file", Path.Combine(options.Bundle, ShimFiles.InitPidFile)]);
         if (options.Tty) args.AddRange(["--console-socket", Path.Combine(options.Bundle, ShimFiles.ConsoleSocket)]);
         args.Add(options.Id);
         File.Delete(ShimFiles.InitPidFile);
@@ -113,7 +118,7 @@ internal static unsafe class RuntimeCreate
     /// <summary>runc's own account of a failure: the last message of its JSON log.</summary>
     private static string RuntimeError(int code)
     {
-        var message = $"the OCI runtime failed to create the container (exit code {code})";
+        var message = $"the OCI runtime failed to create or restore the container (exit code {code})";
         try
         {
             foreach (var line in Encoding.UTF8.GetString(Fd.ReadFile(ShimFiles.RuntimeLog)).Split('\n'))

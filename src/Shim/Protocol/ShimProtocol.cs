@@ -36,6 +36,14 @@ internal sealed record ShimCommandLine
     /// <summary>The systemd cgroup driver: the runtime's create gets <c>--systemd-cgroup</c>.</summary>
     public bool SystemdCgroup { get; init; }
 
+    /// <summary>
+    /// A checkpoint's CRIU images: the container is restored from them (the runtime's <c>restore --detach</c>) instead
+    /// of created, and runs once the shim reports; <see cref="RestoreWork"/> takes CRIU's log and work files.
+    /// </summary>
+    public string? RestoreFrom { get; init; }
+
+    public string? RestoreWork { get; init; }
+
     /// <summary>The arguments after the binary, verb first; <see cref="Parse"/> takes what follows the verb.</summary>
     public List<string> ToArguments()
     {
@@ -45,6 +53,7 @@ internal sealed record ShimCommandLine
         if (Stdin) args.Add("--stdin");
         if (StdinOnce) args.Add("--stdin-once");
         if (SystemdCgroup) args.Add("--systemd-cgroup");
+        if (RestoreFrom is { } images) args.AddRange(["--restore-from", images, "--restore-work", RestoreWork ?? images]);
         return args;
     }
 
@@ -53,7 +62,7 @@ internal sealed record ShimCommandLine
 
     public static ShimCommandLine? Parse(IReadOnlyList<string> args, out string error)
     {
-        string? id = null, bundle = null, runtime = null, root = null, exitFile = null, log = null;
+        string? id = null, bundle = null, runtime = null, root = null, exitFile = null, log = null, restoreFrom = null, restoreWork = null;
         bool tty = false, stdin = false, stdinOnce = false, systemdCgroup = false;
         for (var i = 0; i < args.Count; i++)
         {
@@ -68,7 +77,7 @@ internal sealed record ShimCommandLine
                 };
                 continue;
             }
-            if (args[i] is not ("--id" or "--bundle" or "--runtime" or "--runtime-root" or "--exit-file" or "--log"))
+            if (args[i] is not ("--id" or "--bundle" or "--runtime" or "--runtime-root" or "--exit-file" or "--log" or "--restore-from" or "--restore-work"))
             {
                 error = $"unknown option {args[i]}";
                 return null;
@@ -86,6 +95,8 @@ internal sealed record ShimCommandLine
                 case "--runtime": runtime = value; break;
                 case "--runtime-root": root = value; break;
                 case "--exit-file": exitFile = value; break;
+                case "--restore-from": restoreFrom = value; break;
+                case "--restore-work": restoreWork = value; break;
                 default: log = value; break;
             }
         }
@@ -99,6 +110,7 @@ internal sealed record ShimCommandLine
         {
             Id = id, Bundle = bundle, Runtime = runtime, RuntimeRoot = root, ExitFile = exitFile,
             LogPath = string.IsNullOrEmpty(log) ? null : log, Tty = tty, Stdin = stdin, StdinOnce = stdinOnce, SystemdCgroup = systemdCgroup,
+            RestoreFrom = restoreFrom, RestoreWork = restoreWork,
         };
     }
 }

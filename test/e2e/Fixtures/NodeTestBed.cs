@@ -80,19 +80,20 @@ public class NodeTestBed : IAsyncLifetime
     /// writes one), or with its own network and the given user namespace.
     /// </summary>
     public async Task<(string Id, PodSandboxConfig Config)> RunPodAsync(
-        string name, string handler = "", string? cgroupParent = null, bool privileged = false, UserNamespace? userns = null)
+        string name, string handler = "", string? cgroupParent = null, bool privileged = false, UserNamespace? userns = null, bool ownNetwork = false)
     {
         var config = new PodSandboxConfig
         {
             Metadata = new PodSandboxMetadata { Name = name, Namespace = "default", Uid = Guid.NewGuid().ToString() },
             Hostname = name,
+            LogDirectory = $"/run/berth-test-logs/{name}",
             Linux = new LinuxPodSandboxConfig
             {
                 CgroupParent = cgroupParent ?? "",
                 SecurityContext = new LinuxSandboxSecurityContext
                 {
                     Privileged = privileged,
-                    NamespaceOptions = new NamespaceOption { Network = userns is null ? NamespaceMode.Node : NamespaceMode.Pod, UsernsOptions = userns },
+                    NamespaceOptions = new NamespaceOption { Network = userns is null && !ownNetwork ? NamespaceMode.Node : NamespaceMode.Pod, UsernsOptions = userns },
                 },
             },
         };

@@ -61,6 +61,28 @@ internal sealed class FakeRuntime : IContainerRuntime
         return Task.CompletedTask;
     }
 
+    public Task<string?> CheckpointUnsupportedAsync() => Task.FromResult<string?>(null);
+
+    public Task CheckpointAsync(string id, string imagePath, string workPath, CancellationToken cancellationToken)
+    {
+        Call("checkpoint", id);
+        File.WriteAllText(Path.Combine(imagePath, "pages-1.img"), "memory");
+        File.WriteAllText(Path.Combine(workPath, "dump.log"), "Dumping finished successfully\n");
+        return Task.CompletedTask;
+    }
+
+    public Task<CreatedContainer> RestoreAsync(ContainerRecord record, string exitFile, string imagePath, string workPath, CancellationToken cancellationToken)
+    {
+        Call("restore", record.Id);
+        Assert.True(File.Exists(Path.Combine(imagePath, "pages-1.img")), "the restore is handed the checkpoint's images");
+        _exitFiles[record.Id] = exitFile;
+        var pid = Interlocked.Increment(ref _nextPid);
+        _alive[pid] = true;
+        _shims[record.Id] = pid;
+        _started[record.Id] = System.Diagnostics.Stopwatch.StartNew();
+        return Task.FromResult(new CreatedContainer(new ShimProcess(pid, 1), pid + 1));
+    }
+
     public bool InitWouldDropSignal(ContainerRecord record, int signal) =>
         signal != Signals.Kill && HandlersAfterStart is { } after && _started.TryGetValue(record.Id, out var since) && since.Elapsed < after;
 
