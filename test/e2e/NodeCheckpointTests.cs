@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Berth.Cri.V1;
 using Berth.E2E.Tests.Fixtures;
+using Grpc.Core;
 
 namespace Berth.E2E.Tests;
 
@@ -92,6 +93,117 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
         {
             await bed.RemovePodAsync(podId);
             if (restoredPod is not null) await bed.RemovePodAsync(restoredPod);
+            await bed.Vm.ShellAsync("rm -rf /run/berth-test-checkpoints");
+        }
+    }
+
+    [Fact]
+    public async Task A_pod_is_checkpointed_whole_and_RestorePod_brings_it_back_with_its_containers_counting_on()
+    {
+        var (podId, pod) = await bed.RunPodAsync("ckpt-pod", ownNetwork: true);
+        const string directory = "/run/berth-test-checkpoints/pod";
+        string? restoredPod = null;
+        try
+        {
+            var counter = await RunAsync(podId, pod, Config("counter", bed.Image, "sh", "-c", Counter));
+            var other = await RunAsync(podId, pod, Config("other", bed.Image, "sh", "-c", "echo kept > /kept; exec sleep 100000"));
+            while (await CountAsync(counter) < 5) await Task.Delay(200);
+
+            await bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = directory });
+            Assert.Equal(PodSandboxState.SandboxReady, (await bed.Vm.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = podId })).Status.State);
+            Assert.Equal("counter.dump\ncounter.tar\nother.dump\nother.tar\npod.dump\npod.options", await bed.Vm.ShellAsync($"ls {directory}"));
+            using (var options = JsonDocument.Parse(await bed.Vm.ShellAsync($"cat {directory}/pod.options")))
+                Assert.Equal(["counter", "other"], options.RootElement.GetProperty("containers").EnumerateArray().Select(c => c.GetString()));
+            // A second checkpoint into the same place is refused, and the first stays whole.
+            var again = await Assert.ThrowsAsync<RpcException>(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = directory }).ResponseAsync);
+            Assert.Equal(StatusCode.AlreadyExists, again.StatusCode);
+            var atCheckpoint = int.Parse(await bed.Vm.ShellAsync($"tar -xOf {directory}/counter.tar container.log | tail -1 | sed 's/.* count //'"), System.Globalization.CultureInfo.InvariantCulture);
+
+            await bed.RemovePodAsync(podId);
+            var restored = await bed.Vm.Runtime.RestorePodAsync(new RestorePodRequest { CheckpointPath = directory });
+            restoredPod = restored.PodSandboxId;
+            Assert.Equal(["counter", "other"], restored.RestoredContainers.Select(c => c.Name));
+            var status = (await bed.Vm.Runtime.PodSandboxStatusAsync(new PodSandboxStatusRequest { PodSandboxId = restoredPod })).Status;
+            Assert.Equal(("ckpt-pod", pod.Metadata.Uid, PodSandboxState.SandboxReady), (status.Metadata.Name, status.Metadata.Uid, status.State));
+            var restoredCounter = restored.RestoredContainers[0].ContainerId;
+            await Task.Delay(1000);
+            Assert.InRange(await CountAsync(restoredCounter), 6, atCheckpoint + 200);
+            // The log is the pod's, so the restored counter appends to what the first one wrote, from its dump's count on.
+            var counts = (await bed.Vm.ShellAsync("sed 's/.* count //' /run/berth-test-logs/ckpt-pod/counter.log")).Split('\n')
+                .Select(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            var restart = Enumerable.Range(1, counts.Count - 1).First(i => counts[i] <= counts[i - 1]);
+            Assert.InRange(counts[restart], 6, atCheckpoint + 1);
+            Assert.Equal(Enumerable.Range(counts[restart], counts.Count - restart), counts[restart..]);
+            Assert.Equal("kept", await bed.ExecAsync(restored.RestoredContainers[1].ContainerId, "cat", "/kept"));
+            Assert.Equal("sleep\0100000\0", await bed.ExecAsync(restored.RestoredContainers[1].ContainerId, "cat", "/proc/1/cmdline"));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+            if (restoredPod is not null) await bed.RemovePodAsync(restoredPod);
+            await bed.Vm.ShellAsync("rm -rf /run/berth-test-checkpoints");
+        }
+    }
+
+    [Fact]
+    public async Task What_cannot_be_checkpointed_or_restored_gets_a_precise_status_and_leaves_nothing()
+    {
+        var (podId, pod) = await bed.RunPodAsync("ckpt-errors");
+        var (crunPodId, crunPod) = await bed.RunPodAsync("ckpt-errors-crun", "crun");
+        try
+        {
+            async Task<RpcException> Refused(Func<Task> call) => await Assert.ThrowsAsync<RpcException>(call);
+
+            // crun 1.8.1, as Debian 12 builds it, has no checkpoint command.
+            var crun = await RunAsync(crunPodId, crunPod, Config("counter", bed.Image, "sh", "-c", Counter));
+            var noCriu = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = crun, Location = "/run/berth-test-checkpoints/crun.tar" }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, noCriu.StatusCode);
+            Assert.Contains("crun checkpoint", noCriu.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(ContainerState.ContainerRunning, (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = crun })).Status.State);
+
+            var unknown = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "f00d", Location = "/run/berth-test-checkpoints/x.tar" }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
+            var exited = await RunAsync(podId, pod, Config("exited", bed.Image, "true"));
+            while ((await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = exited })).Status.State != ContainerState.ContainerExited) await Task.Delay(100);
+            var notRunning = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = exited, Location = "/run/berth-test-checkpoints/x.tar" }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, notRunning.StatusCode);
+            var relative = await Refused(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = "checkpoints" }).ResponseAsync);
+            Assert.Equal((StatusCode.InvalidArgument, true), (relative.StatusCode, relative.Status.Detail.StartsWith("output_path", StringComparison.Ordinal)));
+            var nothingRunning = await Refused(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = "/run/berth-test-checkpoints/none" }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, nothingRunning.StatusCode);
+            Assert.Equal("", await bed.Vm.ShellAsync("ls /run/berth-test-checkpoints 2>/dev/null; find /var/lib/berth/containers/checkpoints -mindepth 1 2>/dev/null"));
+
+            // An archive that is no checkpoint, as a container's image and as a pod's: InvalidArgument, and nothing made.
+            await bed.Vm.ShellAsync("mkdir -p /run/berth-test-checkpoints/bad && cd /run/berth-test-checkpoints && echo x > f && tar -cf bad.tar f && tar -cf bad/a.tar f && echo '{\"version\":1,\"containers\":[\"a\"]}' > bad/pod.options");
+            var containersBefore = (await bed.Vm.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Count;
+            var badArchive = await Refused(() => bed.Vm.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = Config("restored", "/run/berth-test-checkpoints/bad.tar"), SandboxConfig = pod,
+            }).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, badArchive.StatusCode);
+            Assert.Contains("no checkpoint archive", badArchive.Status.Detail, StringComparison.Ordinal);
+            var podsBefore = (await bed.Vm.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.Count;
+            var badPod = await Refused(() => bed.Vm.Runtime.RestorePodAsync(new RestorePodRequest { CheckpointPath = "/run/berth-test-checkpoints/bad" }).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, badPod.StatusCode);
+            Assert.Contains("pod.dump", badPod.Status.Detail, StringComparison.Ordinal);
+            // With a pod config of its own, the pod is made, the archive fails, and the pod goes again.
+            var badWithConfig = await Refused(() => bed.Vm.Runtime.RestorePodAsync(new RestorePodRequest
+            {
+                CheckpointPath = "/run/berth-test-checkpoints/bad",
+                Config = new PodSandboxConfig { Metadata = new PodSandboxMetadata { Name = "ckpt-bad", Namespace = "default", Uid = "bad-1" } },
+                ContainerConfigs = { Config("a", "unused") },
+            }).ResponseAsync);
+            Assert.Equal(StatusCode.InvalidArgument, badWithConfig.StatusCode);
+            var missing = await Refused(() => bed.Vm.Runtime.RestorePodAsync(new RestorePodRequest { CheckpointPath = "/run/berth-test-checkpoints/missing" }).ResponseAsync);
+            Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+            Assert.Equal(containersBefore, (await bed.Vm.Runtime.ListContainersAsync(new ListContainersRequest())).Containers.Count);
+            Assert.Equal(podsBefore, (await bed.Vm.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items.Count);
+            Assert.Equal("", await bed.Vm.ShellAsync("find /var/lib/berth/containers/restores /var/lib/berth/containers/checkpoints -mindepth 1 2>/dev/null || true"));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+            await bed.RemovePodAsync(crunPodId);
             await bed.Vm.ShellAsync("rm -rf /run/berth-test-checkpoints");
         }
     }

@@ -21,10 +21,6 @@ public static class CheckpointLayout
 
     /// <summary>containerd's, read by checkpointctl for containerd checkpoints.</summary>
     public const string Status = "status";
-
-    // A pod archive (CheckpointPod): its options and sandbox, and one container archive per container.
-    public const string PodOptions = "pod.options";
-    public const string PodDump = "pod.dump";
 }
 
 /// <summary>config.dump: what checkpointctl shows of a container (the reduced form of Podman's, which all engines write).</summary>
@@ -54,17 +50,8 @@ public sealed record CheckpointStatus
     public string Message { get; init; } = "";
 }
 
-/// <summary>pod.options: which container archives a pod archive holds, by container name.</summary>
-public sealed record CheckpointPodOptions
-{
-    [JsonPropertyName("version")] public int Version { get; init; } = 1;
-    [JsonPropertyName("containers")] public Dictionary<string, string> Containers { get; init; } = [];
-    [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; init; }
-}
-
 [JsonSerializable(typeof(CheckpointConfig))]
 [JsonSerializable(typeof(CheckpointStatus))]
-[JsonSerializable(typeof(CheckpointPodOptions))]
 [JsonSerializable(typeof(List<string>))]
 [JsonSourceGenerationOptions(WriteIndented = true)]
 internal sealed partial class CheckpointJsonContext : JsonSerializerContext;

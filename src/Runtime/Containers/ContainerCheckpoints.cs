@@ -14,10 +14,12 @@ namespace Berth.Runtime.Containers;
 /// </summary>
 internal sealed partial class ContainerCheckpoints(ContainerOptions options, ContainerTable table, RuntimeHandlers handlers, ILogger logger)
 {
-    private string WorkRoot => Path.Combine(options.StateDirectory, "checkpoints");
+    // On the data dir's disk, as the containers' directories: CRIU's images are as large as the memory dumped, which
+    // the state dir's tmpfs would hold in memory a second time.
+    private string WorkRoot => Path.Combine(options.DataDirectory, "checkpoints");
 
     /// <summary>Where unpacked checkpoints wait for the CreateContainer that restores them (cleared at startup).</summary>
-    private string RestoreRoot => Path.Combine(options.StateDirectory, "restores");
+    private string RestoreRoot => Path.Combine(options.DataDirectory, "restores");
 
     public async Task CheckpointAsync(string id, string location, TimeSpan? timeout, CancellationToken cancellationToken)
     {
@@ -49,10 +51,11 @@ internal sealed partial class ContainerCheckpoints(ContainerOptions options, Con
                 {
                     await runtime.CheckpointAsync(id, images, criu, deadline.Token);
                 }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException)
                 {
                     // CRIU was stopped midway: the container must not stay frozen.
                     Thaw(record);
+                    if (cancellationToken.IsCancellationRequested) throw;
                     throw new ContainerTimeoutException($"the checkpoint of container {id} took longer than its timeout of {timeout!.Value.TotalSeconds:0} s; it was stopped and the container runs on");
                 }
             }

@@ -40,8 +40,10 @@ internal sealed partial class ContainerCreation(
             if (request.RestoreFrom is { } checkpoint)
             {
                 step = "taking in the checkpoint's writable layer";
-                // The container owns the unpacked checkpoint from here: its teardown removes it with the bundle.
-                var restore = Path.Combine(record.Bundle, RestoreDirectory);
+                // The container owns the unpacked checkpoint from here (its teardown removes it with its directory), on
+                // the data dir's disk: CRIU's images are as large as the memory dumped, too large for the state dir's tmpfs.
+                var restore = Path.Combine(record.Directory, RestoreDirectory);
+                Directory.CreateDirectory(record.Directory);
                 Directory.Move(checkpoint, restore);
                 record = record with { RestoreFrom = restore };
                 table.Update(record);
@@ -123,7 +125,7 @@ internal sealed partial class ContainerCreation(
     internal const UnixFileMode SearchableDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                                                       | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
-    /// <summary>Where a container from a checkpoint keeps it, in its bundle, until StartContainer has restored it.</summary>
+    /// <summary>Where a container from a checkpoint keeps it, in its directory, until StartContainer has restored it.</summary>
     internal const string RestoreDirectory = "checkpoint-restore";
 
     /// <summary>What can be refused before anything is made: the handler, what it cannot do, what a pod user namespace cannot take.</summary>

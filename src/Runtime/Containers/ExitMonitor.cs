@@ -69,9 +69,9 @@ internal sealed partial class ExitMonitor : IDisposable
                 else if (File.Exists(_teardown.ExitFileOf(record.Id))) await HandleExitAsync(record.Id);
                 else if (record is { State: ContainerState.Created, RestoreFrom: { } checkpoint })
                 {
-                    // Waiting for StartContainer to restore it; a reboot took the checkpoint with the state dir.
+                    // Waiting for StartContainer to restore it, which it still can while its checkpoint is there.
                     if (!Directory.Exists(checkpoint))
-                        await MarkExitedAsync(record with { RestoreFrom = null }, 255, "Error", "its checkpoint was gone when berthd started (a reboot empties the state dir)");
+                        await MarkExitedAsync(record with { RestoreFrom = null }, 255, "Error", "its unpacked checkpoint was gone when berthd started");
                 }
                 else if (record.Shim is not { } shim || !runtime.IsShimAlive(shim))
                     await MarkExitedAsync(record, 255, "Error", "the container's shim was gone when berthd started (a reboot or a killed shim)");
