@@ -85,8 +85,22 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
             Assert.InRange(await CountAsync(restored), first + 2, first + 200);
             Assert.Equal("written-before", await bed.ExecAsync(restored, "cat", "/before"));
             Assert.NotEqual(0, (await bed.Vm.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = restored, Cmd = { "ls", "/bin/true" }, Timeout = 30 })).ExitCode);
+            // The same checkpoint as an image (one layer holding the archive's files, the manifest naming the
+            // container, as checkpointctl and buildah build them) restores the same way.
+            // The guest sees this machine's files read-only, so the archive comes out through its shell.
+            var archiveBytes = Convert.FromBase64String(await bed.Vm.ShellAsync($"base64 -w0 {archive}"));
+            var checkpointImage = await bed.PushAsync("checkpoints/counter", new TestImageBuilder()
+                .Layer(archiveBytes).Annotation("org.criu.checkpoint.container.name", "counter").Build());
+            await bed.Vm.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = checkpointImage } });
+            var fromImage = await RunAsync(newPod, newConfig, Config("counter-image", checkpointImage, "sh", "-c", Counter));
+            await Task.Delay(600);
+            Assert.InRange(await CountAsync(fromImage), first + 1, first + 200);
+            Assert.Equal("written-before", await bed.ExecAsync(fromImage, "cat", "/before"));
+
             // Killed in its own cgroup: the restore put it there, not back in the checkpointed container's.
-            Assert.Contains(restored, await bed.Vm.ShellAsync($"cat /proc/$(pgrep -f 'while true' | head -1)/cgroup"), StringComparison.Ordinal);
+            var cgroups = await bed.Vm.ShellAsync("for p in $(pgrep -f 'while true'); do cat /proc/$p/cgroup; done");
+            Assert.Contains(restored, cgroups, StringComparison.Ordinal);
+            Assert.DoesNotContain(id, cgroups, StringComparison.Ordinal);
             await bed.Vm.Runtime.StopContainerAsync(new StopContainerRequest { ContainerId = restored, Timeout = 1 }, deadline: DateTime.UtcNow.AddSeconds(30));
         }
         finally

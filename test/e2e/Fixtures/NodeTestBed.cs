@@ -75,6 +75,14 @@ public class NodeTestBed : IAsyncLifetime
         if (_registry is not null) await _registry.DisposeAsync();
     }
 
+    /// <summary>Pushes an image to the bed's registry, which the guest pulls from; returns its name there.</summary>
+    public async Task<string> PushAsync(string repository, TestImage image)
+    {
+        using var pusher = new RegistryPusher(_registry!);
+        await pusher.PushAsync(repository, image, "test");
+        return $"{_registry!.Host}/{repository}:test";
+    }
+
     /// <summary>
     /// A pod under the runtime handler, in the node's network namespace (the guest has no CNI network but where a bed
     /// writes one), or with its own network and the given user namespace.

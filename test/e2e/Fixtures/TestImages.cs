@@ -44,6 +44,7 @@ public sealed class TestImageBuilder
     private bool _docker;
     private Func<IReadOnlyList<string>, IReadOnlyList<string>>? _diffIdOverride;
     private Func<TestBlob, long>? _sizeOverride;
+    private readonly Dictionary<string, string> _annotations = [];
 
     public TestImageBuilder Layer(byte[] tar, Compression compression = Compression.Gzip)
     {
@@ -91,6 +92,13 @@ public sealed class TestImageBuilder
         return this;
     }
 
+    /// <summary>An annotation on the manifest.</summary>
+    public TestImageBuilder Annotation(string key, string value)
+    {
+        _annotations[key] = value;
+        return this;
+    }
+
     public TestImage Build()
     {
         var layers = _layers.Select(l => new TestBlob(Compress(l.Tar, l.Compression), LayerMediaType(l.Compression))).ToList();
@@ -123,6 +131,7 @@ public sealed class TestImageBuilder
             ["config"] = Descriptor(configBlob, configBlob.Content.Length),
             ["layers"] = new JsonArray([.. layers.Select(l => (JsonNode)Descriptor(l, _sizeOverride?.Invoke(l) ?? l.Content.Length))]),
         };
+        if (_annotations.Count > 0) manifest["annotations"] = new JsonObject([.. _annotations.Select(a => KeyValuePair.Create(a.Key, (JsonNode?)a.Value))]);
         return new TestImage(layers, configBlob, Encoding.UTF8.GetBytes(manifest.ToJsonString()), manifestType, diffIds);
     }
 
