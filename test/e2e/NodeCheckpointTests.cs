@@ -162,7 +162,7 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
     [Fact]
     public async Task What_cannot_be_checkpointed_or_restored_gets_a_precise_status_and_leaves_nothing()
     {
-        var (podId, pod) = await bed.RunPodAsync("ckpt-errors");
+        var (podId, pod) = await bed.RunPodAsync("ckpt-errors", ownNetwork: true);
         var (crunPodId, crunPod) = await bed.RunPodAsync("ckpt-errors-crun", "crun");
         try
         {
@@ -174,6 +174,21 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
             Assert.Equal(StatusCode.FailedPrecondition, noCriu.StatusCode);
             Assert.Contains("crun checkpoint", noCriu.Status.Detail, StringComparison.Ordinal);
             Assert.Equal(ContainerState.ContainerRunning, (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = crun })).Status.State);
+
+            // An established TCP connection (the listener's end is IPv6, so both files count) CRIU will not dump without
+            // --tcp-established: the dump fails, the container runs on, and no archive is left.
+            var connected = await RunAsync(podId, pod, Config("connected", bed.Image, "sh", "-c",
+                "sleep 100000 | /bin/busybox nc -l -p 7000 > /dev/null & sleep 1; sleep 100000 | /bin/busybox nc 127.0.0.1 7000"));
+            for (var waited = 0; int.Parse(await bed.ExecAsync(connected, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 | grep -c ' 01 ' || true"), System.Globalization.CultureInfo.InvariantCulture) < 2; waited++)
+            {
+                Assert.True(waited < 100, "the container's two nc never connected");
+                await Task.Delay(200);
+            }
+            var tcp = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = connected, Location = "/run/berth-test-checkpoints/tcp.tar" }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, tcp.StatusCode);
+            Assert.Contains("Connected TCP socket", tcp.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal(ContainerState.ContainerRunning, (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = connected })).Status.State);
+            Assert.Equal("2", await bed.ExecAsync(connected, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 | grep -c ' 01 '"));
 
             var unknown = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "f00d", Location = "/run/berth-test-checkpoints/x.tar" }).ResponseAsync);
             Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
