@@ -73,9 +73,6 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
 
     private RpcException Map(Exception e, ServerCallContext context) => e switch
     {
-        // The generated base class answers unbuilt RPCs with an empty message; name the RPC instead.
-        RpcException { StatusCode: StatusCode.Unimplemented, Status.Detail: "" } =>
-            new RpcException(new Status(StatusCode.Unimplemented, $"berth does not implement {context.Method.TrimStart('/')}")),
         RpcException rpc => rpc,
         _ when StatusMapper.StorageFull(e) is { } full =>
             new RpcException(new Status(StatusCode.ResourceExhausted, $"{context.Method.TrimStart('/')}: the node's disk is full: {full.Message}")),

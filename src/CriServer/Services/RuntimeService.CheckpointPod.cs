@@ -28,7 +28,12 @@ public sealed partial class RuntimeService
         var containers = ContainersToCheckpoint(request, pod);
 
         var work = $"{output}.partial-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        // The directories this call makes above the checkpoint go again with it when it fails.
+        var made = Path.GetDirectoryName(work)!;
+        while (Path.GetDirectoryName(made) is { } parent && !Directory.Exists(parent)) made = parent;
+        if (Directory.Exists(made)) made = work;
         Directory.CreateDirectory(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var complete = false;
         try
         {
             foreach (var container in containers)
@@ -43,11 +48,12 @@ public sealed partial class RuntimeService
             });
             if (Directory.Exists(output)) Directory.Delete(output);
             Directory.Move(work, output);
+            complete = true;
         }
         finally
         {
             // Only files this call wrote, never a mount: a plain recursive delete.
-            if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+            if (!complete && Directory.Exists(made)) Directory.Delete(made, recursive: true);
         }
         return new CheckpointPodResponse();
     }

@@ -10,8 +10,7 @@ namespace Berth.CriServer.Services;
 
 /// <summary>
 /// CRI RuntimeService. One partial file per RPC or small group of RPCs
-/// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); RPCs that are not
-/// overridden answer Unimplemented through the generated base class.
+/// (RuntimeService.Version.cs, RuntimeService.Status.cs, ...); every RPC of the proto is overridden.
 /// </summary>
 public sealed partial class RuntimeService(
     BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images, StreamingUrls streaming,
