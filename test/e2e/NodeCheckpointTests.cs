@@ -164,6 +164,7 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
     {
         var (podId, pod) = await bed.RunPodAsync("ckpt-errors", ownNetwork: true);
         var (crunPodId, crunPod) = await bed.RunPodAsync("ckpt-errors-crun", "crun");
+        var (emptyPodId, _) = await bed.RunPodAsync("ckpt-errors-empty");
         try
         {
             async Task<RpcException> Refused(Func<Task> call) => await Assert.ThrowsAsync<RpcException>(call);
@@ -190,6 +191,25 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
             Assert.Equal(ContainerState.ContainerRunning, (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = connected })).Status.State);
             Assert.Equal("2", await bed.ExecAsync(connected, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 | grep -c ' 01 '"));
 
+            // A checkpoint whose CRIU images are incomplete is taken in, and its restore fails at StartContainer with
+            // FailedPrecondition and CRIU's error: the container is exited with StartError, no process or shim is left.
+            var whole = await RunAsync(podId, pod, Config("whole", bed.Image, "sleep", "100000"));
+            await bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = whole, Location = "/run/berth-test-checkpoints/whole.tar" });
+            await bed.Vm.ShellAsync("cd /run/berth-test-checkpoints && mkdir cut && tar -xf whole.tar -C cut && rm cut/checkpoint/pstree.img && tar -cf cut.tar -C cut . && rm -r cut whole.tar");
+            var shimsBefore = await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | wc -l");
+            var cut = (await bed.Vm.Runtime.CreateContainerAsync(new CreateContainerRequest
+            {
+                PodSandboxId = podId, Config = Config("cut", "/run/berth-test-checkpoints/cut.tar"), SandboxConfig = pod,
+            })).ContainerId;
+            var restoreFailed = await Refused(() => bed.Vm.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = cut }).ResponseAsync);
+            Assert.Equal(StatusCode.FailedPrecondition, restoreFailed.StatusCode);
+            Assert.Contains("could not be restored from its checkpoint", restoreFailed.Status.Detail, StringComparison.Ordinal);
+            var cutStatus = (await bed.Vm.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = cut })).Status;
+            Assert.Equal((ContainerState.ContainerExited, "StartError"), (cutStatus.State, cutStatus.Reason));
+            Assert.Equal(shimsBefore, await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | wc -l"));
+            await bed.Vm.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = cut });
+            await bed.Vm.ShellAsync("rm -f /run/berth-test-checkpoints/cut.tar");
+
             var unknown = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "f00d", Location = "/run/berth-test-checkpoints/x.tar" }).ResponseAsync);
             Assert.Equal(StatusCode.NotFound, unknown.StatusCode);
             var exited = await RunAsync(podId, pod, Config("exited", bed.Image, "true"));
@@ -198,8 +218,8 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
             Assert.Equal(StatusCode.FailedPrecondition, notRunning.StatusCode);
             var relative = await Refused(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = "checkpoints" }).ResponseAsync);
             Assert.Equal((StatusCode.InvalidArgument, true), (relative.StatusCode, relative.Status.Detail.StartsWith("output_path", StringComparison.Ordinal)));
-            var nothingRunning = await Refused(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = podId, OutputPath = "/run/berth-test-checkpoints/none" }).ResponseAsync);
-            Assert.Equal(StatusCode.FailedPrecondition, nothingRunning.StatusCode);
+            var nothingRunning = await Refused(() => bed.Vm.Runtime.CheckpointPodAsync(new CheckpointPodRequest { PodSandboxId = emptyPodId, OutputPath = "/run/berth-test-checkpoints/none" }).ResponseAsync);
+            Assert.Equal((StatusCode.FailedPrecondition, true), (nothingRunning.StatusCode, nothingRunning.Status.Detail.Contains("no running container", StringComparison.Ordinal)));
             Assert.Equal("", await bed.Vm.ShellAsync("ls /run/berth-test-checkpoints 2>/dev/null; find /var/lib/berth/containers/checkpoints -mindepth 1 2>/dev/null"));
 
             // An archive that is no checkpoint, as a container's image and as a pod's: InvalidArgument, and nothing made.
@@ -233,6 +253,7 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
         {
             await bed.RemovePodAsync(podId);
             await bed.RemovePodAsync(crunPodId);
+            await bed.RemovePodAsync(emptyPodId);
             await bed.Vm.ShellAsync("rm -rf /run/berth-test-checkpoints");
         }
     }

@@ -64,7 +64,8 @@ internal sealed class ContainerLifecycle(ContainerTable table, RuntimeHandlers h
             await runtime.DeleteAsync(record.Id, CancellationToken.None);
             table.Commit(record with { State = ContainerState.Exited, FinishedAt = ContainerTable.Now(), ExitCode = 128, Reason = "StartError", Message = e.Message, RestoreFrom = null },
                 ContainerChangeKind.Exited);
-            throw;
+            // What fails here is the checkpoint's to give (its images, or a node unlike the one it was taken on).
+            throw new ContainerPreconditionException($"container {record.Id} could not be restored from its checkpoint: {e.Message}");
         }
         record = record with
         {
