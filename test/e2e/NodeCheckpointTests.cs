@@ -208,6 +208,27 @@ public sealed class NodeCheckpointTests(NetworkedNodeTestBed bed) : IClassFixtur
             Assert.Equal((ContainerState.ContainerExited, "StartError"), (cutStatus.State, cutStatus.Reason));
             Assert.Equal(shimsBefore, await bed.Vm.ShellAsync("pgrep -f 'berth-shim run' | wc -l"));
             await bed.Vm.Runtime.RemoveContainerAsync(new RemoveContainerRequest { ContainerId = cut });
+
+            // A pod with its own user namespace: CRIU 3.17 neither dumps nor restores its idmapped mounts.
+            var userns = new UserNamespace { Mode = NamespaceMode.Pod };
+            userns.Uids.Add(new IDMapping { ContainerId = 0, HostId = 300000, Length = 65536 });
+            userns.Gids.Add(new IDMapping { ContainerId = 0, HostId = 300000, Length = 65536 });
+            var (usernsPodId, usernsPod) = await bed.RunPodAsync("ckpt-errors-userns", userns: userns);
+            try
+            {
+                var inUserns = await RunAsync(usernsPodId, usernsPod, Config("sleeper", bed.Image, "sleep", "100000"));
+                var dump = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = inUserns, Location = "/run/berth-test-checkpoints/userns.tar" }).ResponseAsync);
+                Assert.Equal((StatusCode.FailedPrecondition, true), (dump.StatusCode, dump.Status.Detail.Contains("user namespace", StringComparison.Ordinal)));
+                var restoreInto = await Refused(() => bed.Vm.Runtime.CreateContainerAsync(new CreateContainerRequest
+                {
+                    PodSandboxId = usernsPodId, Config = Config("cut", "/run/berth-test-checkpoints/cut.tar"), SandboxConfig = usernsPod,
+                }).ResponseAsync);
+                Assert.Equal((StatusCode.FailedPrecondition, true), (restoreInto.StatusCode, restoreInto.Status.Detail.Contains("user namespace", StringComparison.Ordinal)));
+            }
+            finally
+            {
+                await bed.RemovePodAsync(usernsPodId);
+            }
             await bed.Vm.ShellAsync("rm -f /run/berth-test-checkpoints/cut.tar");
 
             var unknown = await Refused(() => bed.Vm.Runtime.CheckpointContainerAsync(new CheckpointContainerRequest { ContainerId = "f00d", Location = "/run/berth-test-checkpoints/x.tar" }).ResponseAsync);
