@@ -23,6 +23,7 @@ internal sealed class LifecycleBed : IDisposable
             StateDirectory = Path.Combine(_root, "state"),
             BundleDirectory = Path.Combine(_root, "b"),
             ShimBinary = "/nonexistent/berth-shim",
+            ArchiveUnpacker = new PlainTarUnpacker(),
             Handlers = new Dictionary<string, RuntimeHandlerSettings>(),
             CdiSpecDirs = [Path.Combine(_root, "cdi")],
         };
