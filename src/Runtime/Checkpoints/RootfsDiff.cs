@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.Runtime.InteropServices;
 using Tmds.Linux;
 
 namespace Berth.Runtime.Checkpoints;
@@ -10,7 +9,7 @@ namespace Berth.Runtime.Checkpoints;
 /// <c>.wh..wh..opq</c> entry, which the restore unpacks into a new upper dir the same way an image layer is. Links are
 /// written as links, never followed; the layer stays on its own device.
 /// </summary>
-internal static partial class RootfsDiff
+internal static class RootfsDiff
 {
     private const string Whiteout = ".wh.";
     private const string OpaqueMarker = ".wh..wh..opq";
@@ -57,12 +56,5 @@ internal static partial class RootfsDiff
     private static stat? Lstat(string path) => NodeProbe.Lstat(path, out _);
 
     /// <summary>An overlay directory that hides the lower layers' (trusted.overlay.opaque=y).</summary>
-    private static bool IsOpaque(string path)
-    {
-        Span<byte> value = stackalloc byte[4];
-        return LGetXattr(path, "trusted.overlay.opaque", ref MemoryMarshal.GetReference(value), (nuint)value.Length) == 1 && value[0] == (byte)'y';
-    }
-
-    [LibraryImport("libc", EntryPoint = "lgetxattr", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint LGetXattr(string path, string name, ref byte value, nuint size);
+    private static bool IsOpaque(string path) => Containers.ImageVolume.ReadAttribute(path, "trusted.overlay.opaque") is [(byte)'y', ..];
 }

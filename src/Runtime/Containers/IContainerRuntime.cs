@@ -9,9 +9,9 @@ public sealed record InteractiveStreams(Stream? Stdin, Stream? Stdout, Stream? S
 public sealed record ExecResult(int ExitCode, byte[] Stdout, byte[] Stderr);
 
 /// <summary>
-/// A container the runtime created: its keeper (the shim; none yet for one a restore will make), its init process (not started yet), and the cgroup v2
-/// directory the init is in ("" when unknown): a runtime may nest it below the cgroups path it was given (crun puts
-/// a systemd scope's processes in <c>&lt;scope&gt;/container</c>).
+/// A container the runtime created: its keeper (the shim; none yet for one a restore will make), its init process (not
+/// started yet), and the cgroup v2 directory the init is in ("" when unknown): a runtime may nest it below the cgroups
+/// path it was given (crun puts a systemd scope's processes in <c>&lt;scope&gt;/container</c>).
 /// </summary>
 public sealed record CreatedContainer(ShimProcess? Shim, int InitPid, string CgroupDirectory = "");
 

@@ -139,8 +139,8 @@ internal static unsafe partial class ImageVolume
             ? [.. Encoding.UTF8.GetString(names).Split('\0', StringSplitOptions.RemoveEmptyEntries)]
             : [];
 
-    /// <summary>The value, or null if the attribute went away meanwhile.</summary>
-    private static byte[]? ReadAttribute(string path, string name) =>
+    /// <summary>The value, or null when the file has no such attribute (or went away meanwhile).</summary>
+    internal static byte[]? ReadAttribute(string path, string name) =>
         ReadSized(buffer => Lgetxattr(path, name, buffer, (nuint)(buffer?.Length ?? 0)), $"lgetxattr {name}", path);
 
     /// <summary>
