@@ -17,6 +17,7 @@ internal static class Program
         root.Subcommands.Add(ExecCommand.Create(global));
         foreach (var command in ImageCommands.Create(global)) root.Subcommands.Add(command);
         root.Subcommands.Add(DevicesCommand.Create(global));
+        root.Subcommands.Add(NriCommand.Create(global));
         root.Subcommands.Add(ContainerCommands.Version(global));
         return await root.Parse(args).InvokeAsync();
     }

@@ -29,6 +29,8 @@ public sealed record BerthConfig
 
     public CdiConfig Cdi { get; init; } = new();
 
+    public NriConfig Nri { get; init; } = new();
+
     public RuntimeConfig Runtime { get; init; } = new();
 
     public StatsConfig Stats { get; init; } = new();
@@ -53,6 +55,27 @@ public sealed record CniConfig
 }
 
 /// <summary>Container Device Interface: where device specs are read from, a later directory's devices winning (CDI's order).</summary>
+/// <summary>NRI, as containerd 2.x's <c>io.containerd.nri.v1.nri</c> plugin: on by default.</summary>
+public sealed record NriConfig
+{
+    public bool Enable { get; init; } = true;
+
+    public string SocketPath { get; init; } = "/var/run/nri/nri.sock";
+
+    /// <summary>No external plugin connects: only the pre-registered ones run.</summary>
+    public bool DisableConnections { get; init; }
+
+    public string PluginPath { get; init; } = "/opt/nri/plugins";
+
+    public string PluginConfigPath { get; init; } = "/etc/nri/conf.d";
+
+    public TimeSpan PluginRegistrationTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan PluginRequestTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    public IReadOnlyList<string> RequiredPlugins { get; init; } = [];
+}
+
 public sealed record CdiConfig
 {
     public IReadOnlyList<string> SpecDirs { get; init; } = ["/etc/cdi", "/var/run/cdi"];

@@ -114,6 +114,7 @@ public static class ConfigLoader
             Images = ParseImages(root.Section("images"), defaults.Images, mergeMaps),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
             Cdi = ParseCdi(root.Section("cdi"), defaults.Cdi),
+            Nri = ParseNri(root.Section("nri"), defaults.Nri),
             Runtime = ParseRuntime(root.Section("runtime"), defaults.Runtime, mergeMaps),
             Stats = ParseStats(root.Section("stats"), defaults.Stats),
         };
@@ -252,6 +253,33 @@ public static class ConfigLoader
             if (!Path.IsPathFullyQualified(dir)) throw new ConfigException($"cni: '{dir}' must be an absolute path");
         }
         return cni;
+    }
+
+    private static NriConfig ParseNri(TomlSection? section, NriConfig defaults)
+    {
+        if (section is null) return defaults;
+        var nri = defaults with
+        {
+            Enable = section.Boolean("enable") ?? defaults.Enable,
+            SocketPath = section.String("socket_path") ?? defaults.SocketPath,
+            DisableConnections = section.Boolean("disable_connections") ?? defaults.DisableConnections,
+            PluginPath = section.String("plugin_path") ?? defaults.PluginPath,
+            PluginConfigPath = section.String("plugin_config_path") ?? defaults.PluginConfigPath,
+            PluginRegistrationTimeout = section.Duration("plugin_registration_timeout") ?? defaults.PluginRegistrationTimeout,
+            PluginRequestTimeout = section.Duration("plugin_request_timeout") ?? defaults.PluginRequestTimeout,
+            RequiredPlugins = section.StringArray("required_plugins") ?? defaults.RequiredPlugins,
+        };
+        section.RejectUnknownKeys();
+        foreach (var (key, path) in new[] { ("socket_path", nri.SocketPath), ("plugin_path", nri.PluginPath), ("plugin_config_path", nri.PluginConfigPath) })
+        {
+            if (!Path.IsPathFullyQualified(path)) throw new ConfigException($"nri.{key}: '{path}' must be an absolute path");
+        }
+        if (nri.SocketPath.Length > 107) throw new ConfigException($"nri.socket_path: '{nri.SocketPath}' is longer than the 107 bytes of a unix socket path");
+        foreach (var (key, timeout) in new[] { ("plugin_registration_timeout", nri.PluginRegistrationTimeout), ("plugin_request_timeout", nri.PluginRequestTimeout) })
+        {
+            if (timeout <= TimeSpan.Zero) throw new ConfigException($"nri.{key}: must be positive");
+        }
+        return nri;
     }
 
     private static CdiConfig ParseCdi(TomlSection? section, CdiConfig defaults)

@@ -47,6 +47,16 @@ public static class ConfigWriter
         toml.Table("cdi");
         toml.Key("spec_dirs", Strings(config.Cdi.SpecDirs), "where CDI device specs are read from, watched; a later directory's device wins");
 
+        toml.Table("nri");
+        toml.Key("enable", Bool(config.Nri.Enable), "NRI plugins (containerd/nri), on as in containerd 2.x");
+        toml.Key("socket_path", Quote(config.Nri.SocketPath), "where external NRI plugins connect");
+        toml.Key("disable_connections", Bool(config.Nri.DisableConnections), "refuse external plugins; only pre-registered ones run");
+        toml.Key("plugin_path", Quote(config.Nri.PluginPath), "pre-registered plugins: executables named NN-name, started by berthd");
+        toml.Key("plugin_config_path", Quote(config.Nri.PluginConfigPath), "their configuration: NN-name.conf, else name.conf");
+        toml.Key("plugin_registration_timeout", Duration(config.Nri.PluginRegistrationTimeout), "a plugin that has not registered and configured by then is dropped");
+        toml.Key("plugin_request_timeout", Duration(config.Nri.PluginRequestTimeout), "a plugin that does not answer an event by then is dropped");
+        toml.Key("required_plugins", Strings(config.Nri.RequiredPlugins), "plugins (name or NN-name) without which no pod or container is created");
+
         toml.Table("runtime");
         toml.Key("default_handler", Quote(config.Runtime.DefaultHandler), "the handler of pods without a RuntimeClass");
         toml.Optional("cgroup_driver", config.Runtime.CgroupDriver is { } driver ? Quote(driver) : null, "\"systemd\"",

@@ -49,6 +49,9 @@ internal static partial class BerthHost
             await containers.RecoverAsync(CancellationToken.None);
             await app.Services.GetRequiredService<SandboxManager>().RecoverAsync(CancellationToken.None);
             await images.RecoverAsync(CancellationToken.None);
+            // After recovery, so plugins synchronize with every pod and container there is; before serving, so no pod
+            // starts without the plugins the node has.
+            await StartNriAsync(app.Services, config);
         }
         catch (ImageStoreException e)
         {
@@ -92,10 +95,20 @@ internal static partial class BerthHost
         systemd.Ready($"serving CRI v1 on {socket}");
         using var stopping = app.Lifetime.ApplicationStopping.Register(systemd.Stopping);
         await app.WaitForShutdownAsync();
+        if (app.Services.GetRequiredService<Nri.NriBridge>().Adaptation is { } nri) await nri.DisposeAsync();
         await app.DisposeAsync();
         File.Delete(socket);
         LogStopped(logger);
         return 0;
+    }
+
+    private static async Task StartNriAsync(IServiceProvider services, BerthConfig config)
+    {
+        if (!config.Nri.Enable) return;
+        var bridge = services.GetRequiredService<Nri.NriBridge>();
+        var nri = new Berth.Nri.Adaptation.NriAdaptation(ComponentOptions.Nri(config), bridge, services.GetRequiredService<ILogger<Berth.Nri.Adaptation.NriAdaptation>>());
+        bridge.Adaptation = nri;
+        await nri.StartAsync(CancellationToken.None);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "user namespaces are off: other users cannot search {Directory} (it needs o+x, as 0711), so a pod's root could not reach its bundle")]
@@ -172,6 +185,7 @@ internal static partial class BerthHost
         builder.Services.AddSingleton<SandboxManager>();
         builder.Services.AddSingleton(ComponentOptions.Containers(config, idmappedMounts));
         builder.Services.AddSingleton<ContainerManager>();
+        builder.Services.AddSingleton<Nri.NriBridge>();
         builder.Services.AddSingleton(config.Stats);
         builder.Services.AddSingleton(Berth.Runtime.Stats.CgroupReader.ForNode(Berth.Runtime.NodeProbe.CgroupV2));
         builder.Services.AddSingleton<StatsCollector>();

@@ -45,6 +45,19 @@ internal static class ComponentOptions
         CacheDir = Path.Combine(config.Root, "cni", "cache"),
     };
 
+    public static Berth.Nri.Adaptation.NriOptions Nri(BerthConfig config) => new()
+    {
+        SocketPath = config.Nri.DisableConnections ? "" : config.Nri.SocketPath,
+        PluginPath = config.Nri.PluginPath,
+        PluginConfigPath = config.Nri.PluginConfigPath,
+        PluginLogDirectory = Path.Combine(config.State, "nri"),
+        RegistrationTimeout = config.Nri.PluginRegistrationTimeout,
+        RequestTimeout = config.Nri.PluginRequestTimeout,
+        RequiredPlugins = config.Nri.RequiredPlugins,
+        RuntimeName = BuildInfo.RuntimeName,
+        RuntimeVersion = BuildInfo.Version,
+    };
+
     public static SandboxOptions Sandbox(BerthConfig config) => new()
     {
         RecordDirectory = Path.Combine(config.Root, "sandboxes"),

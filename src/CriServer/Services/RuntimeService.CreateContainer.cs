@@ -74,6 +74,7 @@ public sealed partial class RuntimeService
         };
         var record = await _containers.CreateAsync(
             containerRequest, ContainerMapper.Pod(sandbox), ContainerMapper.Image(image, imageConfig, restore is null ? imageName : image.RepoTags.FirstOrDefault() ?? image.Id), cancellationToken);
+        await _nri.PostCreateContainerAsync(record.Id, cancellationToken);
         return new CreateContainerResponse { ContainerId = record.Id };
     }
 

@@ -9,7 +9,10 @@ public sealed partial class RuntimeService
     public override async Task<RemoveContainerResponse> RemoveContainer(RemoveContainerRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
-        await _containers.RemoveAsync(_containers.ResolveId(request.ContainerId), context.CancellationToken);
+        var id = _containers.ResolveId(request.ContainerId);
+        var removed = _nri.Capture(id);
+        await _containers.RemoveAsync(id, context.CancellationToken);
+        await _nri.RemoveContainerAsync(removed, context.CancellationToken);
         return new RemoveContainerResponse();
     }
 }

@@ -9,9 +9,13 @@ public sealed partial class RuntimeService
     public override async Task<RemovePodSandboxResponse> RemovePodSandbox(RemovePodSandboxRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
-        var id = _sandboxes.Find(request.PodSandboxId)?.Id ?? request.PodSandboxId;
+        var sandbox = _sandboxes.Find(request.PodSandboxId);
+        var id = sandbox?.Id ?? request.PodSandboxId;
+        var removed = _containers.List().Where(c => c.PodId == id).Select(c => _nri.Capture(c.Id)).ToList();
         await _containers.RemovePodAsync(id, context.CancellationToken);
+        foreach (var container in removed) await _nri.RemoveContainerAsync(container, context.CancellationToken);
         await _sandboxes.RemoveAsync(id, context.CancellationToken);
+        if (sandbox is not null) await _nri.RemovePodSandboxAsync(sandbox, context.CancellationToken);
         return new RemovePodSandboxResponse();
     }
 }

@@ -60,6 +60,20 @@ public sealed partial class RuntimeService
             RuntimeHandler = request.RuntimeHandler,
             UserNamespace = UserNamespaceOf(namespaces?.UsernsOptions),
         }, context.CancellationToken);
+        try
+        {
+            await _nri.RunPodSandboxAsync(record, context.CancellationToken);
+        }
+        catch (Exception e) when (e is Berth.Nri.Adaptation.NriException or OperationCanceledException)
+        {
+            // Nothing is left of a pod NRI refused: plugins that saw it start see it go, and the pod is undone.
+            await _nri.StopPodSandboxAsync(record, CancellationToken.None);
+            await _nri.RemovePodSandboxAsync(record, CancellationToken.None);
+            await _sandboxes.StopAsync(record.Id, CancellationToken.None);
+            await _sandboxes.RemoveAsync(record.Id, CancellationToken.None);
+            if (e is OperationCanceledException) throw;
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
+        }
         return new RunPodSandboxResponse { PodSandboxId = record.Id };
     }
 

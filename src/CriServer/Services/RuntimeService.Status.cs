@@ -37,6 +37,7 @@ public sealed partial class RuntimeService
             response.Info.Add("version", StatusInfo.VersionJson());
             response.Info.Add("pulls", StatusInfo.PullsJson(_images.PullsInProgress()));
             response.Info.Add("cdi", StatusInfo.CdiJson(_containers.Devices.State()));
+            response.Info.Add("nri", StatusInfo.NriJson(_config, _nri.Adaptation?.Plugins ?? []));
         }
         return response;
     }

@@ -10,7 +10,11 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Timeout < 0) throw InvalidArgument($"timeout: {request.Timeout} is negative");
         var grace = GraceWithin(TimeSpan.FromSeconds(Math.Min(request.Timeout, (long)int.MaxValue)), context.Deadline);
-        await _containers.StopAsync(_containers.ResolveId(request.ContainerId), grace, context.CancellationToken);
+        var id = _containers.ResolveId(request.ContainerId);
+        var wasRunning = _containers.Get(id) is { State: Runtime.Containers.ContainerState.Created or Runtime.Containers.ContainerState.Running };
+        await _containers.StopAsync(id, grace, context.CancellationToken);
+        // Once per container: a repeated stop of a stopped one tells the plugins nothing new.
+        if (wasRunning) await _nri.StopContainerAsync(id, context.CancellationToken);
         return new StopContainerResponse();
     }
 

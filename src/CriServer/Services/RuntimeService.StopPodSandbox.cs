@@ -10,10 +10,14 @@ public sealed partial class RuntimeService
     public override async Task<StopPodSandboxResponse> StopPodSandbox(StopPodSandboxRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
-        var id = _sandboxes.Find(request.PodSandboxId)?.Id ?? request.PodSandboxId;
+        var sandbox = _sandboxes.Find(request.PodSandboxId);
+        var id = sandbox?.Id ?? request.PodSandboxId;
+        var running = _containers.List().Where(c => c.PodId == id && c.State is Runtime.Containers.ContainerState.Created or Runtime.Containers.ContainerState.Running).Select(c => c.Id).ToList();
         // The containers first, at once, as containerd does: kubelet has given them their grace period already.
         await _containers.StopPodAsync(id, context.CancellationToken);
+        foreach (var container in running) await _nri.StopContainerAsync(container, context.CancellationToken);
         await _sandboxes.StopAsync(id, context.CancellationToken);
+        if (sandbox is { State: Berth.Sandbox.SandboxState.Ready } && _sandboxes.Get(id) is { } stopped) await _nri.StopPodSandboxAsync(stopped, context.CancellationToken);
         return new StopPodSandboxResponse();
     }
 }

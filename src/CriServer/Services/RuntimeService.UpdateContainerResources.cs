@@ -9,7 +9,10 @@ public sealed partial class RuntimeService
     {
         if (string.IsNullOrEmpty(request.ContainerId)) throw InvalidArgument("container_id is required");
         if (request.Linux is null) throw InvalidArgument("linux is required");
-        await _containers.UpdateResourcesAsync(_containers.ResolveId(request.ContainerId), ContainerMapper.Resources(request.Linux), context.CancellationToken);
+        var id = _containers.ResolveId(request.ContainerId);
+        var resources = await _nri.UpdateContainerAsync(id, ContainerMapper.Resources(request.Linux), context.CancellationToken);
+        await _containers.UpdateResourcesAsync(id, resources, context.CancellationToken);
+        await _nri.PostUpdateContainerAsync(id, context.CancellationToken);
         return new UpdateContainerResourcesResponse();
     }
 }

@@ -11,7 +11,7 @@ public sealed partial class RuntimeService
     /// kubelet resizes that cgroup itself before it calls this and takes a failure as a warning, so the write
     /// repeats its values; callers other than kubelet get their change applied.
     /// </summary>
-    public override Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
+    public override async Task<UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest request, ServerCallContext context)
     {
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         var sandbox = _sandboxes.Find(request.PodSandboxId)
@@ -26,8 +26,11 @@ public sealed partial class RuntimeService
         }
         if (string.IsNullOrEmpty(sandbox.CgroupParent))
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"pod sandbox {sandbox.Id} has no cgroup_parent: it has no pod cgroup to update"));
+        await _nri.UpdatePodSandboxAsync(
+            sandbox, request.Overhead is null ? null : ContainerMapper.Resources(request.Overhead), request.Resources is null ? null : ContainerMapper.Resources(request.Resources), context.CancellationToken);
         _podCgroups.Update(sandbox.CgroupParent, PodTotal(ContainerMapper.Resources(request.Resources), ContainerMapper.Resources(request.Overhead)));
-        return Task.FromResult(new UpdatePodSandboxResourcesResponse());
+        await _nri.PostUpdatePodSandboxAsync(sandbox, context.CancellationToken);
+        return new UpdatePodSandboxResourcesResponse();
     }
 
     /// <summary>

@@ -14,7 +14,7 @@ namespace Berth.CriServer.Services;
 /// </summary>
 public sealed partial class RuntimeService(
     BerthConfig config, SandboxManager sandboxes, ContainerManager containers, ImageManager images, StreamingUrls streaming,
-    StatsCollector stats, ContainerEvents events, ContainerOptions containerOptions)
+    StatsCollector stats, ContainerEvents events, ContainerOptions containerOptions, Nri.NriBridge nri)
     : Cri.V1.RuntimeService.RuntimeServiceBase
 {
     private readonly BerthConfig _config = config;
@@ -24,6 +24,7 @@ public sealed partial class RuntimeService(
     private readonly StreamingUrls _streaming = streaming;
     private readonly StatsCollector _stats = stats;
     private readonly ContainerEvents _events = events;
+    private readonly Nri.NriBridge _nri = nri;
 
     /// <summary>Where writable layers live: the filesystem ContainerStats' writable_layer names.</summary>
     private readonly string _containerData = containerOptions.DataDirectory;

@@ -31,6 +31,18 @@ internal static class StatusInfo
         foreach (var dir in config.Cdi.SpecDirs) w.WriteStringValue(dir);
         w.WriteEndArray();
         w.WriteEndObject();
+        w.WriteStartObject("nri");
+        w.WriteBoolean("enable", config.Nri.Enable);
+        w.WriteString("socket_path", config.Nri.SocketPath);
+        w.WriteBoolean("disable_connections", config.Nri.DisableConnections);
+        w.WriteString("plugin_path", config.Nri.PluginPath);
+        w.WriteString("plugin_config_path", config.Nri.PluginConfigPath);
+        w.WriteString("plugin_registration_timeout", DurationParser.Format(config.Nri.PluginRegistrationTimeout));
+        w.WriteString("plugin_request_timeout", DurationParser.Format(config.Nri.PluginRequestTimeout));
+        w.WriteStartArray("required_plugins");
+        foreach (var plugin in config.Nri.RequiredPlugins) w.WriteStringValue(plugin);
+        w.WriteEndArray();
+        w.WriteEndObject();
         w.WriteStartObject("images");
         w.WriteString("platform", config.Images.Platform);
         w.WriteNumber("max_concurrent_downloads", config.Images.MaxConcurrentDownloads);
@@ -120,6 +132,34 @@ internal static class StatusInfo
             w.WriteEndArray();
         }
         w.WriteEndObject();
+    });
+
+    /// <summary>
+    /// NRI (what <c>berth nri</c> shows): <c>{"enabled", "socket", "apiVersion", "plugins": [{"index", "name", "kind", "pid",
+    /// "events"}], "required": [names]}</c>, plugins in the order they are called.
+    /// </summary>
+    public static string NriJson(BerthConfig config, IReadOnlyList<Berth.Nri.Adaptation.NriPluginInfo> plugins) => Write(w =>
+    {
+        w.WriteBoolean("enabled", config.Nri.Enable);
+        w.WriteString("socket", config.Nri.Enable && !config.Nri.DisableConnections ? config.Nri.SocketPath : "");
+        w.WriteString("apiVersion", Berth.Nri.Adaptation.NriOptions.ApiVersion);
+        w.WriteStartArray("plugins");
+        foreach (var plugin in plugins)
+        {
+            w.WriteStartObject();
+            w.WriteString("index", plugin.Index);
+            w.WriteString("name", plugin.Name);
+            w.WriteString("kind", plugin.Kind);
+            w.WriteNumber("pid", plugin.Pid);
+            w.WriteStartArray("events");
+            foreach (var e in plugin.Events) w.WriteStringValue(e);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("required");
+        foreach (var name in config.Nri.RequiredPlugins) w.WriteStringValue(name);
+        w.WriteEndArray();
     });
 
     private static string Write(Action<Utf8JsonWriter> body)

@@ -15,6 +15,29 @@ namespace Berth.Runtime.Containers;
 internal sealed partial class ContainerCreation(
     ContainerOptions options, RuntimeHandlers handlers, IRootfsMounter rootfs, ContainerTable table, ContainerTeardown teardown, Cdi.CdiRegistry devices, ILogger logger)
 {
+    /// <summary>What changes a built spec before the runtime sees it; none changes nothing.</summary>
+    public IContainerSpecAdjuster? Adjuster { get; set; }
+
+    /// <summary>
+    /// The adjuster's spec, with the CDI devices it asked for injected as the request's own are, and the node's
+    /// oom_score_adj floor kept whatever it set.
+    /// </summary>
+    private async Task<OciSpec> AdjustAsync(IContainerSpecAdjuster adjuster, ContainerRecord record, ContainerRequest request, OciSpec spec, PodSettings pod, CancellationToken cancellationToken)
+    {
+        var adjusted = await adjuster.AdjustAsync(record, spec, cancellationToken);
+        spec = adjusted.Spec;
+        if (adjusted.CdiDevices.Count > 0)
+        {
+            if (pod.UserNamespace is not null)
+                throw new ContainerPreconditionException($"NRI plugins asked for CDI devices {string.Join(", ", adjusted.CdiDevices)} in a pod with its own user namespace, which Berth does not inject");
+            var cdi = await ContainerCdi.ResolveAsync(devices, handlers, request with { CdiDevices = adjusted.CdiDevices });
+            spec = CdiSpecEdits.Apply(spec, cdi);
+        }
+        if (spec.Process.OomScoreAdj is { } oom && options.Node.OomScoreAdjFloor is { } floor && oom < floor)
+            spec = spec with { Process = spec.Process with { OomScoreAdj = floor } };
+        return spec;
+    }
+
     public async Task<ContainerRecord> CreateAsync(ContainerRequest request, PodSettings pod, ImageSettings image, CancellationToken cancellationToken)
     {
         var runtime = await CheckAsync(request, pod);
@@ -76,6 +99,11 @@ internal sealed partial class ContainerCreation(
             catch (ContainerSpecException e)
             {
                 throw new ContainerRequestException(e.Message);
+            }
+            if (Adjuster is { } adjuster)
+            {
+                step = "adjusting the spec (NRI)";
+                spec = await AdjustAsync(adjuster, record, request, spec, pod, cancellationToken);
             }
             if (record.RestoreFrom is { } restoreDirectory) spec = ContainerRestore.PlaceInOwnCgroup(spec, restoreDirectory);
             step = "copying the image's content into its volumes";

@@ -100,6 +100,13 @@ public sealed class ContainerManager : IDisposable
         remove => _table.Changed -= value;
     }
 
+    /// <summary>Changes each new container's spec before the runtime creates it (NRI); none by default.</summary>
+    public IContainerSpecAdjuster? SpecAdjuster
+    {
+        get => _creation.Adjuster;
+        set => _creation.Adjuster = value;
+    }
+
     /// <summary>The node's CDI devices, which CreateContainer resolves against.</summary>
     public Cdi.CdiRegistry Devices { get; }
 

@@ -48,6 +48,25 @@ public sealed record OciProcess
     [JsonPropertyName("noNewPrivileges")] public bool NoNewPrivileges { get; init; }
     [JsonPropertyName("apparmorProfile")] public string? ApparmorProfile { get; init; }
     [JsonPropertyName("oomScoreAdj")] public int? OomScoreAdj { get; init; }
+    [JsonPropertyName("ioPriority")] public OciIoPriority? IoPriority { get; init; }
+    [JsonPropertyName("scheduler")] public OciScheduler? Scheduler { get; init; }
+}
+
+/// <summary>process.ioPriority (runtime-spec 1.2): class IOPRIO_CLASS_RT, _BE or _IDLE.</summary>
+public sealed record OciIoPriority(
+    [property: JsonPropertyName("class")] string Class,
+    [property: JsonPropertyName("priority")] int Priority);
+
+/// <summary>process.scheduler (runtime-spec 1.2, sched_setattr(2)).</summary>
+public sealed record OciScheduler
+{
+    [JsonPropertyName("policy")] public required string Policy { get; init; }
+    [JsonPropertyName("nice")] public int? Nice { get; init; }
+    [JsonPropertyName("priority")] public int? Priority { get; init; }
+    [JsonPropertyName("flags")] public List<string>? Flags { get; init; }
+    [JsonPropertyName("runtime")] public ulong? Runtime { get; init; }
+    [JsonPropertyName("deadline")] public ulong? Deadline { get; init; }
+    [JsonPropertyName("period")] public ulong? Period { get; init; }
 }
 
 public sealed record OciUser
@@ -98,6 +117,16 @@ public sealed record OciLinux
     [JsonPropertyName("readonlyPaths")] public List<string>? ReadonlyPaths { get; init; }
     [JsonPropertyName("intelRdt")] public OciIntelRdt? IntelRdt { get; init; }
     [JsonPropertyName("netDevices")] public SortedDictionary<string, OciNetDevice>? NetDevices { get; init; }
+    [JsonPropertyName("sysctl")] public SortedDictionary<string, string>? Sysctl { get; init; }
+    [JsonPropertyName("memoryPolicy")] public OciMemoryPolicy? MemoryPolicy { get; init; }
+}
+
+/// <summary>linux.memoryPolicy (runtime-spec 1.3, set_mempolicy(2)).</summary>
+public sealed record OciMemoryPolicy
+{
+    [JsonPropertyName("mode")] public required string Mode { get; init; }
+    [JsonPropertyName("nodes")] public string? Nodes { get; init; }
+    [JsonPropertyName("flags")] public List<string>? Flags { get; init; }
 }
 
 public sealed record OciIntelRdt
@@ -154,7 +183,13 @@ public sealed record OciDeviceCgroup
 public sealed record OciMemory
 {
     [JsonPropertyName("limit")] public long? Limit { get; init; }
+    [JsonPropertyName("reservation")] public long? Reservation { get; init; }
     [JsonPropertyName("swap")] public long? Swap { get; init; }
+    [JsonPropertyName("kernel")] public long? Kernel { get; init; }
+    [JsonPropertyName("kernelTCP")] public long? KernelTcp { get; init; }
+    [JsonPropertyName("swappiness")] public ulong? Swappiness { get; init; }
+    [JsonPropertyName("disableOOMKiller")] public bool? DisableOomKiller { get; init; }
+    [JsonPropertyName("useHierarchy")] public bool? UseHierarchy { get; init; }
 }
 
 public sealed record OciCpu
@@ -162,6 +197,8 @@ public sealed record OciCpu
     [JsonPropertyName("shares")] public ulong? Shares { get; init; }
     [JsonPropertyName("quota")] public long? Quota { get; init; }
     [JsonPropertyName("period")] public ulong? Period { get; init; }
+    [JsonPropertyName("realtimeRuntime")] public long? RealtimeRuntime { get; init; }
+    [JsonPropertyName("realtimePeriod")] public ulong? RealtimePeriod { get; init; }
     [JsonPropertyName("cpus")] public string? Cpus { get; init; }
     [JsonPropertyName("mems")] public string? Mems { get; init; }
 }
@@ -178,6 +215,8 @@ public sealed record OciSeccomp
     [JsonPropertyName("defaultErrnoRet")] public uint? DefaultErrnoRet { get; init; }
     [JsonPropertyName("architectures")] public List<string>? Architectures { get; init; }
     [JsonPropertyName("flags")] public List<string>? Flags { get; init; }
+    [JsonPropertyName("listenerPath")] public string? ListenerPath { get; init; }
+    [JsonPropertyName("listenerMetadata")] public string? ListenerMetadata { get; init; }
     [JsonPropertyName("syscalls")] public List<OciSyscall>? Syscalls { get; init; }
 }
 

@@ -27,6 +27,30 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void NRI_is_on_by_default_at_containerds_paths_and_takes_its_keys()
+    {
+        var defaults = ConfigLoader.Parse("").Nri;
+        Assert.True(defaults.Enable);
+        Assert.Equal(("/var/run/nri/nri.sock", "/opt/nri/plugins", "/etc/nri/conf.d"), (defaults.SocketPath, defaults.PluginPath, defaults.PluginConfigPath));
+        Assert.Equal((TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(2)), (defaults.PluginRegistrationTimeout, defaults.PluginRequestTimeout));
+
+        var nri = ConfigLoader.Parse("""
+            [nri]
+            enable = false
+            socket_path = "/run/nri.sock"
+            disable_connections = true
+            plugin_registration_timeout = "1s"
+            plugin_request_timeout = "500ms"
+            required_plugins = ["policy"]
+            """).Nri;
+        Assert.False(nri.Enable);
+        Assert.True(nri.DisableConnections);
+        Assert.Equal("/run/nri.sock", nri.SocketPath);
+        Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(500)), (nri.PluginRegistrationTimeout, nri.PluginRequestTimeout));
+        Assert.Equal(["policy"], nri.RequiredPlugins);
+    }
+
+    [Fact]
     public void CDI_spec_dirs_are_read_in_order() =>
         Assert.Equal(["/opt/cdi", "/run/cdi"], ConfigLoader.Parse("[cdi]\nspec_dirs = [\"/opt/cdi\", \"/run/cdi\"]").Cdi.SpecDirs);
 
@@ -132,6 +156,9 @@ public sealed class ConfigLoaderTests
     [InlineData("[runtime]\npids_limit = -1", "runtime.pids_limit: -1 is out of range")]
     [InlineData("[cdi]\nspec_dirs = [\"cdi\"]", "cdi.spec_dirs: 'cdi' must be an absolute path")]
     [InlineData("[cdi]\nspec_dir = [\"/etc/cdi\"]", "unknown key 'cdi.spec_dir'")]
+    [InlineData("[nri]\nplugin_path = \"plugins\"", "nri.plugin_path: 'plugins' must be an absolute path")]
+    [InlineData("[nri]\nplugin_request_timeout = \"0s\"", "nri.plugin_request_timeout: must be positive")]
+    [InlineData("[nri]\nrequired = [\"x\"]", "unknown key 'nri.required'")]
     [InlineData("[runtime]\ncgroup_driver = \"Systemd\"", "runtime.cgroup_driver: 'Systemd' is neither \"systemd\" nor \"cgroupfs\"")]
     public void Bad_input_names_the_key(string toml, string expected)
     {
