@@ -39,6 +39,9 @@ public sealed class BerthDaemon : IAsyncDisposable
     public string StatePath => Path.Combine(Directory, "state");
     public string ConfigPath => Path.Combine(Directory, "config.toml");
     public string CniConfDir => Path.Combine(Directory, "net.d");
+
+    /// <summary>Where external NRI plugins connect (nri.socket_path), in the daemon's directory.</summary>
+    public string NriSocket => Path.Combine(Directory, "nri.sock");
     public int? MetricsPort { get; }
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
@@ -90,6 +93,12 @@ public sealed class BerthDaemon : IAsyncDisposable
         config.AppendLine("[runtime]");
         config.AppendLine($"restrict_oom_score_adj = {(options.RestrictOomScoreAdj ? "true" : "false")}");
         if (options.ShimBinary is not null) config.AppendLine($"shim_binary = \"{options.ShimBinary}\"");
+        // NRI on, as on a node, but with the daemon's own socket and plugin directories: never the host's.
+        config.AppendLine("[nri]");
+        config.AppendLine($"socket_path = \"{directory}/nri.sock\"");
+        config.AppendLine($"plugin_path = \"{directory}/nri/plugins\"");
+        config.AppendLine($"plugin_config_path = \"{directory}/nri/conf.d\"");
+        config.Append(options.NriConfig);
         config.Append(options.ExtraConfig);
         await File.WriteAllTextAsync(Path.Combine(directory, "config.toml"), config.ToString());
 
@@ -284,6 +293,9 @@ public sealed record DaemonOptions
 
     /// <summary>Where CNI plugins are looked up: Debian's, plus any a test adds.</summary>
     public IReadOnlyList<string> CniBinDirs { get; init; } = ["/usr/lib/cni"];
+
+    /// <summary>Keys added to the generated <c>[nri]</c> table (socket and plugin directories are the daemon's own).</summary>
+    public string NriConfig { get; init; } = "";
 
     /// <summary>TOML appended to the generated config.</summary>
     public string ExtraConfig { get; init; } = "";
