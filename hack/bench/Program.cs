@@ -15,18 +15,19 @@ var readCalls = Count("--read-calls", 100, "calls of each read path at scale (fe
 var soakPods = Count("--soak-pods", 100, "pods kept live by the soak");
 var minutes = Count("--minutes", 30, "length of the soak");
 var cdiRounds = Count("--cdi-rounds", 50, "CreateContainer calls of each kind in the CDI benchmark");
+var nriRounds = Count("--nri-rounds", 40, "pods started with each number of NRI plugins in the NRI benchmark");
 var checkpointRounds = Count("--checkpoint-rounds", 3, "checkpoints and restores of each memory size in the checkpoint benchmark");
 var only = new Option<string>("--only")
 {
     Description = "one benchmark; soak runs only when named",
     DefaultValueFactory = _ => "",
 };
-only.AcceptOnlyFromAmong("", "pull", "sandbox", "container", "streaming", "stats", "node", "scale", "soak", "cdi", "checkpoint");
+only.AcceptOnlyFromAmong("", "pull", "sandbox", "container", "streaming", "stats", "node", "scale", "soak", "cdi", "nri", "checkpoint");
 var output = new Option<string?>("--output") { Description = "file the report is written to" };
 
 var root = new RootCommand("Benchmarks Berth next to containerd 1.6 in one run.")
 {
-    rounds, pods, containers, listed, execs, statsCalls, nodeContainers, scalePods, readCalls, soakPods, minutes, cdiRounds, checkpointRounds, only, output,
+    rounds, pods, containers, listed, execs, statsCalls, nodeContainers, scalePods, readCalls, soakPods, minutes, cdiRounds, nriRounds, checkpointRounds, only, output,
 };
 root.SetAction(async (result, cancellationToken) =>
 {
@@ -42,6 +43,7 @@ root.SetAction(async (result, cancellationToken) =>
     if (Runs("stats")) reports.Add(await StatsBenchmark.RunAsync(result.GetValue(statsCalls)));
     if (Runs("node")) reports.Add(await NodeBenchmark.RunAsync(result.GetValue(nodeContainers), 20));
     if (Runs("cdi")) reports.Add(await CdiBenchmark.RunAsync(result.GetValue(cdiRounds)));
+    if (Runs("nri")) reports.Add(await NriBenchmark.RunAsync(result.GetValue(nriRounds)));
     if (Runs("checkpoint")) reports.Add(await CheckpointBenchmark.RunAsync(result.GetValue(checkpointRounds)));
     if (Runs("scale")) reports.Add(await ScaleBenchmark.RunAsync(result.GetValue(scalePods), result.GetValue(readCalls), plots));
     if (Runs("soak")) reports.Add(await SoakBenchmark.RunAsync(result.GetValue(soakPods), TimeSpan.FromMinutes(result.GetValue(minutes)), plots, cancellationToken));

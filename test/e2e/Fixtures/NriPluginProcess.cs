@@ -33,16 +33,17 @@ public sealed class NriPluginProcess : IDisposable
     }
 
     /// <summary>Starts an external plugin on <paramref name="daemon"/>'s NRI socket and waits until berthd lists it.</summary>
-    public static async Task<NriPluginProcess> ConnectAsync(BerthDaemon daemon, string index, string name, Dictionary<string, object?> behavior, bool reconnect = false)
+    public static async Task<NriPluginProcess> ConnectAsync(
+        BerthDaemon daemon, string index, string name, Dictionary<string, object?> behavior, bool reconnect = false, bool record = true)
     {
-        var record = RecordFile(daemon, index, name);
-        behavior["record"] = record;
+        var recordFile = RecordFile(daemon, index, name);
+        if (record) behavior["record"] = recordFile;
         var file = Path.Combine(daemon.Directory, $"nri-{index}-{name}.json");
         await File.WriteAllTextAsync(file, JsonSerializer.Serialize(behavior));
         var args = new List<string> { "--socket", daemon.NriSocket, "--name", name, "--idx", index, "--behavior", file };
         if (reconnect) args.Add("--reconnect");
         var (process, output) = ChildProcess.Start(Binary, args);
-        var plugin = new NriPluginProcess(record, process, output);
+        var plugin = new NriPluginProcess(recordFile, process, output);
         try
         {
             await WaitConnectedAsync(daemon, $"{index}-{name}");
