@@ -30,6 +30,7 @@ internal static class Program
         var config = ConfigLoader.Load(options);
         StateDirectories.Prepare(config);
         SocketGuard.Claim(config.Grpc.Socket);
+        if (config.Nri is { Enable: true, DisableConnections: false }) SocketGuard.Claim(config.Nri.SocketPath, "nri.socket_path");
         return await BerthHost.RunAsync(config);
     }
 

@@ -218,6 +218,36 @@ public sealed class NriTests(ContainerTestBed bed) : IClassFixture<ContainerTest
     }
 
     [Fact]
+    public async Task A_live_listener_on_the_NRI_socket_stops_startup_naming_the_key()
+    {
+        var directory = Directory.CreateTempSubdirectory("be-").FullName;
+        try
+        {
+            var socket = Path.Combine(directory, "nri.sock");
+            using var other = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            other.Bind(new UnixDomainSocketEndPoint(socket));
+            other.Listen(1);
+            var config = Path.Combine(directory, "config.toml");
+            await File.WriteAllTextAsync(config, $"""
+                root = "{directory}/root"
+                state = "{directory}/state"
+                [grpc]
+                socket = "{directory}/berth.sock"
+                [nri]
+                socket_path = "{socket}"
+                """);
+            var (code, output) = await BerthDaemon.RunToExitAsync(["--config", config], TimeSpan.FromSeconds(30));
+            Assert.Equal(2, code);
+            Assert.Contains($"nri.socket_path: another process is already serving on '{socket}'", output, StringComparison.Ordinal);
+            Assert.True(File.Exists(socket), "berthd took the other listener's socket");
+        }
+        finally
+        {
+            Berth.Native.FileTree.Remove(directory);
+        }
+    }
+
+    [Fact]
     public async Task A_missing_required_plugin_fails_pod_creation_until_it_connects()
     {
         await using var daemon = await DaemonAsync("required_plugins = [\"gatekeeper\"]\n");

@@ -108,7 +108,15 @@ internal static partial class BerthHost
         var bridge = services.GetRequiredService<Nri.NriBridge>();
         var nri = new Berth.Nri.Adaptation.NriAdaptation(ComponentOptions.Nri(config), bridge, services.GetRequiredService<ILogger<Berth.Nri.Adaptation.NriAdaptation>>());
         bridge.Adaptation = nri;
-        await nri.StartAsync(CancellationToken.None);
+        try
+        {
+            await nri.StartAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            await nri.DisposeAsync();
+            throw new ConfigException($"nri.socket_path: cannot listen on '{config.Nri.SocketPath}': {e.Message}");
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "user namespaces are off: other users cannot search {Directory} (it needs o+x, as 0711), so a pod's root could not reach its bundle")]

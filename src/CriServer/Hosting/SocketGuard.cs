@@ -6,19 +6,19 @@ using static Tmds.Linux.LibC;
 
 namespace Berth.CriServer.Hosting;
 
-/// <summary>Makes sure berthd can take its socket path: a live listener is an error, a stale socket from a crash is removed.</summary>
+/// <summary>Makes sure berthd can take a socket path (the CRI's, NRI's): a live listener is an error, a stale socket from a crash is removed.</summary>
 internal static class SocketGuard
 {
     private const uint FileTypeMask = 0xF000; // S_IFMT
     private const uint SocketType = 0xC000;   // S_IFSOCK
 
-    public static void Claim(string path)
+    public static void Claim(string path, string key = "grpc.socket")
     {
         var fileType = LstatFileType(path);
         if (fileType is null) return;
         // Never delete something that is not a socket: a typo in grpc.socket must not eat a file.
         if (fileType != SocketType)
-            throw new ConfigException($"grpc.socket: '{path}' exists and is not a socket");
+            throw new ConfigException($"{key}: '{path}' exists and is not a socket");
 
         using var probe = new Socket(AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -30,7 +30,9 @@ internal static class SocketGuard
             File.Delete(path); // Nobody listens: left behind by a berthd that died.
             return;
         }
-        throw new ConfigException($"grpc.socket: another process is already serving on '{path}' (is berthd running?)");
+        throw new ConfigException(key == "grpc.socket"
+            ? $"{key}: another process is already serving on '{path}' (is berthd running?)"
+            : $"{key}: another process is already serving on '{path}' (another berthd, or containerd's or CRI-O's NRI?)");
     }
 
     /// <summary>Restricts the socket to its owner and group (0660), handing it to the configured group.</summary>

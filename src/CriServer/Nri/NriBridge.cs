@@ -74,7 +74,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
 
     public async Task<SpecAdjustment> AdjustAsync(ContainerRecord container, OciSpec spec, CancellationToken cancellationToken)
     {
-        if (_nri is not { } nri || sandboxes.Get(container.PodId) is not { } sandbox) return new SpecAdjustment(spec, []);
+        if (_nri is not { Idle: false } nri || sandboxes.Get(container.PodId) is not { } sandbox) return new SpecAdjustment(spec, []);
         ContainerAdjustment? adjust;
         try
         {
@@ -89,7 +89,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
 
     /// <summary>RunPodSandbox: a plugin's error, or a required plugin missing, fails the pod (the caller rolls it back).</summary>
     public Task RunPodSandboxAsync(SandboxRecord sandbox, CancellationToken cancellationToken) =>
-        _nri?.RunPodSandboxAsync(NriMapper.Pod(sandbox), cancellationToken) ?? Task.CompletedTask;
+        _nri is { Idle: false } nri ? nri.RunPodSandboxAsync(NriMapper.Pod(sandbox), cancellationToken) : Task.CompletedTask;
 
     public Task StopPodSandboxAsync(SandboxRecord sandbox, CancellationToken cancellationToken) =>
         QuietlyAsync("StopPodSandbox", nri => nri.StopPodSandboxAsync(NriMapper.Pod(sandbox), cancellationToken));
@@ -99,7 +99,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
 
     public async Task UpdatePodSandboxAsync(SandboxRecord sandbox, ContainerResources? overhead, ContainerResources? resources, CancellationToken cancellationToken)
     {
-        if (_nri is not { } nri) return;
+        if (_nri is not { Idle: false } nri) return;
         var request = new UpdatePodSandboxRequest { Pod = NriMapper.Pod(sandbox) };
         if (overhead is not null) request.OverheadLinuxResources = NriMapper.Resources(overhead);
         if (resources is not null) request.LinuxResources = NriMapper.Resources(resources);
@@ -115,7 +115,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
     /// <summary>StartContainer: a plugin's error fails the start, as in containerd.</summary>
     public async Task StartContainerAsync(string id, CancellationToken cancellationToken)
     {
-        if (_nri is not { } nri || Resolve(id) is not var (pod, container)) return;
+        if (_nri is not { Idle: false } nri || Resolve(id) is not var (pod, container)) return;
         try
         {
             await nri.StartContainerAsync(pod, container, cancellationToken);
@@ -132,7 +132,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
     /// <summary>UpdateContainer: the resources to apply, as plugins changed them; a plugin's error fails the update.</summary>
     public async Task<ContainerResources> UpdateContainerAsync(string id, ContainerResources requested, CancellationToken cancellationToken)
     {
-        if (_nri is not { } nri || Resolve(id) is not var (pod, container)) return requested;
+        if (_nri is not { Idle: false } nri || Resolve(id) is not var (pod, container)) return requested;
         try
         {
             var adjusted = await nri.UpdateContainerAsync(pod, container, NriMapper.Resources(requested), cancellationToken);
@@ -151,7 +151,7 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
         ForContainerAsync("StopContainer", id, (nri, pod, c) => nri.StopContainerAsync(pod, c, cancellationToken));
 
     /// <summary>What a container's RemoveContainer event will carry, taken while it still exists.</summary>
-    public (PodSandbox Pod, Container Container)? Capture(string id) => _nri is null ? null : Resolve(id);
+    public (PodSandbox Pod, Container Container)? Capture(string id) => _nri is { Idle: false } ? Resolve(id) : null;
 
     public Task RemoveContainerAsync((PodSandbox Pod, Container Container)? captured, CancellationToken cancellationToken) => captured is var (pod, container)
         ? QuietlyAsync("RemoveContainer", nri => nri.RemoveContainerAsync(pod, container, cancellationToken))
@@ -164,12 +164,12 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
     }
 
     private Task ForContainerAsync(string what, string id, Func<NriAdaptation, PodSandbox, Container, Task> call) =>
-        _nri is not null && Resolve(id) is var (pod, container) ? QuietlyAsync(what, nri => call(nri, pod, container)) : Task.CompletedTask;
+        _nri is { Idle: false } && Resolve(id) is var (pod, container) ? QuietlyAsync(what, nri => call(nri, pod, container)) : Task.CompletedTask;
 
     /// <summary>An event after the fact: what a plugin answers cannot undo it, so a failure is logged, as containerd does.</summary>
     private async Task QuietlyAsync(string what, Func<NriAdaptation, Task> call)
     {
-        if (_nri is not { } nri) return;
+        if (_nri is not { Idle: false } nri) return;
         try
         {
             await call(nri);

@@ -133,19 +133,22 @@ public sealed partial class NriAdaptation : IAsyncDisposable
         NriPlugin plugin, IReadOnlyList<PodSandbox> pods, IReadOnlyList<Container> containers, CancellationToken cancellationToken)
     {
         const int budget = Transport.TtrpcFrame.MaxDataLength - 64 * 1024;
-        var parts = new List<SynchronizeRequest>();
-        var part = new SynchronizeRequest();
-        foreach (var pod in pods)
+        var parts = new List<SynchronizeRequest> { new() };
+        var size = 0;
+        void Add(IMessage item, Action<SynchronizeRequest> add)
         {
-            if (part.CalculateSize() + pod.CalculateSize() > budget) (part, parts) = (new SynchronizeRequest(), [.. parts, part]);
-            part.Pods.Add(pod);
+            // An item's size plus its tag and length prefix, counted as it goes rather than by re-measuring the part.
+            var itemSize = item.CalculateSize() + 6;
+            if (size + itemSize > budget && size > 0)
+            {
+                parts.Add(new SynchronizeRequest());
+                size = 0;
+            }
+            add(parts[^1]);
+            size += itemSize;
         }
-        foreach (var container in containers)
-        {
-            if (part.CalculateSize() + container.CalculateSize() > budget) (part, parts) = (new SynchronizeRequest(), [.. parts, part]);
-            part.Containers.Add(container);
-        }
-        parts.Add(part);
+        foreach (var pod in pods) Add(pod, p => p.Pods.Add(pod));
+        foreach (var container in containers) Add(container, p => p.Containers.Add(container));
         for (var i = 0; i < parts.Count - 1; i++) parts[i].More = true;
         SynchronizeResponse? last = null;
         foreach (var request in parts)
@@ -177,7 +180,8 @@ public sealed partial class NriAdaptation : IAsyncDisposable
         }
     }
 
-    private bool Idle => _plugins.Length == 0 && _options.RequiredPlugins.Count == 0;
+    /// <summary>No plugin and none required: every event would be a no-op, so callers need not even build its data.</summary>
+    public bool Idle => _plugins.Length == 0 && _options.RequiredPlugins.Count == 0;
 
     /// <summary>Runs <paramref name="each"/> for every plugin in order, one event at a time; dropped plugins are let go after.</summary>
     private async Task ForEachAsync(Func<NriPlugin, Task> each, bool required, CancellationToken cancellationToken)
