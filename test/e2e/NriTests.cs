@@ -129,7 +129,8 @@ public sealed class NriTests(ContainerTestBed bed) : IClassFixture<ContainerTest
     [Fact]
     public async Task A_hanging_plugin_is_dropped_after_the_request_timeout_and_garbage_on_the_socket_harms_nothing()
     {
-        await using var daemon = await DaemonAsync("plugin_request_timeout = \"1s\"\n");
+        // NRI's default timeout: a shorter one could drop the healthy plugin too while it JITs its first calls on a busy machine.
+        await using var daemon = await DaemonAsync("plugin_request_timeout = \"2s\"\n");
         using var hanging = await NriPluginProcess.ConnectAsync(daemon, "10", "hangs", new() { ["hangOn"] = "CreateContainer" });
         using var healthy = await NriPluginProcess.ConnectAsync(daemon, "20", "healthy", new() { ["env"] = new Dictionary<string, string> { ["HEALTHY"] = "1" } });
         // A peer that sends no NRI at all: a mux chunk header with an absurd length, then random bytes.

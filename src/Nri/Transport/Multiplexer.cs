@@ -40,7 +40,8 @@ public sealed class Multiplexer : IAsyncDisposable
     public Stream Open(uint id)
     {
         if (id == 0) throw new ArgumentOutOfRangeException(nameof(id), "connection 0 is reserved");
-        var pipe = _connections.GetOrAdd(id, _ => new Pipe());
+        // No synchronization context: a library's continuations must not queue behind its caller's (a UI or test runner's).
+        var pipe = _connections.GetOrAdd(id, _ => new Pipe(new PipeOptions(useSynchronizationContext: false)));
         return new MuxStream(this, id, pipe.Reader.AsStream());
     }
 

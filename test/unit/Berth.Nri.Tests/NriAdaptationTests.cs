@@ -21,7 +21,8 @@ public sealed class NriAdaptationTests : IAsyncDisposable
         {
             SocketPath = Path.Combine(_directory, "nri.sock"),
             PluginPath = Path.Combine(_directory, "plugins"),
-            RequestTimeout = TimeSpan.FromMilliseconds(500),
+            // NRI's default. Shorter would drop a plugin that is only slow to JIT its first calls on a busy machine.
+            RequestTimeout = TimeSpan.FromSeconds(2),
             RuntimeName = "berth",
             RuntimeVersion = "test",
         }, _runtime, NullLogger<NriAdaptation>.Instance);
@@ -153,7 +154,7 @@ public sealed class NriAdaptationTests : IAsyncDisposable
             plugin._mux.Start();
             await plugin._client.CallAsync(NriPlugin.RuntimeService, "RegisterPlugin", new RegisterPluginRequest { PluginName = name, PluginIdx = index },
                 Empty.Parser, TimeSpan.FromSeconds(5), CancellationToken.None);
-            for (var i = 0; i < 200 && !nri.Plugins.Any(p => p.Name == name); i++) await Task.Delay(20);
+            for (var i = 0; i < 1000 && !nri.Plugins.Any(p => p.Name == name); i++) await Task.Delay(20);
             Assert.Contains(nri.Plugins, p => p.Name == name);
             return plugin;
         }
