@@ -111,6 +111,36 @@ public sealed class NriTests(ContainerTestBed bed) : IClassFixture<ContainerTest
     }
 
     [Fact]
+    public async Task A_plugin_asks_for_a_CDI_device_and_the_container_gets_its_node_and_env()
+    {
+        var specs = Directory.CreateTempSubdirectory("berth-nri-cdi-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(specs, "nri.json"), """
+                {
+                  "cdiVersion": "0.6.0",
+                  "kind": "vendor.example/nri",
+                  "devices": [ { "name": "a", "containerEdits": { "env": ["FROM_CDI=a"], "deviceNodes": [ { "path": "/dev/nri-cdi", "hostPath": "/dev/null" } ] } } ]
+                }
+                """);
+            await using var daemon = await BerthDaemon.StartAsync(new DaemonOptions { ExtraConfig = $"[cdi]\nspec_dirs = [\"{specs}\"]\n" });
+            await daemon.Images.PullImageAsync(new PullImageRequest { Image = new ImageSpec { Image = bed.Image } });
+            using var plugin = await NriPluginProcess.ConnectAsync(daemon, "10", "devices", new() { ["cdiDevices"] = new List<string> { "vendor.example/nri=a" } });
+            var pod = bed.Pod("nri-cdi", hostNetwork: true);
+            var podId = await RunPodAsync(daemon, pod);
+            var id = await CreateAsync(daemon, podId, pod, bed.Container("app", "sleep", "600"));
+            await daemon.Runtime.StartContainerAsync(new StartContainerRequest { ContainerId = id });
+            Assert.Equal("a", await ShAsync(daemon, id, "echo $FROM_CDI"));
+            Assert.Equal("character special file 1 3", await ShAsync(daemon, id, "stat -c '%F %t %T' /dev/nri-cdi"));
+            await RemovePodAsync(daemon, podId);
+        }
+        finally
+        {
+            Directory.Delete(specs, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Two_plugins_setting_one_field_fail_the_create_with_both_names_and_leave_nothing()
     {
         await using var daemon = await DaemonAsync();
@@ -253,12 +283,18 @@ public sealed class NriTests(ContainerTestBed bed) : IClassFixture<ContainerTest
     {
         await using var daemon = await DaemonAsync("required_plugins = [\"gatekeeper\"]\n");
         var pod = bed.Pod("nri-required", hostNetwork: true);
+        var (missingCode, missing) = await BerthCli.RunAsync(daemon, ["nri"]);
+        Assert.Equal(1, missingCode);
+        Assert.Contains("required plugin gatekeeper is not connected", missing, StringComparison.Ordinal);
         var error = await Assert.ThrowsAsync<RpcException>(() => RunPodAsync(daemon, pod));
         Assert.Equal(StatusCode.FailedPrecondition, error.StatusCode);
         Assert.Contains("NRI plugin \"gatekeeper\" is required (nri.required_plugins) and is not connected", error.Status.Detail, StringComparison.Ordinal);
         Assert.Empty((await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest())).Items);
 
         using var gatekeeper = await NriPluginProcess.ConnectAsync(daemon, "01", "gatekeeper", new() { ["events"] = new List<string> { "RunPodSandbox" } });
+        var (code, listed) = await BerthCli.RunAsync(daemon, ["nri"]);
+        Assert.Equal(0, code);
+        Assert.Matches(@"01-gatekeeper\s+external\s+-\s+RunPodSandbox", listed);
         var podId = await RunPodAsync(daemon, pod);
         Assert.Equal(["RunPodSandbox pod=nri-required container="], gatekeeper.Events().Where(e => e.StartsWith("Run", StringComparison.Ordinal)));
         await RemovePodAsync(daemon, podId);

@@ -19,6 +19,7 @@ public sealed record PluginBehavior
     public string? Cpuset { get; set; }
     public long? MemoryLimit { get; set; }
     public List<PluginRlimit> Rlimits { get; set; } = [];
+    public List<string> CdiDevices { get; set; } = [];
     public long? OomScoreAdj { get; set; }
 
     /// <summary>On UpdateContainer, sets this CPU quota instead of the one asked for.</summary>

@@ -153,6 +153,7 @@ namespace Berth.NriTestPlugin
             foreach (var (key, value) in _behavior.Annotations) adjust.Annotations[key] = value;
             foreach (var m in _behavior.Mounts) adjust.Mounts.Add(new Mount { Destination = m.Destination, Source = m.Source, Type = m.Type, Options = { m.Options } });
             foreach (var r in _behavior.Rlimits) adjust.Rlimits.Add(new POSIXRlimit { Type = r.Type, Hard = r.Hard, Soft = r.Soft });
+            foreach (var device in _behavior.CdiDevices) adjust.CDIDevices.Add(new CDIDevice { Name = device });
             if (_behavior.Cpuset is not null || _behavior.MemoryLimit is not null || _behavior.OomScoreAdj is not null)
             {
                 adjust.Linux = new LinuxContainerAdjustment();
