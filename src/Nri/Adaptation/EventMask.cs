@@ -3,7 +3,7 @@ using Berth.Nri.Api;
 namespace Berth.Nri.Adaptation;
 
 /// <summary>A plugin's subscription: bit (event - 1) set for each event it wants (pkg/api event.go).</summary>
-internal readonly record struct EventMask(int Bits)
+public readonly record struct EventMask(int Bits)
 {
     /// <summary>Every event up to <see cref="Event.Last"/>; a plugin that names none gets these.</summary>
     public static readonly EventMask Valid = new((1 << ((int)Event.Last - 1)) - 1);

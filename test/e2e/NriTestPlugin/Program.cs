@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text.Json;
+using Berth.Nri.Adaptation;
 using Berth.Nri.Api;
 using Berth.Nri.Transport;
 using Berth.NriTestPlugin;
@@ -100,7 +101,7 @@ namespace Berth.NriTestPlugin
                 .Add(PluginService, "UpdateContainer", UpdateContainerRequest.Parser, (r, ct) => Handle("UpdateContainer", r.Pod, r.Container, () => Update(r), ct))
                 .Add(PluginService, "StopContainer", StopContainerRequest.Parser, (r, ct) => Handle("StopContainer", r.Pod, r.Container, () => new StopContainerResponse(), ct))
                 .Add(PluginService, "UpdatePodSandbox", UpdatePodSandboxRequest.Parser, (r, ct) => Handle("UpdatePodSandbox", r.Pod, null, () => new UpdatePodSandboxResponse(), ct))
-                .Add(PluginService, "StateChange", StateChangeEvent.Parser, (r, ct) => Handle(PrettyName(r.Event), r.Pod, r.Container, () => new Empty(), ct))
+                .Add(PluginService, "StateChange", StateChangeEvent.Parser, (r, ct) => Handle(EventMask.PrettyName(r.Event), r.Pod, r.Container, () => new Empty(), ct))
                 .Add(PluginService, "ValidateContainerAdjustment", ValidateContainerAdjustmentRequest.Parser, (r, _) =>
                 {
                     if (_behavior.Reject is not null)
@@ -131,7 +132,7 @@ namespace Berth.NriTestPlugin
             var mask = 0;
             foreach (var e in _behavior.Events)
             {
-                var value = Enum.GetValues<Event>().First(v => PrettyName(v) == e);
+                var value = Enum.GetValues<Event>().First(v => EventMask.PrettyName(v) == e);
                 mask |= 1 << ((int)value - 1);
             }
             return new ConfigureResponse { Events = mask };
@@ -209,24 +210,6 @@ namespace Berth.NriTestPlugin
             if (_behavior.Record is not { } path) return;
             lock (this) File.AppendAllText(path, $"{index}-{name} {line}\n");
         }
-
-        private static string PrettyName(Event e) => e switch
-        {
-            Event.RunPodSandbox => "RunPodSandbox",
-            Event.UpdatePodSandbox => "UpdatePodSandbox",
-            Event.PostUpdatePodSandbox => "PostUpdatePodSandbox",
-            Event.StopPodSandbox => "StopPodSandbox",
-            Event.RemovePodSandbox => "RemovePodSandbox",
-            Event.CreateContainer => "CreateContainer",
-            Event.PostCreateContainer => "PostCreateContainer",
-            Event.StartContainer => "StartContainer",
-            Event.PostStartContainer => "PostStartContainer",
-            Event.UpdateContainer => "UpdateContainer",
-            Event.PostUpdateContainer => "PostUpdateContainer",
-            Event.StopContainer => "StopContainer",
-            Event.RemoveContainer => "RemoveContainer",
-            _ => e.ToString(),
-        };
 
         private static PluginBehavior Parse(string json) => JsonSerializer.Deserialize(json, BehaviorJsonContext.Default.PluginBehavior) ?? new PluginBehavior();
     }
