@@ -156,6 +156,45 @@ public sealed class NodeServiceTests(SystemdNodeTestBed bed) : IClassFixture<Sys
         }
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("crun")]
+    public async Task An_NRI_plugins_cpuset_env_and_rlimit_reach_a_container_in_a_scope(string handler)
+    {
+        var name = handler.Length == 0 ? "runc" : handler;
+        var behavior = $"/run/nri-{name}.json";
+        await bed.WriteInGuestAsync(behavior, """
+            {"events": ["CreateContainer"], "env": {"NRI_NODE": "yes"}, "cpuset": "1", "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 2222, "soft": 1111}]}
+            """);
+        // An external plugin in the guest, on berthd's default NRI socket, as a node's plugin DaemonSet would run; a
+        // transient unit of its own, so the guest's shell returns and the test stops it by name.
+        var unit = $"nri-test-{name}";
+        await bed.Vm.ShellAsync(
+            $"systemd-run --unit {unit} --quiet {NriPluginProcess.Binary} --socket /var/run/nri/nri.sock --name node-{name} --idx 10 --behavior {behavior}");
+        var slice = $"kubepods-burstable-pod{Guid.NewGuid():N}.slice";
+        string? podId = null;
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!(await bed.Vm.Runtime.StatusAsync(new StatusRequest { Verbose = true })).Info["nri"].Contains($"\"node-{name}\"", StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the NRI plugin never connected: {await bed.Vm.ShellAsync($"journalctl -u {unit} --no-pager | tail -20")}");
+                await Task.Delay(500);
+            }
+            (podId, var pod) = await bed.RunPodAsync($"nri-{name}", handler, cgroupParent: slice);
+            var id = await bed.RunAsync(podId, pod, "app", null, "sleep", "600");
+            Assert.Equal("active", await bed.Vm.ShellAsync($"systemctl is-active berth-{id}.scope"));
+            Assert.Equal("yes", await bed.ExecAsync(id, "sh", "-c", "echo $NRI_NODE"));
+            Assert.Equal("1", await bed.ExecAsync(id, "sh", "-c", "grep Cpus_allowed_list /proc/1/status | cut -f2"));
+            Assert.Matches(@"Max open files\s+1111\s+2222", await bed.ExecAsync(id, "grep", "Max open files", "/proc/1/limits"));
+        }
+        finally
+        {
+            if (podId is not null) await bed.RemovePodAsync(podId);
+            await bed.Vm.ShellAsync($"systemctl stop {unit}; true");
+        }
+    }
+
     /// <summary>OOM rounds per runtime in one run (BERTH_OOM_ROUNDS sets more, to measure).</summary>
     private static int OomRounds => int.TryParse(Environment.GetEnvironmentVariable("BERTH_OOM_ROUNDS"), out var rounds) ? rounds : 5;
 

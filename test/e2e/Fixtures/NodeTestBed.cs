@@ -24,7 +24,9 @@ public class NodeTestBed : IAsyncLifetime
     protected virtual string ExtraConfig =>
         "[runtime]\ndefault_handler = \"runc\"\npids_limit = 1024\n[runtime.handlers.runc]\nbinary = \"/usr/sbin/runc\"\n"
         + "[runtime.handlers.crun]\nbinary = \"/usr/bin/crun\"\n[stats]\ncollect_period = \"1s\"\n"
-        + $"[cdi]\nspec_dirs = [\"{CdiSpecDirectory}\"]\n";
+        + $"[cdi]\nspec_dirs = [\"{CdiSpecDirectory}\"]\n"
+        // The tests' NRI plugin is JIT-compiled .NET, whose first calls take seconds under software emulation.
+        + "[nri]\nplugin_registration_timeout = \"60s\"\nplugin_request_timeout = \"30s\"\n";
 
     /// <summary>
     /// The guest berthd's CDI spec directory, in the guest's own /run: a file this machine writes into a directory the
