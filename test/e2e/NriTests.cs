@@ -294,7 +294,7 @@ public sealed class NriTests(ContainerTestBed bed) : IClassFixture<ContainerTest
         using var gatekeeper = await NriPluginProcess.ConnectAsync(daemon, "01", "gatekeeper", new() { ["events"] = new List<string> { "RunPodSandbox" } });
         var (code, listed) = await BerthCli.RunAsync(daemon, ["nri"]);
         Assert.Equal(0, code);
-        Assert.Matches(@"01-gatekeeper\s+external\s+-\s+RunPodSandbox", listed);
+        Assert.Matches($@"01-gatekeeper\s+external\s+{gatekeeper.Pid}\s+RunPodSandbox", listed);
         var podId = await RunPodAsync(daemon, pod);
         Assert.Equal(["RunPodSandbox pod=nri-required container="], gatekeeper.Events().Where(e => e.StartsWith("Run", StringComparison.Ordinal)));
         await RemovePodAsync(daemon, podId);

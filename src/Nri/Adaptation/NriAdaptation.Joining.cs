@@ -61,7 +61,8 @@ public sealed partial class NriAdaptation
             {
                 try
                 {
-                    var plugin = await NriPlugin.ConnectAsync(new NetworkStream(connection, ownsSocket: true), null, "", "", "", _options, UpdateFromPluginAsync, _logger, _stopping.Token);
+                    var plugin = await NriPlugin.ConnectAsync(
+                        new NetworkStream(connection, ownsSocket: true), null, "", "", "", _options, UpdateFromPluginAsync, _logger, _stopping.Token, PeerPidOf(connection));
                     await JoinAsync(plugin, _stopping.Token);
                 }
                 catch (Exception e) when (e is NriException or OperationCanceledException or IOException)
@@ -69,6 +70,21 @@ public sealed partial class NriAdaptation
                     LogPluginFailed(_logger, "external", e.Message);
                 }
             });
+        }
+    }
+
+    /// <summary>The connecting process's PID from the kernel (SO_PEERCRED: pid, uid, gid as three ints); 0 if it cannot say.</summary>
+    private static int PeerPidOf(Socket connection)
+    {
+        const int SolSocket = 1, SoPeerCred = 17;
+        Span<byte> credentials = stackalloc byte[12];
+        try
+        {
+            return connection.GetRawSocketOption(SolSocket, SoPeerCred, credentials) >= 4 ? BitConverter.ToInt32(credentials) : 0;
+        }
+        catch (SocketException)
+        {
+            return 0;
         }
     }
 

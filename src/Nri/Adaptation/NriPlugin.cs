@@ -41,7 +41,11 @@ internal sealed partial class NriPlugin : IAsyncDisposable
     public string Name { get; private set; }
     public string FullName => $"{Index}-{Name}";
     public bool External => _process is null;
-    public int Pid => _process?.Pid ?? 0;
+    /// <summary>The plugin's process: the one berthd started, or an external plugin's as the kernel names its socket's peer.</summary>
+    public int Pid => _process?.Pid ?? PeerPid;
+
+    /// <summary>An external plugin's PID (SO_PEERCRED), set when it connects; 0 when unknown.</summary>
+    public int PeerPid { get; init; }
     public EventMask Events { get; private set; }
     public bool IsClosed => _closed.IsCancellationRequested;
 
@@ -53,9 +57,9 @@ internal sealed partial class NriPlugin : IAsyncDisposable
     /// </summary>
     public static async Task<NriPlugin> ConnectAsync(
         Stream trunk, PluginProcess? process, string index, string name, string config, NriOptions options,
-        Func<UpdateContainersRequest, CancellationToken, Task<UpdateContainersResponse>> updates, ILogger logger, CancellationToken cancellationToken)
+        Func<UpdateContainersRequest, CancellationToken, Task<UpdateContainersResponse>> updates, ILogger logger, CancellationToken cancellationToken, int peerPid = 0)
     {
-        var plugin = new NriPlugin(trunk, process, index, name, options, updates, logger);
+        var plugin = new NriPlugin(trunk, process, index, name, options, updates, logger) { PeerPid = peerPid };
         try
         {
             await plugin.StartAsync(config, cancellationToken);

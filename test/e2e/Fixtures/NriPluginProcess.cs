@@ -20,6 +20,9 @@ public sealed class NriPluginProcess : IDisposable
         (Record, _process, _output) = (record, process, output);
     }
 
+    /// <summary>The external plugin's process ID (0 for an installed one, which berthd starts).</summary>
+    public int Pid => _process?.Id ?? 0;
+
     /// <summary>Where the plugin appends "NN-name Event pod=... container=..." lines.</summary>
     public string Record { get; }
 
