@@ -16,6 +16,9 @@ public sealed partial class NriBridge(SandboxManager sandboxes, ContainerManager
 {
     private NriAdaptation? _nri;
 
+    /// <summary>A plugin is connected or required: events have someone to go to, so their data is worth gathering.</summary>
+    public bool Active => _nri is { Idle: false };
+
     /// <summary>Set once at startup when [nri] is enabled.</summary>
     public NriAdaptation? Adaptation
     {

@@ -11,7 +11,7 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         var sandbox = _sandboxes.Find(request.PodSandboxId);
         var id = sandbox?.Id ?? request.PodSandboxId;
-        var removed = _containers.List().Where(c => c.PodId == id).Select(c => _nri.Capture(c.Id)).ToList();
+        List<(Berth.Nri.Api.PodSandbox, Berth.Nri.Api.Container)?> removed = _nri.Active ? [.. _containers.List().Where(c => c.PodId == id).Select(c => _nri.Capture(c.Id))] : [];
         await _containers.RemovePodAsync(id, context.CancellationToken);
         foreach (var container in removed) await _nri.RemoveContainerAsync(container, context.CancellationToken);
         await _sandboxes.RemoveAsync(id, context.CancellationToken);

@@ -12,7 +12,10 @@ public sealed partial class RuntimeService
         if (string.IsNullOrEmpty(request.PodSandboxId)) throw InvalidArgument("pod_sandbox_id is required");
         var sandbox = _sandboxes.Find(request.PodSandboxId);
         var id = sandbox?.Id ?? request.PodSandboxId;
-        var running = _containers.List().Where(c => c.PodId == id && c.State is Runtime.Containers.ContainerState.Created or Runtime.Containers.ContainerState.Running).Select(c => c.Id).ToList();
+        // Only with NRI plugins to tell: listing every container is no cost StopPodSandbox should pay for nothing.
+        List<string> running = _nri.Active
+            ? [.. _containers.List().Where(c => c.PodId == id && c.State is Runtime.Containers.ContainerState.Created or Runtime.Containers.ContainerState.Running).Select(c => c.Id)]
+            : [];
         // The containers first, at once, as containerd does: kubelet has given them their grace period already.
         await _containers.StopPodAsync(id, context.CancellationToken);
         foreach (var container in running) await _nri.StopContainerAsync(container, context.CancellationToken);
