@@ -76,10 +76,13 @@ internal sealed record MemorySample(int Pods, double DaemonRss, int Shims, doubl
     public double Total => DaemonRss + ShimsPss + InfraPss;
 }
 
-/// <summary>What one runtime measured: the 10-pod start, each wave of the 250 and its CPU, memory per wave, and the read paths.</summary>
+/// <summary>
+/// What one runtime measured: the 10-pod start, each wave of the 250 and its CPU, memory per wave, the read paths, and CPU
+/// profiles of the 10-pod start and the first and last waves.
+/// </summary>
 internal sealed record ScaleResult(
     IReadOnlyList<PodStart> Ten, IReadOnlyList<IReadOnlyList<PodStart>> Waves, IReadOnlyList<WaveCpu> Cpu, IReadOnlyList<MemorySample> Memory,
-    IReadOnlyList<ReadPath> Reads, int ChurnCycles)
+    IReadOnlyList<ReadPath> Reads, int ChurnCycles, IReadOnlyList<CpuBreakdown> Profiles)
 {
     public IEnumerable<PodStart> All => Waves.SelectMany(w => w);
 }

@@ -22,6 +22,8 @@ internal static class ScaleReport
         text.AppendLine($"  CPU per pod start, the machine's (the daemon's): first wave berth {Cpu(b.Cpu[0])}, containerd {Cpu(c.Cpu[0])}; " +
             $"last wave berth {Cpu(b.Cpu[^1])}, containerd {Cpu(c.Cpu[^1])}");
 
+        Profiles(text, b, c);
+
         var points = new[] { b.Memory[0], Nearest(b.Memory, 100), b.Memory[^1] }.Select(m => m.Pods).ToArray();
         text.AppendLine();
         text.AppendLine($"Memory with {string.Join(", ", points)} pods (MiB: the daemon's RSS, the PSS of shims and of infra processes, counts in brackets):");
@@ -78,6 +80,31 @@ internal static class ScaleReport
             var first = name == rows[0].Name ? label : "";
             text.AppendLine($"  {first,-22}{name,-20}{P(bt, 50),7:F1} {P(bt, 99),6:F1} |  {P(ct, 50),13:F1} {P(ct, 99),6:F1} | {P(bt, 50) / P(ct, 50):F2}");
         }
+    }
+
+    /// <summary>The perf breakdown of the machine's CPU per pod start in the 10-pod start and the first and last waves.</summary>
+    private static void Profiles(StringBuilder text, ScaleResult b, ScaleResult c)
+    {
+        static string Group(string part) => part.StartsWith("other (", StringComparison.Ordinal) ? "other" : part;
+        static double Cell(CpuBreakdown p, string group, bool kernelOnly) =>
+            p.Parts.Where(x => Group(x.Key) == group).Sum(x => kernelOnly ? x.Value.Kernel : x.Value.User + x.Value.Kernel);
+        var groups = b.Profiles.Concat(c.Profiles).SelectMany(p => p.Parts.Keys).Select(Group).Distinct()
+            .OrderByDescending(g => b.Profiles.Concat(c.Profiles).Sum(p => Cell(p, g, false))).ToList();
+        text.AppendLine();
+        text.AppendLine("CPU per pod start by part of the node, from perf's samples of every CPU (ms; in brackets the part of it in the kernel):");
+        text.AppendLine("                              berth 10 pods    first wave     last wave | containerd 10 pods    first wave     last wave");
+        string Row(ScaleResult r, Func<CpuBreakdown, string> cell) => string.Concat(r.Profiles.Select(p => $"{cell(p),14}"));
+        foreach (var group in groups)
+        {
+            string Cells(CpuBreakdown p) => $"{Cell(p, group, false):F1} ({Cell(p, group, true):F1})";
+            text.AppendLine($"  {group,-26}{Row(b, Cells)} |    {Row(c, Cells)}");
+        }
+        text.AppendLine($"  {"total",-26}{Row(b, p => $"{p.Total:F1}")} |    {Row(c, p => $"{p.Total:F1}")}");
+        foreach (var (name, r) in new[] { ("berth", b), ("containerd", c) })
+            text.AppendLine($"  kernel functions that took most, {name}'s last wave (ms per pod): {string.Join(", ", r.Profiles[^1].KernelTop.Select(k => $"{k.Symbol} {k.Ms:F1}"))}");
+        var others = b.Profiles.Concat(c.Profiles).SelectMany(p => p.Parts).Where(x => Group(x.Key) == "other")
+            .GroupBy(x => x.Key).OrderByDescending(g => g.Sum(x => x.Value.User + x.Value.Kernel)).Take(5).Select(g => g.Key[7..^1]);
+        text.AppendLine($"  other is mostly: {string.Join(", ", others)}");
     }
 
     private static void Memory(StringBuilder text, string label, ScaleResult b, ScaleResult c, int[] points, Func<MemorySample, (double MiB, int? Count)> value)

@@ -22,21 +22,23 @@ internal static class ScaleRun
             await Task.Delay(TimeSpan.FromSeconds(2));
             var memory = new List<MemorySample> { node.Memory(0) };
 
-            var ten = await StartWaveAsync(workload, "ten", 10, started, node, cpu: null);
+            var profiles = new List<CpuBreakdown>();
+            var ten = await StartWaveAsync(workload, "ten", 10, started, node, cpu: null, profiles, work);
             await RemoveAllAsync(workload, started);
 
             var waves = new List<IReadOnlyList<PodStart>>();
             var cpu = new List<WaveCpu>();
             for (var w = 0; w < pods / ScaleBenchmark.Wave; w++)
             {
-                waves.Add(await StartWaveAsync(workload, $"w{w}", ScaleBenchmark.Wave, started, node, cpu));
+                var profiled = w == 0 || w == pods / ScaleBenchmark.Wave - 1;
+                waves.Add(await StartWaveAsync(workload, $"w{w}", ScaleBenchmark.Wave, started, node, cpu, profiled ? profiles : null, work));
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 memory.Add(node.Memory(started.Count));
             }
             Console.Error.WriteLine($"{node.Name}: {started.Count} pods, {memory[^1].Shims} shims, {memory[^1].Infra} infra");
 
             var (reads, churned) = await ReadUnderChurnAsync(node, image, runtime, readCalls, pods, cgroupRoot, work);
-            return new ScaleResult(ten, waves, cpu, memory, reads, churned);
+            return new ScaleResult(ten, waves, cpu, memory, reads, churned, profiles);
         }
         finally
         {
@@ -47,12 +49,23 @@ internal static class ScaleRun
         }
     }
 
-    /// <summary>Starts <paramref name="count"/> pods at once; the CPU the wave took goes to <paramref name="cpu"/>.</summary>
-    private static async Task<IReadOnlyList<PodStart>> StartWaveAsync(PodWorkload workload, string prefix, int count, List<string> started, NodeUnderTest node, List<WaveCpu>? cpu)
+    /// <summary>
+    /// Starts <paramref name="count"/> pods at once; the CPU the wave took goes to <paramref name="cpu"/>, and where it went
+    /// to <paramref name="profiles"/>.
+    /// </summary>
+    private static async Task<IReadOnlyList<PodStart>> StartWaveAsync(
+        PodWorkload workload, string prefix, int count, List<string> started, NodeUnderTest node, List<WaveCpu>? cpu, List<CpuBreakdown>? profiles, string work)
     {
+        var profile = profiles is null ? null : CpuProfile.Start(Path.Combine(work, $"{node.Name}-{prefix}.perf"));
         var (machine, daemon) = (ProcessProbe.MachineBusyMs(), ProcessProbe.CpuMs(node.DaemonPid));
         var wave = await Task.WhenAll(Enumerable.Range(0, count).Select(i => workload.StartAsync($"{prefix}-{i}")));
         cpu?.Add(new WaveCpu((ProcessProbe.MachineBusyMs() - machine) / count, (ProcessProbe.CpuMs(node.DaemonPid) - daemon) / count));
+        if (profile is not null)
+        {
+            var shims = node.Shims();
+            profiles!.Add(await profile.StopAsync(pid =>
+                pid == node.DaemonPid ? "daemon" : shims.Contains(pid) ? "shims" : pid == Environment.ProcessId ? "benchmark client" : null, count));
+        }
         started.AddRange(wave.Select(p => p.PodId));
         return wave;
     }
