@@ -25,6 +25,9 @@ internal sealed class CniPluginRunner(IReadOnlyList<string> binDirs)
             environment["CNI_IFNAME"] = runtime.IfName;
             environment["CNI_ARGS"] = string.Join(';', runtime.Args.Select(a => $"{a.Key}={a.Value}"));
         }
+        using var span = Tracing.Source.StartActivity(SpanName(command));
+        span?.SetTag("cni.plugin", pluginType);
+        span?.SetTag("cni.network", (string?)pluginConfig["name"]);
         var stdin = Encoding.UTF8.GetBytes(pluginConfig.ToJsonString());
         using var stdout = new MemoryStream();
         var stderr = new StringBuilder();
@@ -37,7 +40,12 @@ internal sealed class CniPluginRunner(IReadOnlyList<string> binDirs)
             .ExecuteAsync(cancellationToken);
 
         var output = stdout.ToArray();
-        if (result.ExitCode != 0) throw PluginError(pluginType, command, result.ExitCode, output, stderr.ToString());
+        if (result.ExitCode != 0)
+        {
+            var error = PluginError(pluginType, command, result.ExitCode, output, stderr.ToString());
+            span?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Message);
+            throw error;
+        }
         if (command != "ADD") return null;
         try
         {
@@ -48,6 +56,15 @@ internal sealed class CniPluginRunner(IReadOnlyList<string> binDirs)
             throw new CniException($"{pluginType} ADD printed a result that is not JSON: {e.Message}");
         }
     }
+
+    private static string SpanName(string command) => command switch
+    {
+        "ADD" => "cni.add",
+        "DEL" => "cni.del",
+        "CHECK" => "cni.check",
+        "STATUS" => "cni.status",
+        _ => "cni.gc",
+    };
 
     /// <summary>The spec's error object ({"code", "msg", "details"}) when the plugin printed one, else its exit code and stderr.</summary>
     private static CniException PluginError(string plugin, string command, int exitCode, byte[] stdout, string stderr)

@@ -153,16 +153,19 @@ public sealed partial class SandboxManager
             if (request.UserNamespace is { } mapping)
             {
                 step = "creating the pod's user namespace and the namespaces it owns";
-                infra = await _host.CreateUserNamespacesAsync(id, nsDirectory, mapping, request.Pid == PidMode.Pod, hostname, request.Sysctls, cancellationToken);
+                using (Tracing.Source.StartActivity("sandbox.namespaces"))
+                    infra = await _host.CreateUserNamespacesAsync(id, nsDirectory, mapping, request.Pid == PidMode.Pod, hostname, request.Sysctls, cancellationToken);
             }
             else
             {
                 step = "creating the pod's namespaces";
-                _host.CreateNamespaces(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
+                using (Tracing.Source.StartActivity("sandbox.namespaces"))
+                    _host.CreateNamespaces(nsDirectory, namespaces, request.HostNetwork ? null : hostname, request.Sysctls);
                 if (request.Pid == PidMode.Pod)
                 {
                     step = "starting the infra process of the pod's PID namespace";
-                    infra = _host.StartInfra(id, nsDirectory, record.NamespacePaths);
+                    using (Tracing.Source.StartActivity("sandbox.infra"))
+                        infra = _host.StartInfra(id, nsDirectory, record.NamespacePaths);
                 }
             }
             if (infra is not null)
@@ -179,16 +182,17 @@ public sealed partial class SandboxManager
             if (!request.HostNetwork)
             {
                 step = "setting up the pod network (CNI ADD)";
+                using var network = Tracing.Source.StartActivity("sandbox.network");
                 var result = await _network.AddAsync(CniRuntime(record, request.Dns, _podCidr), cancellationToken);
                 ips = [.. result.SandboxAddresses.Select(a => a.ToString())];
             }
             if (!request.HostIpc)
             {
                 step = "mounting the pod's /dev/shm";
-                _host.CreateShm(directory, request.UserNamespace?.Root);
+                using (Tracing.Source.StartActivity("sandbox.shm")) _host.CreateShm(directory, request.UserNamespace?.Root);
             }
             step = "writing hostname, hosts and resolv.conf";
-            PodFiles.Write(directory, hostname, request.Dns, ips, request.UserNamespace?.Root);
+            using (Tracing.Source.StartActivity("sandbox.files")) PodFiles.Write(directory, hostname, request.Dns, ips, request.UserNamespace?.Root);
 
             record = record with { State = SandboxState.Ready, Ips = ips };
             _store.Update(record);

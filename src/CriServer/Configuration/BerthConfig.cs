@@ -21,6 +21,8 @@ public sealed record BerthConfig
 
     public MetricsConfig Metrics { get; init; } = new();
 
+    public TracingConfig Tracing { get; init; } = new();
+
     public StreamingConfig Streaming { get; init; } = new();
 
     public ImagesConfig Images { get; init; } = new();
@@ -167,6 +169,27 @@ public sealed record MetricsConfig
 {
     /// <summary>Where <c>/metrics</c> is served; null when metrics are off (the default).</summary>
     public IPEndPoint? Address { get; init; }
+}
+
+/// <summary>OpenTelemetry traces over OTLP, as containerd's tracing plugins and CRI-O's [crio.tracing] export them.</summary>
+public sealed record TracingConfig
+{
+    /// <summary>The OTLP collector; null when tracing is off (the default).</summary>
+    public Uri? Endpoint { get; init; }
+
+    public OtlpProtocol Protocol { get; init; } = OtlpProtocol.HttpProtobuf;
+
+    /// <summary>The share of traces begun here that are recorded; a caller's (kubelet's) sampled flag is followed.</summary>
+    public double SamplingRatio { get; init; } = 1.0;
+
+    public string ServiceName { get; init; } = "berthd";
+}
+
+/// <summary>OTLP's two transports, named as OTEL_EXPORTER_OTLP_PROTOCOL names them.</summary>
+public enum OtlpProtocol
+{
+    HttpProtobuf,
+    Grpc,
 }
 
 public sealed record StreamingConfig

@@ -110,6 +110,7 @@ public static class ConfigLoader
             LogFormat = root.Enum("log_format", LogFormats) ?? defaults.LogFormat,
             Grpc = ParseGrpc(root.Section("grpc"), defaults.Grpc),
             Metrics = ParseMetrics(root.Section("metrics"), defaults.Metrics),
+            Tracing = ParseTracing(root.Section("tracing"), defaults.Tracing),
             Streaming = ParseStreaming(root.Section("streaming"), defaults.Streaming),
             Images = ParseImages(root.Section("images"), defaults.Images, mergeMaps),
             Cni = ParseCni(root.Section("cni"), defaults.Cni),
@@ -159,6 +160,32 @@ public static class ConfigLoader
         return IPEndPoint.TryParse(address, out var endpoint) && endpoint.Port != 0
             ? defaults with { Address = endpoint }
             : throw new ConfigException($"metrics.address: '{address}' is not an address with a port, such as \"127.0.0.1:9400\"");
+    }
+
+    private static readonly Dictionary<string, OtlpProtocol> OtlpProtocols = new()
+    {
+        ["http/protobuf"] = OtlpProtocol.HttpProtobuf,
+        ["grpc"] = OtlpProtocol.Grpc,
+    };
+
+    internal static string OtlpProtocolName(OtlpProtocol protocol) => OtlpProtocols.First(p => p.Value == protocol).Key;
+
+    private static TracingConfig ParseTracing(TomlSection? section, TracingConfig defaults)
+    {
+        if (section is null) return defaults;
+        var endpoint = section.String("endpoint");
+        var tracing = defaults with
+        {
+            Endpoint = endpoint is null ? defaults.Endpoint
+                : endpoint.Length == 0 ? null
+                : TomlSection.ParseEndpoint("tracing.endpoint", endpoint),
+            Protocol = section.Enum("protocol", OtlpProtocols) ?? defaults.Protocol,
+            SamplingRatio = section.Fraction("sampling_ratio") ?? defaults.SamplingRatio,
+            ServiceName = section.String("service_name") ?? defaults.ServiceName,
+        };
+        section.RejectUnknownKeys();
+        if (tracing.ServiceName.Length == 0) throw new ConfigException("tracing.service_name: must not be empty");
+        return tracing;
     }
 
     private static StreamingConfig ParseStreaming(TomlSection? section, StreamingConfig defaults)

@@ -31,6 +31,12 @@ public static class ConfigWriter
         toml.Table("metrics");
         toml.Optional("address", config.Metrics.Address is { } metrics ? Quote(metrics.ToString()) : null, "\"127.0.0.1:9400\"", "host:port serving Prometheus /metrics; unset is off");
 
+        toml.Table("tracing");
+        toml.Optional("endpoint", config.Tracing.Endpoint is { } tracing ? Quote(tracing.ToString()) : null, "\"http://127.0.0.1:4318\"", "OTLP collector that RPC and phase spans are sent to; unset is off");
+        toml.Key("protocol", Quote(ConfigLoader.OtlpProtocolName(config.Tracing.Protocol)), "http/protobuf (port 4318, /v1/traces) or grpc (port 4317)");
+        toml.Key("sampling_ratio", config.Tracing.SamplingRatio.ToString("0.0##", CultureInfo.InvariantCulture), "share of traces begun here that are kept; a caller's sampled flag is followed");
+        toml.Key("service_name", Quote(config.Tracing.ServiceName), "service.name of the spans");
+
         toml.Table("streaming");
         toml.Key("address", Quote(config.Streaming.Address.ToString()), "where Exec, Attach and PortForward URLs point; port 0 takes a free one");
         toml.Optional("tls_cert_file", config.Streaming.TlsCertFile is { } cert ? Quote(cert) : null, "\"/etc/berth/streaming.crt\"", "PEM certificate for https URLs, with tls_key_file");

@@ -59,6 +59,19 @@ internal sealed class TomlSection(TomlTable table, string path)
         return number;
     }
 
+    /// <summary>A number from 0 to 1, written with or without a decimal point.</summary>
+    public double? Fraction(string key)
+    {
+        if (!TryGet(key, out var value)) return null;
+        var number = value switch
+        {
+            double d => d,
+            long l => l,
+            _ => throw TypeError(key, "a number from 0 to 1", value),
+        };
+        return number is >= 0 and <= 1 ? number : throw new ConfigException($"{KeyPath(key)}: {number.ToString(System.Globalization.CultureInfo.InvariantCulture)} is out of range [0, 1]");
+    }
+
     public bool? Boolean(string key)
     {
         if (!TryGet(key, out var value)) return null;

@@ -28,6 +28,8 @@ internal static partial class BerthHost
             ? (false, null)
             : await ScratchUserNamespace.TestAsync(
                 config.Runtime.ShimBinary, userns => Berth.Runtime.NodeProbe.IdmappedMounts(config.Root, userns), CancellationToken.None);
+        // Before the host, so that recovery and the first RPC are traced; disposed last, sending what is left.
+        using var tracing = TraceExport.Start(config.Tracing);
         var app = Build(config, idmappedMounts);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("berthd");
         if (unsearchable is not null) LogUserNamespacesOff(logger, unsearchable);

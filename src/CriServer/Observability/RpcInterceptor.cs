@@ -7,7 +7,7 @@ using Grpc.Core.Interceptors;
 namespace Berth.CriServer.Observability;
 
 /// <summary>
-/// Wraps every CRI RPC: logs it, records its metrics, and turns whatever escapes a handler
+/// Wraps every CRI RPC: logs it, records its metrics and its span, and turns whatever escapes a handler
 /// into a precise gRPC status, so that no RPC crashes the daemon or answers without a message.
 /// </summary>
 internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, RpcMetrics metrics) : Interceptor
@@ -16,16 +16,17 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
         TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         var started = Stopwatch.GetTimestamp();
+        var span = RpcTracing.Start(context);
         try
         {
             var response = await continuation(request, context);
-            Completed(context.Method, StatusCode.OK, started, null);
+            Completed(context.Method, StatusCode.OK, started, null, span);
             return response;
         }
         catch (Exception e)
         {
             var failure = ToRpcException(e, context);
-            Completed(context.Method, failure.StatusCode, started, failure);
+            Completed(context.Method, failure.StatusCode, started, failure, span);
             throw failure;
         }
     }
@@ -35,22 +36,24 @@ internal sealed partial class RpcInterceptor(ILogger<RpcInterceptor> logger, Rpc
         ServerStreamingServerMethod<TRequest, TResponse> continuation)
     {
         var started = Stopwatch.GetTimestamp();
+        var span = RpcTracing.Start(context);
         try
         {
             await continuation(request, responseStream, context);
-            Completed(context.Method, StatusCode.OK, started, null);
+            Completed(context.Method, StatusCode.OK, started, null, span);
         }
         catch (Exception e)
         {
             var failure = ToRpcException(e, context);
-            Completed(context.Method, failure.StatusCode, started, failure);
+            Completed(context.Method, failure.StatusCode, started, failure, span);
             throw failure;
         }
     }
 
-    private void Completed(string method, StatusCode code, long started, RpcException? failure)
+    private void Completed(string method, StatusCode code, long started, RpcException? failure, Activity? span)
     {
         var elapsed = Stopwatch.GetElapsedTime(started);
+        RpcTracing.Stop(span, code, failure?.Status.Detail);
         metrics.Observe(method, code, elapsed);
         if (failure is null)
             LogServed(method, elapsed.TotalMilliseconds);

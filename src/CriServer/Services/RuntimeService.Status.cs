@@ -38,6 +38,7 @@ public sealed partial class RuntimeService
             response.Info.Add("pulls", StatusInfo.PullsJson(_images.PullsInProgress()));
             response.Info.Add("cdi", StatusInfo.CdiJson(_containers.Devices.State()));
             response.Info.Add("nri", StatusInfo.NriJson(_config, _nri.Adaptation?.Plugins ?? []));
+            response.Info.Add("tracing", StatusInfo.TracingJson(_config));
         }
         return response;
     }

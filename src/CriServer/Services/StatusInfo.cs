@@ -11,6 +11,21 @@ internal static class StatusInfo
     /// <summary>Readable output for operators: '+' and '&lt;' stay as they are (the values are data, never HTML).</summary>
     public static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>Whether spans are exported, and where to.</summary>
+    public static string TracingJson(BerthConfig config) => Write(w =>
+    {
+        w.WriteBoolean("enabled", config.Tracing.Endpoint is not null);
+        WriteTracing(w, config.Tracing);
+    });
+
+    private static void WriteTracing(Utf8JsonWriter w, TracingConfig tracing)
+    {
+        w.WriteString("endpoint", tracing.Endpoint?.ToString() ?? "");
+        w.WriteString("protocol", ConfigLoader.OtlpProtocolName(tracing.Protocol));
+        w.WriteNumber("sampling_ratio", tracing.SamplingRatio);
+        w.WriteString("service_name", tracing.ServiceName);
+    }
+
     /// <summary>The effective config, keyed as in config.toml so an operator can compare the two.</summary>
     public static string ConfigJson(BerthConfig config) => Write(w =>
     {
@@ -25,6 +40,9 @@ internal static class StatusInfo
         w.WriteEndObject();
         w.WriteStartObject("metrics");
         w.WriteString("address", config.Metrics.Address?.ToString() ?? "");
+        w.WriteEndObject();
+        w.WriteStartObject("tracing");
+        WriteTracing(w, config.Tracing);
         w.WriteEndObject();
         w.WriteStartObject("cdi");
         w.WriteStartArray("spec_dirs");

@@ -50,6 +50,7 @@ internal sealed partial class ContainerCreation(
         table.Reserve(record);
         var reserved = watch.Elapsed.TotalMilliseconds;
         var step = "creating missing host paths";
+        using var phases = new PhaseSpans();
         try
         {
             foreach (var mount in request.Mounts)
@@ -73,6 +74,7 @@ internal sealed partial class ContainerCreation(
                 await ContainerRestore.PrepareWritableLayerAsync(restore, ContainerManager.WritableLayerOf(record), options.ArchiveUnpacker!, cancellationToken);
             }
             step = "mounting the root filesystem";
+            phases.Next("container.rootfs");
             var rootfsPath = Path.Combine(record.Bundle, "rootfs");
             var userns = pod.UserNamespace;
             rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath, LayersIdmap(record, userns, "rootfs"));
@@ -90,6 +92,7 @@ internal sealed partial class ContainerCreation(
             }
 
             step = "building the OCI spec";
+            phases.Next("container.spec");
             var volumes = VolumeDirectories(record, image, userns);
             OciSpec spec;
             try
@@ -103,10 +106,12 @@ internal sealed partial class ContainerCreation(
             if (Adjuster is { } adjuster)
             {
                 step = "adjusting the spec (NRI)";
+                phases.Next("container.nri");
                 spec = await AdjustAsync(adjuster, record, request, spec, pod, cancellationToken);
             }
             if (record.RestoreFrom is { } restoreDirectory) spec = ContainerRestore.PlaceInOwnCgroup(spec, restoreDirectory);
             step = "copying the image's content into its volumes";
+            phases.Next("container.bundle");
             foreach (var (volume, hostDirectory) in volumes)
             {
                 // A volume that a CRI mount replaced is not in the spec, and gets nothing.
@@ -123,6 +128,7 @@ internal sealed partial class ContainerCreation(
             if (record.LogPath is { } log) Directory.CreateDirectory(Path.GetDirectoryName(log)!);
 
             step = "creating the container (berth-shim, runtime create)";
+            phases.Next("container.shim");
             var prepared = watch.Elapsed.TotalMilliseconds;
             // A restore creates and starts at once, so a container from a checkpoint gets its shim at StartContainer.
             var created = record.RestoreFrom is null
@@ -136,12 +142,15 @@ internal sealed partial class ContainerCreation(
                     ? created.CgroupDirectory
                     : Cgroups.CgroupPaths.Resolve(spec.Linux?.CgroupsPath ?? ""),
             };
+            phases.Dispose();
             table.Commit(record, ContainerChangeKind.Created);
             LogCreated(logger, id, watch.Elapsed.TotalMilliseconds, reserved, prepared - reserved, shimmed - prepared);
             return record;
         }
         catch (Exception e)
         {
+            phases.Fail(e);
+            phases.Dispose();
             await teardown.RollBackAsync(record);
             // A cancelled create (the caller went away) is reported as such, not as a failure of the host.
             if (e is ContainerException or OperationCanceledException) throw;

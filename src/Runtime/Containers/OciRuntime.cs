@@ -42,7 +42,11 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
         }
     }
 
-    public Task StartAsync(string id, CancellationToken cancellationToken) => RunAsync(["start", id], cancellationToken);
+    public async Task StartAsync(string id, CancellationToken cancellationToken)
+    {
+        using var span = Tracing.Source.StartActivity("runtime.start");
+        await RunAsync(["start", id], cancellationToken);
+    }
 
     private Task<string?>? _checkpointCommand;
 
@@ -92,6 +96,7 @@ internal sealed class OciRuntime(string binary, string root, bool systemdCgroup 
     /// <summary>Removes the runtime's state and the cgroup, killing what is left; a missing container is fine.</summary>
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
     {
+        using var span = Tracing.Source.StartActivity("runtime.delete");
         var result = await Command(["delete", "--force", id]).ExecuteBufferedAsync(cancellationToken);
         if (result.ExitCode != 0 && !result.StandardError.Contains("does not exist", StringComparison.Ordinal))
             throw new ContainerRuntimeException($"{Binary} delete {id}: {LastLine(result.StandardError)}");

@@ -33,12 +33,14 @@ internal static class ContainerShim
         try
         {
             if (options.LogPath is { } logPath) log = new CriLogWriter(new AppendOnlyFile(logPath));
+            var creating = System.Diagnostics.Stopwatch.GetTimestamp();
             var container = RuntimeCreate.Run(options, reaper, devNull);
+            var runtimeCreate = System.Diagnostics.Stopwatch.GetElapsedTime(creating);
             var cgroup = ContainerCgroup.DirectoryOf(container.InitPid);
             // A systemd scope goes with the container's last process; a cgroupfs cgroup stays until the runtime deletes it.
             keeper = options.SystemdCgroup && cgroup is not null ? CgroupKeeper.Start(reaper, cgroup) : null;
             var oom = OomWatch.Start(cgroup);
-            Report(ShimReport.Created(container.InitPid));
+            Report(ShimReport.Created(container.InitPid, (long)runtimeCreate.TotalMicroseconds));
             created = true;
             _ = Libc.Dup2(devNull, 1);
             var exitCode = new ShimLoop(container, log, options, oom, keeper).Run(reaper);

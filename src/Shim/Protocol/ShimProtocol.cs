@@ -163,19 +163,24 @@ internal static class UserNamespaceHelperProtocol
 /// </summary>
 internal static class ShimReport
 {
-    public static string Created(int initPid) => $"created {initPid.ToString(CultureInfo.InvariantCulture)}\n";
+    /// <summary>The init PID, and how long the runtime's create took (µs), which berthd's trace shows apart from the shim's start.</summary>
+    public static string Created(int initPid, long runtimeCreateMicros) =>
+        $"created {initPid.ToString(CultureInfo.InvariantCulture)} {runtimeCreateMicros.ToString(CultureInfo.InvariantCulture)}\n";
 
     public static string Error(string message) => $"error {message.ReplaceLineEndings(" ")}\n";
 
-    /// <summary>True with the init PID for a created report; false with the shim's message, or null for no report at all.</summary>
-    public static bool TryParse(string? line, out int initPid, out string? error)
+    /// <summary>True with the init PID and create time for a created report; false with the shim's message, or null for no report at all.</summary>
+    public static bool TryParse(string? line, out int initPid, out long runtimeCreateMicros, out string? error)
     {
         initPid = 0;
+        runtimeCreateMicros = 0;
         error = null;
         if (line is null) return false;
         line = line.TrimEnd('\n');
-        if (line.StartsWith("created ", StringComparison.Ordinal)
-            && int.TryParse(line.AsSpan(8), NumberStyles.None, CultureInfo.InvariantCulture, out initPid) && initPid > 0) return true;
+        if (line.StartsWith("created ", StringComparison.Ordinal) && line[8..].Split(' ') is [var pid, var micros]
+            && int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out initPid) && initPid > 0
+            && long.TryParse(micros, NumberStyles.None, CultureInfo.InvariantCulture, out runtimeCreateMicros)) return true;
+        initPid = 0;
         error = line.StartsWith("error ", StringComparison.Ordinal) ? line[6..] : null;
         return false;
     }

@@ -27,6 +27,31 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Tracing_is_off_by_default_and_takes_containerds_keys()
+    {
+        var defaults = ConfigLoader.Parse("").Tracing;
+        Assert.Equal((null, OtlpProtocol.HttpProtobuf, 1.0, "berthd"), (defaults.Endpoint, defaults.Protocol, defaults.SamplingRatio, defaults.ServiceName));
+
+        var tracing = ConfigLoader.Parse("""
+            [tracing]
+            endpoint = "http://127.0.0.1:4317"
+            protocol = "grpc"
+            sampling_ratio = 0
+            service_name = "berthd-node-7"
+            """).Tracing;
+        Assert.Equal((new Uri("http://127.0.0.1:4317"), OtlpProtocol.Grpc, 0.0, "berthd-node-7"), (tracing.Endpoint, tracing.Protocol, tracing.SamplingRatio, tracing.ServiceName));
+        Assert.Equal(0.25, ConfigLoader.Parse("[tracing]\nsampling_ratio = 0.25").Tracing.SamplingRatio);
+    }
+
+    [Theory]
+    [InlineData("http://collector:4318", "http/protobuf", "http://collector:4318/v1/traces")]
+    [InlineData("http://collector:4318/", "http/protobuf", "http://collector:4318/v1/traces")]
+    [InlineData("https://collector/otlp/v1/traces", "http/protobuf", "https://collector/otlp/v1/traces")]
+    [InlineData("http://collector:4317", "grpc", "http://collector:4317/")]
+    public void The_OTLP_HTTP_endpoint_gets_the_traces_path_as_the_OTLP_exporter_convention_adds_it(string endpoint, string protocol, string expected) =>
+        Assert.Equal(expected, Observability.TraceExport.TracesUri(new Uri(endpoint), protocol == "grpc" ? OtlpProtocol.Grpc : OtlpProtocol.HttpProtobuf).ToString());
+
+    [Fact]
     public void NRI_is_on_by_default_at_containerds_paths_and_takes_its_keys()
     {
         var defaults = ConfigLoader.Parse("").Nri;
@@ -160,6 +185,12 @@ public sealed class ConfigLoaderTests
     [InlineData("[nri]\nplugin_request_timeout = \"0s\"", "nri.plugin_request_timeout: must be positive")]
     [InlineData("[nri]\nrequired = [\"x\"]", "unknown key 'nri.required'")]
     [InlineData("[runtime]\ncgroup_driver = \"Systemd\"", "runtime.cgroup_driver: 'Systemd' is neither \"systemd\" nor \"cgroupfs\"")]
+    [InlineData("[tracing]\nendpoint = \"127.0.0.1:4318\"", "tracing.endpoint: '127.0.0.1:4318' is not an http:// or https:// URL")]
+    [InlineData("[tracing]\nprotocol = \"http/json\"", "tracing.protocol: 'http/json' is not one of http/protobuf, grpc")]
+    [InlineData("[tracing]\nsampling_ratio = 1.5", "tracing.sampling_ratio: 1.5 is out of range [0, 1]")]
+    [InlineData("[tracing]\nsampling_ratio = \"all\"", "tracing.sampling_ratio: expected a number from 0 to 1")]
+    [InlineData("[tracing]\nservice_name = \"\"", "tracing.service_name: must not be empty")]
+    [InlineData("[tracing]\nsampling_rate = 1", "unknown key 'tracing.sampling_rate'")]
     public void Bad_input_names_the_key(string toml, string expected)
     {
         var error = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml));

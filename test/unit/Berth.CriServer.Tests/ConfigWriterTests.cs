@@ -14,6 +14,10 @@ public sealed class ConfigWriterTests
         shutdown_timeout = "1m30s"
         [metrics]
         address = "127.0.0.1:9400"
+        [tracing]
+        endpoint = "http://127.0.0.1:4317/"
+        protocol = "grpc"
+        sampling_ratio = 0.125
         [streaming]
         address = "0.0.0.0:10010"
         token_lifetime = "250ms"

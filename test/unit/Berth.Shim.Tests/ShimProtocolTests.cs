@@ -66,15 +66,17 @@ public sealed class ShimProtocolTests
     [Fact]
     public void Reports_round_trip()
     {
-        Assert.True(ShimReport.TryParse(ShimReport.Created(4242), out var pid, out var error));
-        Assert.Equal((4242, null), (pid, error));
+        Assert.True(ShimReport.TryParse(ShimReport.Created(4242, 31_250), out var pid, out var micros, out var error));
+        Assert.Equal((4242, 31_250L, (string?)null), (pid, micros, error));
 
-        Assert.False(ShimReport.TryParse(ShimReport.Error("runc create failed:\nno such file"), out _, out error));
+        Assert.False(ShimReport.TryParse(ShimReport.Error("runc create failed:\nno such file"), out _, out _, out error));
         Assert.Equal("runc create failed: no such file", error);
 
-        Assert.False(ShimReport.TryParse(null, out _, out error));
+        Assert.False(ShimReport.TryParse(null, out _, out _, out error));
         Assert.Null(error);
-        Assert.False(ShimReport.TryParse("created -1", out _, out error));
+        Assert.False(ShimReport.TryParse("created -1 5", out _, out _, out error));
+        Assert.Null(error);
+        Assert.False(ShimReport.TryParse("created 4242", out _, out _, out error));
         Assert.Null(error);
     }
 

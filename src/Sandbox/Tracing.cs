@@ -1,0 +1,14 @@
+using System.Diagnostics;
+
+namespace Berth.Sandbox;
+
+/// <summary>
+/// This component's spans. With no listener (tracing off) StartActivity returns null at the cost of one check, so
+/// phases are traced unconditionally.
+/// </summary>
+internal static class Tracing
+{
+    public const string SourceName = "Berth.Sandbox";
+
+    public static readonly ActivitySource Source = new(SourceName);
+}
