@@ -49,6 +49,33 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
     }
 
     [Fact]
+    public async Task The_rootfs_overlay_names_its_layers_by_short_links_so_the_mount_table_stays_small()
+    {
+        var pod = bed.Pod("overlay", hostNetwork: true);
+        var podId = await bed.RunPodAsync(pod);
+        try
+        {
+            var id = await bed.RunAsync(podId, pod, bed.Container("app", "sleep", "600"));
+            var rootfs = Path.Combine(bed.Daemon.StatePath, "c", id, "rootfs");
+            var line = Assert.Single(File.ReadLines("/proc/self/mountinfo"), l => l.Split(' ')[4] == rootfs);
+            // The mount point and these options alone: about 200 bytes where the layers' full paths made about 600.
+            Assert.Contains(" - overlay overlay rw,lowerdir=l/0:l/1,upperdir=upper,workdir=work", line, StringComparison.Ordinal);
+            var links = Path.Combine(bed.Daemon.RootPath, "containers", id, "l");
+            Assert.All(Directory.GetFileSystemEntries(links), link =>
+                Assert.StartsWith(Path.Combine(bed.Daemon.RootPath, "snapshots"), new FileInfo(link).LinkTarget, StringComparison.Ordinal));
+            Assert.Equal(2, Directory.GetFileSystemEntries(links).Length);
+            // The layers are there, and what the container writes lands in its upper dir.
+            var written = await bed.Daemon.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Timeout = 10, Cmd = { "sh", "-c", "ls /bin/busybox && echo hi > /written" } });
+            Assert.Equal(0, written.ExitCode);
+            Assert.Equal("hi\n", File.ReadAllText(Path.Combine(bed.Daemon.RootPath, "containers", id, "upper", "written")));
+        }
+        finally
+        {
+            await bed.RemovePodAsync(podId);
+        }
+    }
+
+    [Fact]
     public async Task Command_args_env_and_working_dir_merge_with_the_image_config()
     {
         var pod = bed.Pod("merge", hostNetwork: true);
