@@ -8,8 +8,8 @@ namespace Berth.Runtime.Containers;
 internal interface IRootfsMounter
 {
     /// <summary>
-    /// The upper and work dirs are siblings in the container's directory. With an idmap, the layers are idmapped copies
-    /// (the pod's user namespace sees the image's owners) and the upper dir is its root's.
+    /// With an idmap, the layers are idmapped copies (the pod's user namespace sees the image's owners) and the upper
+    /// dir is its root's.
     /// </summary>
     void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target, LayerIdmap? idmap);
 
@@ -20,16 +20,16 @@ internal interface IRootfsMounter
     void Unmount(string target);
 }
 
-/// <summary>An overlay of the image's snapshots with the container's own upper and work dirs.</summary>
+/// <summary>
+/// An overlay of the image's snapshots with the container's own upper and work dirs. The rootfs mount names its
+/// directories by descriptors held for the call (<c>/proc/self/fd/N</c>), not by their paths: every runc, and every
+/// shim's runtime at its start, reads the node's whole mount table as the kernel's text, and a rootfs line with the
+/// layers' full paths is about 600 bytes, with descriptors about 220 (README, Node scale). The record keeps the paths.
+/// </summary>
 internal sealed unsafe class OverlayRootfs : IRootfsMounter
 {
-    /// <summary>The container directory's links to its layers, named 0, 1, ... from the top.</summary>
-    internal const string LayerLinks = "l";
-
     public void Mount(IReadOnlyList<string> lowerDirs, string upper, string work, string target, LayerIdmap? idmap)
     {
-        var directory = Path.GetDirectoryName(upper)!;
-        if (Path.GetDirectoryName(work) != directory) throw new ArgumentException($"the work dir {work} is not beside the upper dir {upper}", nameof(work));
         Directory.CreateDirectory(upper);
         Directory.CreateDirectory(work);
         Directory.CreateDirectory(target);
@@ -39,49 +39,27 @@ internal sealed unsafe class OverlayRootfs : IRootfsMounter
         {
             // overlay wants two layers at least: a single-layer image gets an empty second one below it.
             if (lowers.Count == 1) lowers = [.. lowers, EmptyLayer(work)];
-            var options = $"lowerdir={LinkLayers(directory, lowers)},upperdir={Path.GetFileName(upper)},workdir={Path.GetFileName(work)},index=off";
-            if (options.Length >= 4096)
-                throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
-            var result = CallFrom(directory, target, options);
-            if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
-        });
-    }
-
-    /// <summary>
-    /// Links named 0, 1, ... in the container's directory to its layers, and the lowerdir option naming them. Every
-    /// runc reads the node's whole mount table, in the kernel's text, several times per container: a rootfs line with
-    /// the layers' full paths is about 600 bytes, with the links about 200, so a node of many pods costs each container
-    /// start less (README, Node scale).
-    /// </summary>
-    private static string LinkLayers(string directory, IReadOnlyList<string> lowers)
-    {
-        var links = Path.Combine(directory, LayerLinks);
-        // A create interrupted before left them: they are made again, for these layers.
-        if (Directory.Exists(links)) Directory.Delete(links, recursive: true);
-        Directory.CreateDirectory(links);
-        for (var i = 0; i < lowers.Count; i++)
-            File.CreateSymbolicLink(Path.Combine(links, i.ToString(System.Globalization.CultureInfo.InvariantCulture)), lowers[i]);
-        return string.Join(':', Enumerable.Range(0, lowers.Count).Select(i => $"{LayerLinks}/{i.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
-    }
-
-    /// <summary>
-    /// mount(2) with its paths relative to <paramref name="directory"/>, on a thread of its own that unshares its
-    /// working directory first, so no other thread's changes.
-    /// </summary>
-    private static int CallFrom(string directory, string target, string options)
-    {
-        var result = 0;
-        var thread = new Thread(() =>
-        {
-            var d = Encoding.UTF8.GetBytes(directory + "\0");
-            fixed (byte* path = d)
+            var descriptors = new List<int>(lowers.Count + 2);
+            try
             {
-                result = LibC.unshare(LibC.CLONE_FS) != 0 || LibC.chdir(path) != 0 ? LibC.errno : Call("overlay", target, "overlay", 0, options);
+                string Held(string path)
+                {
+                    var fd = Berth.Native.Descriptors.Open(path, Berth.Native.Descriptors.OPath | Berth.Native.Descriptors.ODirectory | Berth.Native.Descriptors.OCloExec);
+                    if (fd < 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Berth.Native.Descriptors.Error("open", path, Berth.Native.Descriptors.LastError).Message}");
+                    descriptors.Add(fd);
+                    return $"/proc/self/fd/{fd.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+                }
+                var options = $"lowerdir={string.Join(':', lowers.Select(Held))},upperdir={Held(upper)},workdir={Held(work)},index=off";
+                if (options.Length >= 4096)
+                    throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
+                var result = Call("overlay", target, "overlay", 0, options);
+                if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
             }
-        }, 128 * 1024) { IsBackground = true, Name = "overlay mount" };
-        thread.Start();
-        thread.Join();
-        return result;
+            finally
+            {
+                foreach (var fd in descriptors) Berth.Native.Descriptors.Close(fd);
+            }
+        });
     }
 
     public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target, LayerIdmap? idmap)
