@@ -61,6 +61,15 @@ public sealed partial class ContainerTests(ContainerTestBed bed) : IClassFixture
             // The mount point and these options alone: about 220 bytes where the layers' full paths made about 600.
             Assert.Matches(@" - overlay overlay rw,lowerdir=/proc/self/fd/\d+:/proc/self/fd/\d+,upperdir=/proc/self/fd/\d+,workdir=/proc/self/fd/\d+", line);
             Assert.True(line.Length < 300, $"{line.Length} bytes: {line}");
+            // crictl inspect names the directories that the mount table does not.
+            var info = (await bed.Daemon.Runtime.ContainerStatusAsync(new ContainerStatusRequest { ContainerId = id, Verbose = true })).Info["info"];
+            using (var json = System.Text.Json.JsonDocument.Parse(info))
+            {
+                var layers = json.RootElement.GetProperty("rootfs");
+                Assert.Equal(2, layers.GetProperty("lowerDirs").GetArrayLength());
+                Assert.All(layers.GetProperty("lowerDirs").EnumerateArray(), l => Assert.StartsWith(Path.Combine(bed.Daemon.RootPath, "snapshots"), l.GetString(), StringComparison.Ordinal));
+                Assert.Equal(Path.Combine(bed.Daemon.RootPath, "containers", id, "upper"), layers.GetProperty("upperDir").GetString());
+            }
             // The layers are there, and what the container writes lands in its upper dir.
             var written = await bed.Daemon.Runtime.ExecSyncAsync(new ExecSyncRequest { ContainerId = id, Timeout = 10, Cmd = { "sh", "-c", "ls /bin/busybox && echo hi > /written" } });
             Assert.Equal(0, written.ExitCode);

@@ -5,7 +5,7 @@ using Berth.Runtime.Containers;
 
 namespace Berth.CriServer.Services;
 
-/// <summary>ContainerStatus' verbose info: the pid, the sandbox, and the OCI spec the container runs with.</summary>
+/// <summary>ContainerStatus' verbose info: the pid, the sandbox, the rootfs layers, and the OCI spec the container runs with.</summary>
 internal static class ContainerInfo
 {
     public static string Verbose(ContainerRecord record)
@@ -19,6 +19,15 @@ internal static class ContainerInfo
             writer.WriteString("runtimeHandler", record.RuntimeHandler);
             writer.WriteString("bundle", record.Bundle);
             if (record.Shim is { } shim) writer.WriteNumber("shimPid", shim.Pid);
+            // The node's mount table names the overlay's directories by the descriptors it was mounted through.
+            writer.WriteStartObject("rootfs");
+            writer.WriteString("type", "overlay");
+            writer.WriteStartArray("lowerDirs");
+            foreach (var lower in record.LowerDirs) writer.WriteStringValue(lower);
+            writer.WriteEndArray();
+            writer.WriteString("upperDir", ContainerManager.WritableLayerOf(record));
+            writer.WriteString("workDir", ContainerManager.WorkDirectoryOf(record));
+            writer.WriteEndObject();
             var spec = Path.Combine(record.Bundle, "config.json");
             if (File.Exists(spec))
             {

@@ -77,7 +77,7 @@ internal sealed partial class ContainerCreation(
             phases.Next("container.rootfs");
             var rootfsPath = Path.Combine(record.Bundle, "rootfs");
             var userns = pod.UserNamespace;
-            rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), Path.Combine(record.Directory, "work"), rootfsPath, LayersIdmap(record, userns, "rootfs"));
+            rootfs.Mount(request.LowerDirs, ContainerManager.WritableLayerOf(record), ContainerManager.WorkDirectoryOf(record), rootfsPath, LayersIdmap(record, userns, "rootfs"));
             step = "mounting image volumes";
             if (request.Mounts.Any(m => m.Image is not null))
             {

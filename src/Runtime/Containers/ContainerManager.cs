@@ -127,6 +127,9 @@ public sealed class ContainerManager : IDisposable
     /// <summary>The container's writable layer (the overlay's upper dir), whose usage ContainerStats reports.</summary>
     public static string WritableLayerOf(ContainerRecord record) => Path.Combine(record.Directory, "upper");
 
+    /// <summary>The overlay's work dir beside the writable layer.</summary>
+    public static string WorkDirectoryOf(ContainerRecord record) => Path.Combine(record.Directory, "work");
+
     /// <summary>The features of a configured handler ("" is the default one); null for an unknown name.</summary>
     public Task<HandlerFeatures?> FeaturesAsync(string handler) => _handlers.FeaturesAsync(handler);
 
