@@ -40,7 +40,7 @@ internal sealed class CpuProfile
         using var reader = Process.Start(script)!;
         var drain = reader.StandardError.ReadToEndAsync();
         var parts = new Dictionary<string, (int User, int Kernel)>();
-        var kernelSymbols = new Dictionary<string, int>();
+        var kernelSymbols = new Dictionary<(string Part, string Symbol), int>();
         var known = new Dictionary<int, string>();
         while (await reader.StandardOutput.ReadLineAsync() is { } line)
         {
@@ -56,7 +56,7 @@ internal sealed class CpuProfile
             if (!known.TryGetValue(pid, out var part)) known[pid] = part = partOf(pid) ?? PartByName(comm);
             var (user, kern) = parts.GetValueOrDefault(part);
             parts[part] = kernel ? (user, kern + 1) : (user + 1, kern);
-            if (kernel && ipIndex + 1 < fields.Length) kernelSymbols[fields[ipIndex + 1]] = kernelSymbols.GetValueOrDefault(fields[ipIndex + 1]) + 1;
+            if (kernel && ipIndex + 1 < fields.Length) kernelSymbols[(part, fields[ipIndex + 1])] = kernelSymbols.GetValueOrDefault((part, fields[ipIndex + 1])) + 1;
         }
         await reader.WaitForExitAsync();
         _ = await drain;
@@ -64,7 +64,10 @@ internal sealed class CpuProfile
         const double msPerSample = 1000.0 / Frequency;
         return new CpuBreakdown(
             parts.ToDictionary(p => p.Key, p => (p.Value.User * msPerSample / pods, p.Value.Kernel * msPerSample / pods)),
-            [.. kernelSymbols.OrderByDescending(s => s.Value).Take(6).Select(s => (s.Key, s.Value * msPerSample / pods))]);
+            [.. kernelSymbols.GroupBy(s => s.Key.Symbol).Select(g => (Symbol: g.Key, Samples: g.Sum(s => s.Value))).OrderByDescending(s => s.Samples).Take(6)
+                .Select(s => (s.Symbol, s.Samples * msPerSample / pods))],
+            kernelSymbols.GroupBy(s => s.Key.Part).ToDictionary(g => g.Key, g => (IReadOnlyList<(string, double)>)
+                [.. g.OrderByDescending(s => s.Value).Take(3).Select(s => (s.Key.Symbol, s.Value * msPerSample / pods))]));
     }
 
     /// <summary>A process that is gone (or never was the benchmark's) by its command name.</summary>
@@ -81,7 +84,9 @@ internal sealed class CpuProfile
 }
 
 /// <summary>CPU per pod start by part of the node (ms, user and kernel mode), and the kernel functions that took most.</summary>
-internal sealed record CpuBreakdown(IReadOnlyDictionary<string, (double User, double Kernel)> Parts, IReadOnlyList<(string Symbol, double Ms)> KernelTop)
+internal sealed record CpuBreakdown(
+    IReadOnlyDictionary<string, (double User, double Kernel)> Parts, IReadOnlyList<(string Symbol, double Ms)> KernelTop,
+    IReadOnlyDictionary<string, IReadOnlyList<(string Symbol, double Ms)>> KernelTopByPart)
 {
     public double Total => Parts.Values.Sum(p => p.User + p.Kernel);
 }

@@ -20,12 +20,17 @@ internal static class ScaleBenchmark
         try
         {
             ScaleResult b, c;
-            await using (var berth = await BerthDaemon.StartAsync(new DaemonOptions { LogLevel = "info" }))
+            IReadOnlyList<ReceivedSpan> spans;
+            // Berth runs traced, as a node with [tracing] on would: its spans give the phases of each pod start.
+            await using var collector = await OtlpReceiver.StartAsync();
+            await using (var berth = await BerthDaemon.StartAsync(new DaemonOptions { LogLevel = "info", ExtraConfig = $"[tracing]\nendpoint = \"{collector.HttpEndpoint}\"\n" }))
             {
                 using var network = BenchNetwork.Create("berth-bench", berth.CniConfDir, Path.Combine(work, "berth-ipam"), 150 + Random.Shared.Next(0, 25));
                 var node = new NodeUnderTest("berth", berth.SocketPath, berth.Pid, $"berth-shim run .*{berth.Directory}/", "berth-shim pause --sandbox", network);
                 b = await ScaleRun.MeasureAsync(node, image, pods, readCalls, work);
             }
+            // berthd's exit sent the last batch.
+            spans = collector.Spans;
             var confDirectory = Path.Combine(work, "containerd-net.d");
             using (var network = BenchNetwork.Create("containerd-bench", confDirectory, Path.Combine(work, "containerd-ipam"), 175 + Random.Shared.Next(0, 25)))
             await using (var containerd = await ContainerdDaemon.StartAsync(registry.Host, confDirectory, image))
@@ -44,7 +49,7 @@ internal static class ScaleBenchmark
                 }
             }
             ScaleReport.Plot(b, c, plotDirectory);
-            return ScaleReport.Format(b, c, pods);
+            return ScaleReport.Format(b, c, pods) + "\n\n" + PhaseReport.Format(spans, b.ProfiledWindows, pods);
         }
         finally
         {
@@ -66,23 +71,27 @@ internal sealed record NodeUnderTest(string Name, string SocketPath, int DaemonP
     {
         var shims = Shims();
         var infra = Infra(shims);
-        return new MemorySample(pods, ProcessProbe.RssMiB(DaemonPid), shims.Length, ProcessProbe.PssMiB(shims), infra.Length, ProcessProbe.PssMiB(infra));
+        return new MemorySample(pods, ProcessProbe.RssMiB(DaemonPid), shims.Length, ProcessProbe.PssMiB(shims), infra.Length, ProcessProbe.PssMiB(infra),
+            File.ReadLines("/proc/self/mountinfo").Count());
     }
 }
 
-/// <summary>Runtime memory with <see cref="Pods"/> pods: the daemon's RSS, and the PSS of its shims and infra processes (MiB).</summary>
-internal sealed record MemorySample(int Pods, double DaemonRss, int Shims, double ShimsPss, int Infra, double InfraPss)
+/// <summary>
+/// Runtime memory with <see cref="Pods"/> pods: the daemon's RSS, and the PSS of its shims and infra processes (MiB); and
+/// the node's mount count then.
+/// </summary>
+internal sealed record MemorySample(int Pods, double DaemonRss, int Shims, double ShimsPss, int Infra, double InfraPss, int Mounts)
 {
     public double Total => DaemonRss + ShimsPss + InfraPss;
 }
 
 /// <summary>
 /// What one runtime measured: the 10-pod start, each wave of the 250 and its CPU, memory per wave, the read paths, and CPU
-/// profiles of the 10-pod start and the first and last waves.
+/// profiles of the 10-pod start and the first and last waves, and when those three ran.
 /// </summary>
 internal sealed record ScaleResult(
     IReadOnlyList<PodStart> Ten, IReadOnlyList<IReadOnlyList<PodStart>> Waves, IReadOnlyList<WaveCpu> Cpu, IReadOnlyList<MemorySample> Memory,
-    IReadOnlyList<ReadPath> Reads, int ChurnCycles, IReadOnlyList<CpuBreakdown> Profiles)
+    IReadOnlyList<ReadPath> Reads, int ChurnCycles, IReadOnlyList<CpuBreakdown> Profiles, IReadOnlyList<(DateTime From, DateTime To)> ProfiledWindows)
 {
     public IEnumerable<PodStart> All => Waves.SelectMany(w => w);
 }

@@ -24,6 +24,9 @@ internal static class ScaleReport
 
         Profiles(text, b, c);
 
+        text.AppendLine($"  the node's mount table (lines of the benchmark's /proc/self/mountinfo): berth {b.Memory[0].Mounts} with no pods, {b.Memory[^1].Mounts} with {b.Memory[^1].Pods} " +
+            $"({(b.Memory[^1].Mounts - b.Memory[0].Mounts) / (double)b.Memory[^1].Pods:F1} per pod); containerd {c.Memory[0].Mounts}, {c.Memory[^1].Mounts} ({(c.Memory[^1].Mounts - c.Memory[0].Mounts) / (double)c.Memory[^1].Pods:F1} per pod)");
+
         var points = new[] { b.Memory[0], Nearest(b.Memory, 100), b.Memory[^1] }.Select(m => m.Pods).ToArray();
         text.AppendLine();
         text.AppendLine($"Memory with {string.Join(", ", points)} pods (MiB: the daemon's RSS, the PSS of shims and of infra processes, counts in brackets):");
@@ -101,7 +104,14 @@ internal static class ScaleReport
         }
         text.AppendLine($"  {"total",-26}{Row(b, p => $"{p.Total:F1}")} |    {Row(c, p => $"{p.Total:F1}")}");
         foreach (var (name, r) in new[] { ("berth", b), ("containerd", c) })
+        {
             text.AppendLine($"  kernel functions that took most, {name}'s last wave (ms per pod): {string.Join(", ", r.Profiles[^1].KernelTop.Select(k => $"{k.Symbol} {k.Ms:F1}"))}");
+            foreach (var part in new[] { "OCI runtime (runc/crun)", "shims", "daemon" })
+            {
+                if (r.Profiles[^1].KernelTopByPart.TryGetValue(part, out var top))
+                    text.AppendLine($"    in {part}: {string.Join(", ", top.Select(k => $"{k.Symbol} {k.Ms:F1}"))}");
+            }
+        }
         var others = b.Profiles.Concat(c.Profiles).SelectMany(p => p.Parts).Where(x => Group(x.Key) == "other")
             .GroupBy(x => x.Key).OrderByDescending(g => g.Sum(x => x.Value.User + x.Value.Kernel)).Take(5).Select(g => g.Key[7..^1]);
         text.AppendLine($"  other is mostly: {string.Join(", ", others)}");

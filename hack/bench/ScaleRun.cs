@@ -23,7 +23,10 @@ internal static class ScaleRun
             var memory = new List<MemorySample> { node.Memory(0) };
 
             var profiles = new List<CpuBreakdown>();
+            var windows = new List<(DateTime, DateTime)>();
+            var from = DateTime.UtcNow;
             var ten = await StartWaveAsync(workload, "ten", 10, started, node, cpu: null, profiles, work);
+            windows.Add((from, DateTime.UtcNow));
             await RemoveAllAsync(workload, started);
 
             var waves = new List<IReadOnlyList<PodStart>>();
@@ -31,14 +34,16 @@ internal static class ScaleRun
             for (var w = 0; w < pods / ScaleBenchmark.Wave; w++)
             {
                 var profiled = w == 0 || w == pods / ScaleBenchmark.Wave - 1;
+                from = DateTime.UtcNow;
                 waves.Add(await StartWaveAsync(workload, $"w{w}", ScaleBenchmark.Wave, started, node, cpu, profiled ? profiles : null, work));
+                if (profiled) windows.Add((from, DateTime.UtcNow));
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 memory.Add(node.Memory(started.Count));
             }
             Console.Error.WriteLine($"{node.Name}: {started.Count} pods, {memory[^1].Shims} shims, {memory[^1].Infra} infra");
 
             var (reads, churned) = await ReadUnderChurnAsync(node, image, runtime, readCalls, pods, cgroupRoot, work);
-            return new ScaleResult(ten, waves, cpu, memory, reads, churned, profiles);
+            return new ScaleResult(ten, waves, cpu, memory, reads, churned, profiles, windows);
         }
         finally
         {
