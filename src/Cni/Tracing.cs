@@ -8,7 +8,5 @@ namespace Berth.Cni;
 /// </summary>
 internal static class Tracing
 {
-    public const string SourceName = "Berth.Cni";
-
-    public static readonly ActivitySource Source = new(SourceName);
+    public static readonly ActivitySource Source = new("Berth.Cni");
 }

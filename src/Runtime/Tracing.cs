@@ -8,9 +8,7 @@ namespace Berth.Runtime;
 /// </summary>
 internal static class Tracing
 {
-    public const string SourceName = "Berth.Runtime";
-
-    public static readonly ActivitySource Source = new(SourceName);
+    public static readonly ActivitySource Source = new("Berth.Runtime");
 }
 
 /// <summary>The consecutive phases of one operation as spans: each one ends where the next begins.</summary>

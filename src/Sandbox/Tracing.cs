@@ -8,7 +8,5 @@ namespace Berth.Sandbox;
 /// </summary>
 internal static class Tracing
 {
-    public const string SourceName = "Berth.Sandbox";
-
-    public static readonly ActivitySource Source = new(SourceName);
+    public static readonly ActivitySource Source = new("Berth.Sandbox");
 }

@@ -97,12 +97,11 @@ public sealed class TracingTests(ContainerTestBed bed) : IClassFixture<Container
         await daemon.Runtime.VersionAsync(new VersionRequest(), TraceContext(unsampled, RandomHex(8), sampled: false));
         await daemon.Runtime.ListPodSandboxAsync(new ListPodSandboxRequest(), TraceContext(sampled, RandomHex(8), sampled: true));
 
-        var spans = await collector.WaitForAsync(s => s.Any(x => x.Name == "runtime.v1.RuntimeService/ListPodSandbox"), ExportWait);
+        await collector.WaitForAsync(s => s.Any(x => x.Name == "runtime.v1.RuntimeService/ListPodSandbox"), ExportWait);
         // Given time for anything else queued to arrive, only the sampled call is there.
         await Task.Delay(TimeSpan.FromSeconds(6));
         var span = Assert.Single(collector.Spans);
         Assert.Equal((sampled, "berthd"), (span.TraceId, span.Service));
-        Assert.NotEmpty(spans);
     }
 
     [Fact]

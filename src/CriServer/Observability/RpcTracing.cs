@@ -10,9 +10,7 @@ namespace Berth.CriServer.Observability;
 /// </summary>
 internal static class RpcTracing
 {
-    public const string SourceName = "Berth.CriServer";
-
-    private static readonly ActivitySource Source = new(SourceName);
+    private static readonly ActivitySource Source = new("Berth.CriServer");
 
     public static Activity? Start(ServerCallContext context)
     {

@@ -21,7 +21,7 @@ internal interface IRootfsMounter
 }
 
 /// <summary>
-/// An overlay of the image's snapshots with the container's own upper and work dirs. The rootfs mount names its
+/// An overlay of the image's snapshots with the container's own upper and work dirs. Each overlay mount names its
 /// directories by descriptors held for the call (<c>/proc/self/fd/N</c>), not by their paths: every runc, and every
 /// shim's runtime at its start, reads the node's whole mount table as the kernel's text, and a rootfs line with the
 /// layers' full paths is about 600 bytes, with descriptors about 220 (README, Node scale). The record keeps the paths.
@@ -35,46 +35,42 @@ internal sealed unsafe class OverlayRootfs : IRootfsMounter
         Directory.CreateDirectory(target);
         // What the pod's root writes lands in the upper dir as the node's ID of that root.
         if (idmap is not null) Native.FileOwner.Set(upper, idmap.UserNamespace.HostRoot.Uid, idmap.UserNamespace.HostRoot.Gid);
-        WithLayers(lowerDirs, idmap, lowers =>
-        {
-            // overlay wants two layers at least: a single-layer image gets an empty second one below it.
-            if (lowers.Count == 1) lowers = [.. lowers, EmptyLayer(work)];
-            var descriptors = new List<int>(lowers.Count + 2);
-            try
-            {
-                string Held(string path)
-                {
-                    var fd = Berth.Native.Descriptors.Open(path, Berth.Native.Descriptors.OPath | Berth.Native.Descriptors.ODirectory | Berth.Native.Descriptors.OCloExec);
-                    if (fd < 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Berth.Native.Descriptors.Error("open", path, Berth.Native.Descriptors.LastError).Message}");
-                    descriptors.Add(fd);
-                    return $"/proc/self/fd/{fd.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
-                }
-                var options = $"lowerdir={string.Join(':', lowers.Select(Held))},upperdir={Held(upper)},workdir={Held(work)},index=off";
-                if (options.Length >= 4096)
-                    throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
-                var result = Call("overlay", target, "overlay", 0, options);
-                if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
-            }
-            finally
-            {
-                foreach (var fd in descriptors) Berth.Native.Descriptors.Close(fd);
-            }
-        });
+        WithLayers(lowerDirs, idmap, lowers => MountOverlay(lowers, (upper, work), target, 0, EmptyLayer(work)));
     }
 
     public void MountReadOnly(IReadOnlyList<string> lowerDirs, string target, LayerIdmap? idmap)
     {
         Directory.CreateDirectory(target);
-        WithLayers(lowerDirs, idmap, lowers =>
+        // Without an upper dir the overlay is read-only; MS_RDONLY says so to the VFS as well.
+        WithLayers(lowerDirs, idmap, lowers => MountOverlay(lowers, null, target, LibC.MS_RDONLY, EmptyLayer(target)));
+    }
+
+    /// <summary>One overlay mount, its directories named by descriptors held for the call.</summary>
+    private static void MountOverlay(IReadOnlyList<string> lowers, (string Upper, string Work)? writable, string target, ulong flags, Func<string> emptyLayer)
+    {
+        // overlay wants two layers at least: a single-layer image gets an empty second one below it.
+        if (lowers.Count == 1) lowers = [.. lowers, emptyLayer()];
+        var descriptors = new List<int>(lowers.Count + 2);
+        try
         {
-            if (lowers.Count == 1) lowers = [.. lowers, EmptyLayer(target)];
-            var options = $"lowerdir={string.Join(':', lowers)}";
+            string Held(string path)
+            {
+                var fd = Berth.Native.Descriptors.Open(path, Berth.Native.Descriptors.OPath | Berth.Native.Descriptors.ODirectory | Berth.Native.Descriptors.OCloExec);
+                if (fd < 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Berth.Native.Descriptors.Error("open", path, Berth.Native.Descriptors.LastError).Message}");
+                descriptors.Add(fd);
+                return $"/proc/self/fd/{fd.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+            }
+            var options = $"lowerdir={string.Join(':', lowers.Select(Held))}";
+            if (writable is var (upper, work)) options += $",upperdir={Held(upper)},workdir={Held(work)},index=off";
             if (options.Length >= 4096)
-                throw new ContainerRuntimeException($"the image has too many layers ({lowerDirs.Count}) for one overlay mount");
-            // Without an upper dir the overlay is read-only; MS_RDONLY says so to the VFS as well.
-            var result = Call("overlay", target, "overlay", LibC.MS_RDONLY, options);
+                throw new ContainerRuntimeException($"the image has too many layers ({lowers.Count}) for one overlay mount");
+            var result = Call("overlay", target, "overlay", flags, options);
             if (result != 0) throw new ContainerRuntimeException($"mount overlay on {target}: {Marshal.GetPInvokeErrorMessage(result)}");
-        });
+        }
+        finally
+        {
+            foreach (var fd in descriptors) Berth.Native.Descriptors.Close(fd);
+        }
     }
 
     /// <summary>
@@ -127,12 +123,13 @@ internal sealed unsafe class OverlayRootfs : IRootfsMounter
         }
     }
 
-    private static string EmptyLayer(string work)
+    /// <summary>Made only when a single-layer image needs it, beside <paramref name="sibling"/>.</summary>
+    private static Func<string> EmptyLayer(string sibling) => () =>
     {
-        var empty = Path.Combine(Path.GetDirectoryName(work)!, "empty");
+        var empty = Path.Combine(Path.GetDirectoryName(sibling)!, "empty");
         Directory.CreateDirectory(empty);
         return empty;
-    }
+    };
 
     private static int Call(string source, string target, string type, ulong flags, string data)
     {
